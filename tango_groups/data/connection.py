@@ -1,0 +1,40 @@
+"""Connections to the data Redis: URL parsing (logical db 1 by default) and password redaction."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+__all__ = ["DATA_DB", "connect", "redact"]
+
+DATA_DB = 1  # Bliss keeps every data node in logical database 1 of the data Redis
+
+
+def connect(url: str) -> redis.Redis:
+    """A client of the data Redis at ``url`` (``redis://host:port[/db]``, ``unix:///path``).
+
+    The URL may name a logical database (``redis://host:6380/3``); without one, db 1 is used, the
+    database Bliss and blissdata read data nodes from. Responses stay bytes: pickles are decoded
+    by ``tango_groups.data.encoding`` only.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"unsupported Redis URL {redact(url)!r}: use redis://host:port[/db]")
+    kwargs = {}
+    if parts.scheme != "unix" and parts.path.strip("/") == "":
+        kwargs["db"] = DATA_DB
+    elif parts.scheme == "unix" and "db=" not in parts.query:
+        kwargs["db"] = DATA_DB
+    return redis.Redis.from_url(url, **kwargs)
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for logs, attributes and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

