@@ -1,0 +1,507 @@
+"""Writers of Bliss 1.x data nodes: path containers, scans, groups, devices, channels.
+
+Every logical update is one Redis round trip (a MULTI/EXEC transaction), written in the order live
+readers need it: a node's struct *with its version* before its NEW_NODE registration, a scan's nodes
+before PREPARED, a sub-scan node before its reference in a group, everything before END. Input is
+validated before the transaction is built, so a refused update leaves nothing half-written.
+
+Channel streams are never trimmed (Bliss trims at ~2048 entries with ``MAXLEN ~``, which silently
+drops the oldest scans of long sequences): a channel keeps every point until its keys expire.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy
+import redis
+
+from . import encoding, keys
+
+__all__ = [
+    "Expiration",
+    "DataWriter",
+    "ScanWriter",
+    "ChannelWriter",
+    "GroupWriter",
+    "ChannelSpec",
+    "ChannelDataError",
+    "emit_blocks",
+]
+
+# Creates the empty streams of a node the way blissdata does (XADD 0-1 then XDEL: length 0,
+# last-generated-id 0-1), leaving existing streams alone.
+_CREATE_EMPTY_STREAMS = """
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('XADD', key, '0-1', 'init', '')
+    redis.call('XDEL', key, '0-1')
+  end
+end
+return #KEYS
+"""
+
+STRTIME_FORMAT = "%a %b %d %H:%M:%S %Y"
+
+
+class ChannelDataError(ValueError):
+    """Points that do not fit a channel's dtype or shape; nothing was written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Expiration:
+    """Seconds to live set when a scan ends, as Bliss does (None or 0: keep forever).
+
+    ``data`` applies to a scan's devices and channels, ``parent`` to the scan itself and every
+    container above it.
+    """
+
+    data: int | None = 600
+    parent: int | None = 86400
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelSpec:
+    """What a channel node declares: a device path below the scan and a channel description."""
+
+    device: tuple[str, ...]  # device containers from the scan down, e.g. ("timer", "diode_ctrl")
+    name: str  # short name: the node's local name
+    dtype: Any
+    shape: tuple[int, ...] = ()
+    unit: str | None = None
+    fullname: str | None = None  # defaults to "{last device}:{name}"
+    node_type: str = "channel"
+
+    @property
+    def channel_fullname(self) -> str:
+        if self.fullname is not None:
+            return self.fullname
+        return f"{self.device[-1]}:{self.name}" if self.device else self.name
+
+
+def _now() -> tuple[datetime.datetime, float]:
+    stamp = time.time()
+    return datetime.datetime.fromtimestamp(stamp), stamp
+
+
+def _merge_info(stored: Mapping[str, Any], update: Mapping[str, Any]) -> tuple[dict, list[str]]:
+    """Bliss's scan_info merge at PREPARED/END: deep-merge mappings, replace others, None deletes."""
+    merged, deleted = {}, []
+    for key, value in update.items():
+        if value is None:
+            deleted.append(key)
+            continue
+        old = stored.get(key)
+        if isinstance(old, Mapping) and old and isinstance(value, Mapping) and value:
+            merged[key] = _deep_merge(old, value)
+        else:
+            merged[key] = value
+    return merged, deleted
+
+
+def _deep_merge(old: Mapping, new: Mapping) -> dict:
+    result = dict(old)
+    for key, value in new.items():
+        if isinstance(result.get(key), Mapping) and isinstance(value, Mapping):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class DataWriter:
+    """Entry point of the writer: one data Redis, one expiration policy.
+
+    Thread-safe: every method is a self-contained round trip; scan numbers come from HINCRBY.
+    """
+
+    def __init__(self, client: redis.Redis, expiration: Expiration = Expiration()) -> None:
+        self.client = client
+        self.expiration = expiration
+        self._create_streams = client.register_script(_CREATE_EMPTY_STREAMS)
+
+    # -- nodes ------------------------------------------------------------------------------
+    def queue_node(
+        self,
+        pipe: redis.client.Pipeline,
+        db_name: str,
+        node_type: str,
+        streams: Iterable[str],
+        *,
+        name: str | None = None,
+        info: Mapping[str, Any] | None = None,
+        register: bool = True,
+    ) -> None:
+        """Queue the commands creating one node (info, struct with version, streams, registration)."""
+        parents = keys.ancestors(db_name)
+        if info is not None:
+            pipe.hset(
+                db_name + keys.INFO,
+                mapping={k: encoding.dumps(v) for k, v in {**info, "node_name": db_name}.items()},
+            )
+        struct = {
+            "name": name if name is not None else keys.local_name(db_name),
+            "db_name": db_name,
+            "node_type": node_type,
+            "version": keys.NODE_VERSION,
+        }
+        if parents:
+            struct["parent"] = parents[0]
+        pipe.hset(db_name, mapping=struct)
+        stream_keys = [db_name + suffix for suffix in streams]
+        if stream_keys:
+            self._create_streams(keys=stream_keys, client=pipe)
+        if register and parents:
+            self.queue_registration(pipe, parents[0], db_name)
+
+    @staticmethod
+    def queue_registration(pipe: redis.client.Pipeline, parent: str, db_name: str) -> None:
+        pipe.xadd(parent + keys.CHILDREN, {"__EVENT__": "NEW_NODE", "db_name": db_name})
+
+    def ensure_containers(self, parts: Sequence[str]) -> str:
+        """Get-or-create the path containers ``parts[0]:parts[1]:...``; returns the last db_name.
+
+        Existing supported containers are reused and not registered again (Bliss's behaviour).
+        """
+        for part in parts:
+            keys.check_local_name(part)
+        db_names = [":".join(parts[: i + 1]) for i in range(len(parts))]
+        with self.client.pipeline(transaction=False) as pipe:
+            for db_name in db_names:
+                pipe.hget(db_name, "version")
+            versions = pipe.execute()
+        missing = [d for d, v in zip(db_names, versions) if not keys.is_supported_version(v)]
+        if missing:
+            with self.client.pipeline() as pipe:
+                for db_name in missing:
+                    self.queue_node(pipe, db_name, keys.CONTAINER_TYPE, [keys.CHILDREN])
+                pipe.execute()
+        return db_names[-1]
+
+    def next_scan_number(self, parent: str, shadow: bool = False) -> int:
+        """Allocate a scan number in ``parent`` exactly as Bliss 1.11 does (HINCRBY on its struct)."""
+        field = keys.SHADOW_SCAN_COUNTER if shadow else keys.SCAN_COUNTER
+        return int(self.client.hincrby(parent, field, 1))
+
+    def create_scan(
+        self,
+        parent: str,
+        name: str,
+        scan_info: Mapping[str, Any],
+        *,
+        node_type: str = "scan",
+        shadow: bool = False,
+        channels: Sequence[ChannelSpec] = (),
+        writer_class: type["ScanWriter"] | None = None,
+    ) -> "ScanWriter":
+        """Allocate a number, create and register the scan node with its devices and channels.
+
+        Returns the writer of the new scan; ``scan_info["scan_nb"]`` is set to the number.
+        """
+        keys.check_local_name(name)
+        scan_nb = self.next_scan_number(parent, shadow)
+        local = f"_{scan_nb}_{name}" if shadow else f"{scan_nb}_{name}"
+        writer = (writer_class or ScanWriter)(
+            self, keys.child_db_name(parent, local), {**scan_info, "scan_nb": scan_nb})
+        with self.client.pipeline() as pipe:
+            self.queue_node(
+                pipe, writer.db_name, node_type, [keys.CHILDREN, keys.PREPARED, keys.END],
+                info=writer.info,
+            )
+            writer.queue_channels(pipe, channels)
+            pipe.execute()
+        return writer
+
+    # -- expiration ---------------------------------------------------------------------------
+    def queue_expiration(self, pipe: redis.client.Pipeline, key_names: Iterable[str],
+                         seconds: int | None) -> None:
+        if seconds:
+            for key in key_names:
+                pipe.expire(key, seconds)
+
+    def parent_keys(self, scan_db_name: str) -> list[str]:
+        """Keys getting the parent TTL when a scan ends: the scan's own and its ancestors'."""
+        own = [scan_db_name + s for s in ("", keys.INFO, keys.CHILDREN, keys.END, keys.PREPARED)]
+        above = [a + s for a in keys.ancestors(scan_db_name) for s in ("", keys.INFO, keys.CHILDREN)]
+        return own + above
+
+    def refresh_expiration(self, scan_db_name: str) -> None:
+        """Re-apply a finished scan's TTLs (a grouped scan lives as long as its group)."""
+        if self.client.ttl(scan_db_name) < 0:  # running (-1) or gone (-2): nothing to refresh
+            return
+        below = list(self.client.scan_iter(match=_glob_escape(scan_db_name) + ":*", count=1000))
+        with self.client.pipeline(transaction=False) as pipe:
+            self.queue_expiration(pipe, below, self.expiration.data)
+            self.queue_expiration(pipe, self.parent_keys(scan_db_name), self.expiration.parent)
+            pipe.execute()
+
+
+class ChannelWriter:
+    """Appends points to one channel's ``_data`` stream with position IDs (``{index+1}-0``)."""
+
+    def __init__(self, writer: DataWriter, db_name: str, spec: ChannelSpec) -> None:
+        self.writer = writer
+        self.db_name = db_name
+        self.spec = spec
+        self.dtype = numpy.dtype(spec.dtype) if spec.node_type == "channel" else None
+        self.description = {
+            "reference": spec.node_type == "node_ref_channel",
+            "dtype": spec.dtype,
+            "shape": tuple(spec.shape),
+            "unit": spec.unit,
+        }
+        self._encoded_description = encoding.dumps(self.description)
+        self.length = 0  # points published so far
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def points(self, data: Any) -> numpy.ndarray:
+        """``data`` as a block of points of this channel's dtype and shape (Bliss's emit shaping).
+
+        Accepts one point (ndim == len(shape)) or a block (ndim == len(shape) + 1). Raises
+        ``ChannelDataError`` when the values do not fit the dtype (overflow, a fraction for an
+        integer channel, text for a number) or the shape does not match.
+        """
+        shape = tuple(self.spec.shape)
+        try:
+            block = _convert(data, self.dtype)
+        except (TypeError, ValueError) as error:
+            raise ChannelDataError(f"channel {self.spec.channel_fullname!r}: {error}") from None
+        if block.ndim == len(shape):
+            block = block.reshape((1,) + block.shape)
+        if block.ndim != len(shape) + 1 or block.shape[1:] != shape:
+            raise ChannelDataError(
+                f"channel {self.spec.channel_fullname!r} takes points of shape {shape} (one point) "
+                f"or blocks of shape (n,)+{shape}, not data of shape {numpy.shape(data)}"
+            )
+        return block
+
+    def queue_points(self, pipe: redis.client.Pipeline, block: numpy.ndarray | Sequence) -> int:
+        """Queue one XADD of a checked block; returns its number of points (0: nothing queued).
+
+        Call ``commit(n)`` once the pipeline executed, so the next index is right.
+        """
+        npoints = len(block)
+        if npoints == 0:
+            return 0
+        payload = block[0] if npoints == 1 else block
+        pipe.xadd(
+            self.db_name + keys.DATA,
+            {
+                "__EVENT__": "CHANNELDATA",
+                "__DESC__": self._encoded_description,
+                "__NPOINTS__": npoints,
+                "__DATA__": encoding.dumps(payload),
+            },
+            id=f"{self.length + 1}-0",
+        )
+        return npoints
+
+    def emit(self, data: Any) -> int:
+        """Check and publish ``data``; returns the number of points written (one round trip)."""
+        return len(emit_blocks({self: self.points(data)})[self])
+
+
+def emit_blocks(blocks: Mapping[ChannelWriter, numpy.ndarray]) -> dict[ChannelWriter, numpy.ndarray]:
+    """Publish checked blocks of several channels in one round trip; returns them."""
+    writers = sorted(blocks, key=id)  # a fixed lock order
+    pipe = None
+    for channel in writers:
+        channel._lock.acquire()
+    try:
+        pipe = writers[0].writer.client.pipeline(transaction=False) if writers else None
+        counts = {channel: channel.queue_points(pipe, blocks[channel]) for channel in writers}
+        if any(counts.values()):
+            pipe.execute()
+        for channel, n in counts.items():
+            channel.length += n
+    finally:
+        if pipe is not None:
+            pipe.reset()
+        for channel in writers:
+            channel._lock.release()
+    return dict(blocks)
+
+
+def _convert(data: Any, dtype: numpy.dtype) -> numpy.ndarray:
+    """Convert without silent loss: integers must stay exact, floats must not overflow."""
+    source = numpy.asarray(data)
+    if dtype.kind in "iub":
+        if source.dtype.kind not in "iubf":
+            raise ValueError(f"{source.dtype} values cannot be stored as {dtype}")
+        if source.dtype.kind == "f" and not numpy.all(numpy.isfinite(source)):
+            raise ValueError(f"non-finite values cannot be stored as {dtype}")
+        with numpy.errstate(invalid="ignore", over="ignore"):
+            converted = source.astype(dtype)
+        if not numpy.array_equal(converted.astype(source.dtype) if source.size else converted,
+                                 source):
+            raise ValueError(f"values out of range or not integral for {dtype}")
+        return converted
+    if dtype.kind in "fc":
+        if source.dtype.kind not in "iubfc":
+            raise ValueError(f"{source.dtype} values cannot be stored as {dtype}")
+        with numpy.errstate(over="ignore", invalid="ignore"):
+            converted = source.astype(dtype)
+        if numpy.any(numpy.isfinite(source) & ~numpy.isfinite(converted)):
+            raise ValueError(f"values overflow {dtype}")
+        return converted
+    return numpy.array(data, dtype=dtype)
+
+
+class ScanWriter:
+    """A scan or scan_group node being written: devices and channels, PREPARED, state, END."""
+
+    def __init__(self, writer: DataWriter, db_name: str, info: Mapping[str, Any]) -> None:
+        self.writer = writer
+        self.db_name = db_name
+        self.info: dict[str, Any] = dict(info)  # what _info holds, to merge like Bliss does
+        self.channels: dict[str, ChannelWriter] = {}
+        self._data_nodes: list[str] = []  # devices and channels, for the data TTL
+        self.ended = False
+
+    @property
+    def scan_nb(self) -> int:
+        return int(self.info["scan_nb"])
+
+    def queue_channels(self, pipe: redis.client.Pipeline, specs: Sequence[ChannelSpec]) -> None:
+        """Queue device containers (registered once) and channels, parents before children."""
+        created = set(self._data_nodes)
+        for spec in specs:
+            parent = self.db_name
+            for device in spec.device:
+                parent = keys.child_db_name(parent, device)
+                if parent not in created:
+                    self.writer.queue_node(pipe, parent, keys.DEVICE_TYPE, [keys.CHILDREN])
+                    created.add(parent)
+                    self._data_nodes.append(parent)
+            db_name = keys.child_db_name(parent, spec.name)
+            if db_name in created:
+                raise ValueError(f"duplicate channel {db_name!r}")
+            info = {"shape": tuple(spec.shape), "dtype": spec.dtype,
+                    "fullname": spec.channel_fullname, "unit": spec.unit}
+            self.writer.queue_node(pipe, db_name, spec.node_type, [keys.DATA],
+                                   name=spec.channel_fullname, info=info)
+            created.add(db_name)
+            self._data_nodes.append(db_name)
+            self.channels[spec.channel_fullname] = ChannelWriter(self.writer, db_name, spec)
+
+    def channel(self, fullname: str) -> ChannelWriter:
+        try:
+            return self.channels[fullname]
+        except KeyError:
+            raise KeyError(f"no channel {fullname!r} in {self.db_name}; channels: "
+                           f"{sorted(self.channels)}") from None
+
+    def emit(self, points: Mapping[str, Any]) -> dict[str, numpy.ndarray]:
+        """Check points of several channels, then publish them all in one round trip."""
+        blocks = {self.channel(name): self.channel(name).points(data)
+                  for name, data in points.items()}
+        emit_blocks(blocks)
+        return {channel.spec.channel_fullname: block for channel, block in blocks.items()}
+
+    def _queue_info_update(self, pipe: redis.client.Pipeline, update: Mapping[str, Any]) -> None:
+        merged, deleted = _merge_info(self.info, update)
+        if merged:
+            pipe.hset(self.db_name + keys.INFO,
+                      mapping={k: encoding.dumps(v) for k, v in merged.items()})
+        if deleted:
+            pipe.hdel(self.db_name + keys.INFO, *deleted)
+        self.info.update(merged)
+        for key in deleted:
+            self.info.pop(key, None)
+
+    def prepared(self, scan_info: Mapping[str, Any], state: str = "STARTING") -> None:
+        """scan_info re-written, PREPARED_SCAN published and the state set, in one transaction."""
+        stamp_dt, stamp = _now()
+        with self.writer.client.pipeline() as pipe:
+            self._queue_info_update(pipe, {**scan_info, "state": state})
+            pipe.xadd(self.db_name + keys.PREPARED, {
+                "__EVENT__": "PREPARED_SCAN",
+                "__TIMESTAMP__": encoding.dumps(stamp),
+                "__STRTIME__": stamp_dt.strftime(STRTIME_FORMAT),
+            })
+            pipe.execute()
+
+    def set_state(self, state: str) -> None:
+        with self.writer.client.pipeline() as pipe:
+            self._queue_info_update(pipe, {"state": state})
+            pipe.execute()
+
+    def end(self, scan_info: Mapping[str, Any], state: str, exception: str = "") -> None:
+        """END_SCAN with end times, final state and TTLs: one transaction, nothing after it.
+
+        Bliss writes the final state just after END_SCAN; writing it in the same transaction means
+        a reader reacting to END_SCAN already reads the final state.
+        """
+        end_dt, end_stamp = _now()
+        update = {**scan_info, "end_time": end_dt,
+                  "end_time_str": end_dt.strftime(STRTIME_FORMAT), "end_timestamp": end_stamp,
+                  "state": state}
+        expiration = self.writer.expiration
+        with self.writer.client.pipeline() as pipe:
+            self._queue_info_update(pipe, update)
+            pipe.xadd(self.db_name + keys.END, {
+                "__EVENT__": "END_SCAN",
+                "__TIMESTAMP__": encoding.dumps(end_stamp),
+                "__STRTIME__": end_dt.strftime(STRTIME_FORMAT),
+                "__EXCEPTION__": encoding.dumps(exception),
+            })
+            data_keys = [n + s for n in self._data_nodes
+                         for s in ("", keys.INFO, keys.CHILDREN, keys.DATA)]
+            self.writer.queue_expiration(pipe, data_keys, expiration.data)
+            self.writer.queue_expiration(pipe, self.writer.parent_keys(self.db_name),
+                                         expiration.parent)
+            pipe.execute()
+        self.ended = True
+
+
+class GroupWriter(ScanWriter):
+    """A sequence (scan_group): ``GroupingMaster`` with ``scans``, ``scan_numbers`` and custom
+    channels; sub-scans are published as a (scan_numbers, scans) pair in one transaction."""
+
+    MASTER = (keys.GROUPING_MASTER,)
+    CUSTOM = (keys.GROUPING_MASTER, keys.CUSTOM_CHANNELS)
+
+    @classmethod
+    def channel_specs(cls, custom: Sequence[ChannelSpec] = ()) -> list[ChannelSpec]:
+        """The group's channels: the two reference channels, then the custom ones."""
+        specs = [
+            ChannelSpec(cls.MASTER, keys.SCANS_CHANNEL, str, fullname=keys.SCANS_CHANNEL,
+                        node_type="node_ref_channel"),
+            ChannelSpec(cls.MASTER, keys.SCAN_NUMBERS_CHANNEL, int,
+                        fullname=keys.SCAN_NUMBERS_CHANNEL),
+        ]
+        return specs + [dataclasses.replace(spec, device=cls.CUSTOM) for spec in custom]
+
+    @property
+    def scans(self) -> ChannelWriter:
+        return self.channels[keys.SCANS_CHANNEL]
+
+    @property
+    def scan_numbers(self) -> ChannelWriter:
+        return self.channels[keys.SCAN_NUMBERS_CHANNEL]
+
+    @property
+    def custom_channels(self) -> dict[str, ChannelWriter]:
+        return {n: c for n, c in self.channels.items()
+                if c.spec.device == self.CUSTOM}
+
+    def publish_scan(self, scan_db_name: str, scan_nb: int) -> None:
+        """Reference a sub-scan (its node must exist): ``scan_numbers`` then ``scans`` in one
+        round trip, then refresh the sub-scan's TTLs if it already ended (Bliss keeps grouped
+        scans alive as long as their group)."""
+        emit_blocks({self.scan_numbers: numpy.array([scan_nb], dtype=numpy.int64),
+                     self.scans: [scan_db_name]})
+        self.writer.refresh_expiration(scan_db_name)

@@ -1,0 +1,50 @@
+"""``AcquisitionChannel``: a named, typed channel of points, as Bliss's acquisition chain declares it.
+
+Used for the custom channels of a sequence: declared before the sequence starts, bound to its Redis
+channel node when it starts, then ``emit`` publishes points (one point or a block of points).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..data.writer import ChannelWriter
+
+
+class AcquisitionChannel:
+    """``AcquisitionChannel(name, dtype, shape, unit=None)``; ``name`` may be a ``device:short`` fullname."""
+
+    def __init__(self, name: str, dtype: Any, shape: tuple[int, ...] = (), unit: str | None = None
+                 ) -> None:
+        self.name = name
+        self.short_name = name.rsplit(":", 1)[-1]
+        if not self.short_name:
+            raise ValueError(f"invalid channel name {name!r}")
+        self.dtype = dtype
+        self.shape = tuple(int(n) for n in shape)
+        self.unit = unit
+        self._writer: ChannelWriter | None = None
+
+    @property
+    def fullname(self) -> str:
+        return self.name
+
+    def bind(self, writer: ChannelWriter | None) -> None:
+        """Attach to (or, with None, detach from) the Redis channel node that receives the points."""
+        self._writer = writer
+
+    def emit(self, data: Any) -> int:
+        """Publish one point or a block of points; returns how many points were written.
+
+        Raises ``ChannelDataError`` (a ValueError) when the data does not fit the dtype or shape,
+        and ``RuntimeError`` when the channel is not attached to a running sequence.
+        """
+        if self._writer is None:
+            raise RuntimeError(
+                f"channel {self.name!r} is not publishing: emit inside the sequence context "
+                "(after the sequence started, before it ended)"
+            )
+        return self._writer.emit(data)
+
+    def __repr__(self) -> str:
+        return f"AcquisitionChannel({self.name!r}, {self.dtype!r}, {self.shape!r}, unit={self.unit!r})"

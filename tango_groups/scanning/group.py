@@ -1,0 +1,303 @@
+"""Sequences and groups of scans (Bliss's ``bliss.scanning.group``), written to Redis live.
+
+A ``Sequence`` is a ``scan_group`` node whose ``GroupingMaster`` publishes one ``scan_numbers`` and
+one ``scans`` reference per sub-scan, plus optional custom channels::
+
+    seq = Sequence(title="my_sequence")
+    seq.add_custom_channel(AcquisitionChannel("sum", float, ()))
+    with seq.sequence_context() as scan_seq:
+        s1 = loopscan(5, .1, diode, run=False)
+        scan_seq.add(s1)          # published when s1 starts: listeners follow it live
+        s1.run()
+        scan_seq.add(loopscan(3, .2, diode))   # already run: published at once
+        seq.custom_channels["sum"].emit(s1.get_data()[diode])
+
+A sub-scan added before it runs gets ``scan_info["group"]`` (Flint follows it); it is referenced the
+moment it reaches STARTING (node, channels and PREPARED already written), from the thread running
+it. ``Group(*scans)`` bundles scans that already ran (Scan objects, scan nodes or scan numbers).
+
+Services drive the same object without a ``with`` block: ``start()`` returns the context,
+``end(state=None)`` does what leaving the block does. Bliss's error messages are kept verbatim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ..data import keys
+from ..data.writer import ChannelSpec, GroupWriter
+from ..session import Session, get_current_session
+from .chain import AcquisitionChannel
+from .scan import Scan, ScanState, start_info
+
+__all__ = ["Sequence", "SequenceContext", "Group", "ScanSequenceError", "find_scan_node"]
+
+
+class ScanSequenceError(RuntimeError):
+    """A sequence or group could not be built as asked (Bliss's messages)."""
+
+
+def find_scan_node(session: Session, scan_number: int):
+    """The scan node numbered ``scan_number`` in the session's scan-saving container.
+
+    As in Bliss: only nodes of type ``scan`` are candidates (not groups), searched in registration
+    order; expired scans are not found; a shadow scan (``_N_ct``) with that number matches too.
+    """
+    from ..data.node import get_node
+
+    parent = get_node(session.scan_saving_parent, connection=session.client)
+    if parent is not None:
+        wanted = (f"{scan_number}_", f"_{scan_number}_")
+        for node in parent.walk(include_filter="scan", exclude_children=("scan", "scan_group"),
+                                wait=False):
+            local = keys.local_name(node.db_name)
+            if local.startswith(wanted) and node.info.get("scan_nb") == scan_number:
+                return node
+    raise ScanSequenceError(f"Scan number '{scan_number}' not found")
+
+
+class SequenceContext:
+    """What ``sequence_context()`` yields: add scans to the running sequence."""
+
+    def __init__(self, sequence: "Sequence") -> None:
+        self._sequence = sequence
+
+    def add(self, scan: Scan) -> None:
+        """Add a Scan object: published now if it started, otherwise as soon as it starts."""
+        self._sequence._add_scan(scan)
+
+    def add_and_run(self, scan: Scan) -> None:
+        """Add a scan that has not run yet, then run it here (blocking)."""
+        if scan.state != ScanState.IDLE:
+            raise ScanSequenceError(
+                f'Error in  add_and_run: scan "{scan.name}" has already been started before!'
+            )
+        self.add(scan)
+        scan.run()
+
+    def add_node(self, node: Any) -> None:
+        """Add an existing scan node (a ``ScanNode`` from the reader): published now."""
+        self._sequence._add_node(node)
+
+    def wait_all_subscans(self, timeout: float | None = None) -> bool:
+        """Wait until every added scan started (was published); False on timeout."""
+        return self._sequence._wait_pending(timeout)
+
+
+class Sequence:
+    """A live sequence of scans with optional custom channels (see the module docstring)."""
+
+    default_title = "sequence_of_scans"
+
+    def __init__(self, scan_info: Mapping[str, Any] | None = None, title: str | None = None, *,
+                 session: Session | None = None) -> None:
+        self.session = session or get_current_session()
+        self.title = title or self.default_title
+        self._scan_info: dict[str, Any] = {**(scan_info or {}), "is-scan-sequence": True}
+        self.custom_channels: dict[str, AcquisitionChannel] = {}
+        self.scans: list[Any] = []  # Scan objects and scan nodes, in add order
+        self._group: GroupWriter | None = None
+        self._state = ScanState.IDLE
+        self._pending: set[Scan] = set()
+        self._published: set[str] = set()
+        self._closed = False
+        self._changed = threading.Condition(threading.RLock())
+
+    # -- what a user reads -------------------------------------------------------------------
+    @property
+    def state(self) -> ScanState:
+        return self._state
+
+    @property
+    def scan_info(self) -> dict[str, Any]:
+        return dict(self._group.info) if self._group else dict(self._scan_info)
+
+    @property
+    def db_name(self) -> str | None:
+        return self._group.db_name if self._group else None
+
+    @property
+    def scan_nb(self) -> int | None:
+        return self._group.scan_nb if self._group else None
+
+    @property
+    def node(self):
+        """The sequence's ``GroupScanNode`` (reader), once started."""
+        from ..data.node import get_node
+
+        return get_node(self.db_name, connection=self.session.client) if self._group else None
+
+    @property
+    def published(self) -> int:
+        """How many scans have been referenced in Redis so far."""
+        return len(self._published)
+
+    # -- building ----------------------------------------------------------------------------
+    def add_custom_channel(self, channel: AcquisitionChannel) -> None:
+        """Declare an extra channel of the sequence (before it starts)."""
+        if self._group is not None:
+            raise ScanSequenceError("custom channels must be added before the sequence starts")
+        fullname = channel.name
+        if fullname in (keys.SCANS_CHANNEL, keys.SCAN_NUMBERS_CHANNEL):
+            fullname = f"{keys.GROUPING_MASTER}:{fullname}"  # Bliss's channel-name uniquifier
+        if fullname in self.custom_channels or any(
+                c.short_name == channel.short_name for c in self.custom_channels.values()):
+            raise ScanSequenceError(f"a custom channel named {channel.name!r} already exists")
+        keys.check_local_name(channel.short_name)
+        self.custom_channels[fullname] = channel
+
+    def _channel_specs(self) -> list[ChannelSpec]:
+        custom = [ChannelSpec((), c.short_name, c.dtype, c.shape, c.unit, fullname=name)
+                  for name, c in self.custom_channels.items()]
+        return GroupWriter.channel_specs(custom)
+
+    def start(self) -> SequenceContext:
+        """Create the scan_group node with its channels and publish PREPARED (one sequence once)."""
+        if self._group is not None:
+            raise ScanSequenceError(f'the sequence "{self.title}" has already been started')
+        specs = self._channel_specs()
+        info = start_info({"title": self.title, "npoints": 0, **self._scan_info}, self.session,
+                          specs)
+        node_name = self.title.replace(":", "_").replace(" ", "_") or self.default_title
+        try:
+            self._group = self.session.writer.create_scan(
+                self.session.scan_saving_parent, node_name, info, node_type="scan_group",
+                channels=specs, writer_class=GroupWriter)
+            self._group.prepared({})
+        except Exception as error:
+            raise RuntimeError("Failed to prepare scan sequence") from error
+        self._state = ScanState.STARTING
+        for name, channel in self.custom_channels.items():
+            channel.bind(self._group.channels[name])
+        return SequenceContext(self)
+
+    @contextlib.contextmanager
+    def sequence_context(self) -> Iterator[SequenceContext]:
+        """Run the sequence for the duration of the ``with`` block (see the module docstring)."""
+        context = self.start()
+        try:
+            yield context
+        finally:
+            self.end()
+
+    # -- adding scans ------------------------------------------------------------------------
+    def _require_running(self) -> GroupWriter:
+        if self._group is None or self._closed:
+            raise ScanSequenceError(f'the sequence "{self.title}" is not running')
+        return self._group
+
+    def _publish(self, db_name: str, scan_nb: int) -> None:
+        with self._changed:
+            if db_name in self._published:
+                return
+            self._require_running().publish_scan(db_name, scan_nb)
+            self._published.add(db_name)
+            self._changed.notify_all()
+
+    def _add_scan(self, scan: Scan) -> None:
+        if not isinstance(scan, Scan):
+            raise ScanSequenceError(f"Invalid argument: {scan!r} is not a scan")
+        with self._changed:
+            self._require_running()
+            self.scans.append(scan)
+            if scan.state >= ScanState.STARTING:
+                self._publish(scan.db_name, scan.scan_number)
+                return
+            scan.scan_info["group"] = self._group.db_name
+            self._pending.add(scan)
+        scan.add_state_listener(self._on_scan_state)
+        if scan.state >= ScanState.STARTING:  # started while the listener was being added
+            self._on_scan_state(scan, scan.state)
+
+    def _on_scan_state(self, scan: Scan, state: ScanState) -> None:
+        if state < ScanState.STARTING:
+            return
+        scan.remove_state_listener(self._on_scan_state)
+        with self._changed:
+            if scan not in self._pending:
+                return
+            self._pending.discard(scan)
+            if not self._closed:
+                self._publish(scan.db_name, scan.scan_number)
+
+    def _add_node(self, node: Any) -> None:
+        from ..data.node import ScanNode
+
+        if not isinstance(node, ScanNode) or node.type not in keys.SCAN_TYPES:
+            raise ScanSequenceError("Only scans can be added to group")
+        with self._changed:
+            self._require_running()
+            self.scans.append(node)
+            self._publish(node.db_name, int(node.info["scan_nb"]))
+
+    def _wait_pending(self, timeout: float | None) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._pending, timeout)
+
+    # -- ending ------------------------------------------------------------------------------
+    def _aggregated_state(self) -> ScanState:
+        """Bliss's StatePreset: a KILLED, else USER_ABORTED sub-scan sets the sequence's state."""
+        states = [ScanState.DONE]
+        for scan in self.scans:
+            if isinstance(scan, Scan):
+                states.append(scan.state)
+            else:
+                states.append(ScanState[scan.info.get("state", "DONE")])
+        worst = max(states)
+        return worst if worst in (ScanState.KILLED, ScanState.USER_ABORTED) else ScanState.DONE
+
+    def end(self, state: ScanState | None = None) -> ScanState:
+        """End the sequence in Redis (what leaving ``sequence_context`` does); returns its state.
+
+        ``state`` forces the final state (e.g. USER_ABORTED for an abort); otherwise the sub-scans'
+        states decide. Scans added but never started are dropped, and ``ScanSequenceError`` is
+        raised after the sequence has been ended.
+        """
+        group = self._require_running()
+        with self._changed:
+            self._closed = True
+            unfinished = list(self._pending)
+            self._pending.clear()
+            self._changed.notify_all()
+        for scan in unfinished:
+            scan.remove_state_listener(self._on_scan_state)
+        final = state if state is not None else self._aggregated_state()
+        group.end({}, final.name)
+        self._state = final
+        for channel in self.custom_channels.values():
+            channel.bind(None)
+        if unfinished:
+            raise ScanSequenceError(
+                f'Some scans of the sequence "{self.title}" have not finished before exiting '
+                "the sequence context"
+            )
+        return final
+
+
+class Group(Sequence):
+    """Bundle scans that already ran: ``Group(s1, s2)``, ``Group(node)``, ``Group(55, 56)``."""
+
+    default_title = "group_of_scans"
+
+    def __init__(self, *scans: Any, title: str | None = None,
+                 scan_info: Mapping[str, Any] | None = None, session: Session | None = None
+                 ) -> None:
+        super().__init__(scan_info=scan_info, title=title, session=session)
+        from ..data.node import ScanNode
+
+        with self.sequence_context() as context:
+            for scan in scans:
+                if isinstance(scan, ScanNode):
+                    context.add_node(scan)
+                elif isinstance(scan, Scan):
+                    if scan.state < ScanState.STARTING:
+                        raise ScanSequenceError(
+                            "Only scans that have been run before can be added to group")
+                    context.add(scan)
+                elif isinstance(scan, int) and not isinstance(scan, bool):
+                    context.add_node(find_scan_node(self.session, scan))
+                else:
+                    raise ScanSequenceError(f"Invalid argument: no scan node corresponds to {scan}")
