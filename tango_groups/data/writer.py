@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -22,16 +21,16 @@ import numpy
 import redis
 
 from . import encoding, keys
+from .channel import ChannelDataError, ChannelSpec, ChannelWriter, emit_blocks
 
 __all__ = [
     "Expiration",
     "DataWriter",
     "ScanWriter",
-    "ChannelWriter",
     "GroupWriter",
+    # re-exported: what a writer's user declares and catches
     "ChannelSpec",
     "ChannelDataError",
-    "emit_blocks",
 ]
 
 # Creates the empty streams of a node the way blissdata does (XADD 0-1 then XDEL: length 0,
@@ -49,10 +48,6 @@ return #KEYS
 STRTIME_FORMAT = "%a %b %d %H:%M:%S %Y"
 
 
-class ChannelDataError(ValueError):
-    """Points that do not fit a channel's dtype or shape; nothing was written."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Expiration:
     """Seconds to live set when a scan ends, as Bliss does (None or 0: keep forever).
@@ -63,25 +58,6 @@ class Expiration:
 
     data: int | None = 600
     parent: int | None = 86400
-
-
-@dataclasses.dataclass(frozen=True)
-class ChannelSpec:
-    """What a channel node declares: a device path below the scan and a channel description."""
-
-    device: tuple[str, ...]  # device containers from the scan down, e.g. ("timer", "diode_ctrl")
-    name: str  # short name: the node's local name
-    dtype: Any
-    shape: tuple[int, ...] = ()
-    unit: str | None = None
-    fullname: str | None = None  # defaults to "{last device}:{name}"
-    node_type: str = "channel"
-
-    @property
-    def channel_fullname(self) -> str:
-        if self.fullname is not None:
-            return self.fullname
-        return f"{self.device[-1]}:{self.name}" if self.device else self.name
 
 
 def _now() -> tuple[datetime.datetime, float]:
@@ -243,121 +219,6 @@ class DataWriter:
             self.queue_expiration(pipe, below, self.expiration.data)
             self.queue_expiration(pipe, self.parent_keys(scan_db_name), self.expiration.parent)
             pipe.execute()
-
-
-class ChannelWriter:
-    """Appends points to one channel's ``_data`` stream with position IDs (``{index+1}-0``)."""
-
-    def __init__(self, writer: DataWriter, db_name: str, spec: ChannelSpec) -> None:
-        self.writer = writer
-        self.db_name = db_name
-        self.spec = spec
-        self.dtype = numpy.dtype(spec.dtype) if spec.node_type == "channel" else None
-        self.description = {
-            "reference": spec.node_type == "node_ref_channel",
-            "dtype": spec.dtype,
-            "shape": tuple(spec.shape),
-            "unit": spec.unit,
-        }
-        self._encoded_description = encoding.dumps(self.description)
-        self.length = 0  # points published so far
-        self._lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def points(self, data: Any) -> numpy.ndarray:
-        """``data`` as a block of points of this channel's dtype and shape (Bliss's emit shaping).
-
-        Accepts one point (ndim == len(shape)) or a block (ndim == len(shape) + 1). Raises
-        ``ChannelDataError`` when the values do not fit the dtype (overflow, a fraction for an
-        integer channel, text for a number) or the shape does not match.
-        """
-        shape = tuple(self.spec.shape)
-        try:
-            block = _convert(data, self.dtype)
-        except (TypeError, ValueError) as error:
-            raise ChannelDataError(f"channel {self.spec.channel_fullname!r}: {error}") from None
-        if block.ndim == len(shape):
-            block = block.reshape((1,) + block.shape)
-        if block.ndim != len(shape) + 1 or block.shape[1:] != shape:
-            raise ChannelDataError(
-                f"channel {self.spec.channel_fullname!r} takes points of shape {shape} (one point) "
-                f"or blocks of shape (n,)+{shape}, not data of shape {numpy.shape(data)}"
-            )
-        return block
-
-    def queue_points(self, pipe: redis.client.Pipeline, block: numpy.ndarray | Sequence) -> int:
-        """Queue one XADD of a checked block; returns its number of points (0: nothing queued).
-
-        Call ``commit(n)`` once the pipeline executed, so the next index is right.
-        """
-        npoints = len(block)
-        if npoints == 0:
-            return 0
-        payload = block[0] if npoints == 1 else block
-        pipe.xadd(
-            self.db_name + keys.DATA,
-            {
-                "__EVENT__": "CHANNELDATA",
-                "__DESC__": self._encoded_description,
-                "__NPOINTS__": npoints,
-                "__DATA__": encoding.dumps(payload),
-            },
-            id=f"{self.length + 1}-0",
-        )
-        return npoints
-
-    def emit(self, data: Any) -> int:
-        """Check and publish ``data``; returns the number of points written (one round trip)."""
-        return len(emit_blocks({self: self.points(data)})[self])
-
-
-def emit_blocks(blocks: Mapping[ChannelWriter, numpy.ndarray]) -> dict[ChannelWriter, numpy.ndarray]:
-    """Publish checked blocks of several channels in one round trip; returns them."""
-    writers = sorted(blocks, key=id)  # a fixed lock order
-    pipe = None
-    for channel in writers:
-        channel._lock.acquire()
-    try:
-        pipe = writers[0].writer.client.pipeline(transaction=False) if writers else None
-        counts = {channel: channel.queue_points(pipe, blocks[channel]) for channel in writers}
-        if any(counts.values()):
-            pipe.execute()
-        for channel, n in counts.items():
-            channel.length += n
-    finally:
-        if pipe is not None:
-            pipe.reset()
-        for channel in writers:
-            channel._lock.release()
-    return dict(blocks)
-
-
-def _convert(data: Any, dtype: numpy.dtype) -> numpy.ndarray:
-    """Convert without silent loss: integers must stay exact, floats must not overflow."""
-    source = numpy.asarray(data)
-    if dtype.kind in "iub":
-        if source.dtype.kind not in "iubf":
-            raise ValueError(f"{source.dtype} values cannot be stored as {dtype}")
-        if source.dtype.kind == "f" and not numpy.all(numpy.isfinite(source)):
-            raise ValueError(f"non-finite values cannot be stored as {dtype}")
-        with numpy.errstate(invalid="ignore", over="ignore"):
-            converted = source.astype(dtype)
-        if not numpy.array_equal(converted.astype(source.dtype) if source.size else converted,
-                                 source):
-            raise ValueError(f"values out of range or not integral for {dtype}")
-        return converted
-    if dtype.kind in "fc":
-        if source.dtype.kind not in "iubfc":
-            raise ValueError(f"{source.dtype} values cannot be stored as {dtype}")
-        with numpy.errstate(over="ignore", invalid="ignore"):
-            converted = source.astype(dtype)
-        if numpy.any(numpy.isfinite(source) & ~numpy.isfinite(converted)):
-            raise ValueError(f"values overflow {dtype}")
-        return converted
-    return numpy.array(data, dtype=dtype)
 
 
 class ScanWriter:
