@@ -21,14 +21,16 @@ from .data.writer import DataWriter, Expiration
 
 __all__ = ["Session", "current_session", "get_current_session"]
 
-_current: "Session | None" = None
+_current: Session | None = None
 
 
 class Config:
     """The session's objects by name (Bliss's ``config.get``): the simulated counters."""
 
     def get(self, name: str):
-        from .scanning.simulation import COUNTERS  # the simulation needs the session, not vice versa
+        from .scanning.simulation import (
+            COUNTERS,  # the simulation needs the session, not vice versa
+        )
 
         try:
             return COUNTERS[name]
@@ -62,7 +64,7 @@ class Session:
         """db_name of the container scans are written to (get-or-create, one round trip)."""
         return self.writer.ensure_containers(keys.scan_saving_parts(self.name, self.base_path))
 
-    def setup(self) -> "Session":
+    def setup(self) -> Session:
         """Make this the current session (``tango_groups.current_session``) and the readers' default."""
         global _current
         from .data import node

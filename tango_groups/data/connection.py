@@ -22,9 +22,7 @@ def connect(url: str) -> redis.Redis:
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ValueError(f"unsupported Redis URL {redact(url)!r}: use redis://host:port[/db]")
     kwargs = {}
-    if parts.scheme != "unix" and parts.path.strip("/") == "":
-        kwargs["db"] = DATA_DB
-    elif parts.scheme == "unix" and "db=" not in parts.query:
+    if parts.scheme != "unix" and parts.path.strip("/") == "" or parts.scheme == "unix" and "db=" not in parts.query:
         kwargs["db"] = DATA_DB
     return redis.Redis.from_url(url, **kwargs)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy
 
-__all__ = ["UnsafePickleError", "dumps", "loads", "coerce_struct_value"]
+__all__ = ["UnsafePickleError", "coerce_struct_value", "dumps", "loads"]
 
 PROTOCOL = 4
 

@@ -177,8 +177,8 @@ class DataWriter:
         node_type: str = "scan",
         shadow: bool = False,
         channels: Sequence[ChannelSpec] = (),
-        writer_class: type["ScanWriter"] | None = None,
-    ) -> "ScanWriter":
+        writer_class: type[ScanWriter] | None = None,
+    ) -> ScanWriter:
         """Allocate a number, create and register the scan node with its devices and channels.
 
         Returns the writer of the new scan; ``scan_info["scan_nb"]`` is set to the number.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["RedisServer", "redis_server_binary", "free_port"]
+__all__ = ["RedisServer", "free_port", "redis_server_binary"]
 
 
 def redis_server_binary() -> str:
@@ -52,7 +52,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    def start(self, timeout: float = 10.0) -> RedisServer:
         self._workdir = tempfile.TemporaryDirectory(prefix="tango_groups_redis_")
         self._process = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", self.host,
@@ -87,7 +87,7 @@ class RedisServer:
             self._workdir.cleanup()
             self._workdir = None
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

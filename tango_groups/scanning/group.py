@@ -33,7 +33,7 @@ from ..session import Session, get_current_session
 from .chain import AcquisitionChannel
 from .scan import Scan, ScanState, start_info
 
-__all__ = ["Sequence", "SequenceContext", "Group", "ScanSequenceError", "find_scan_node"]
+__all__ = ["Group", "ScanSequenceError", "Sequence", "SequenceContext", "find_scan_node"]
 
 
 class ScanSequenceError(RuntimeError):
@@ -62,7 +62,7 @@ def find_scan_node(session: Session, scan_number: int):
 class SequenceContext:
     """What ``sequence_context()`` yields: add scans to the running sequence."""
 
-    def __init__(self, sequence: "Sequence") -> None:
+    def __init__(self, sequence: Sequence) -> None:
         self._sequence = sequence
 
     def add(self, scan: Scan) -> None:

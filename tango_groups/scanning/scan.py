@@ -26,7 +26,7 @@ import numpy
 from ..data.writer import STRTIME_FORMAT, ChannelSpec, ScanWriter
 from ..session import Session, get_current_session
 
-__all__ = ["Scan", "ScanState", "ScanAbort", "ScanData"]
+__all__ = ["Scan", "ScanAbort", "ScanData", "ScanState"]
 
 PUBLISHER = "tango_groups"
 
@@ -115,7 +115,7 @@ class Scan:
         self,
         name: str,
         channels: Sequence[ChannelSpec],
-        acquisition: Callable[["Scan"], None],
+        acquisition: Callable[[Scan], None],
         *,
         title: str | None = None,
         scan_info: Mapping[str, Any] | None = None,
@@ -131,7 +131,7 @@ class Scan:
         self._state = ScanState.IDLE
         self._writer: ScanWriter | None = None
         self._data: dict[str, list[numpy.ndarray]] = {s.channel_fullname: [] for s in self._specs}
-        self._listeners: list[Callable[["Scan", ScanState], None]] = []
+        self._listeners: list[Callable[[Scan, ScanState], None]] = []
         self._lock = threading.Lock()
 
     # -- what a user reads -------------------------------------------------------------------
@@ -159,11 +159,11 @@ class Scan:
         return ScanData({name: numpy.concatenate(blocks) if blocks else numpy.empty(0)
                          for name, blocks in self._data.items()})
 
-    def add_state_listener(self, listener: Callable[["Scan", ScanState], None]) -> None:
+    def add_state_listener(self, listener: Callable[[Scan, ScanState], None]) -> None:
         with self._lock:
             self._listeners.append(listener)
 
-    def remove_state_listener(self, listener: Callable[["Scan", ScanState], None]) -> None:
+    def remove_state_listener(self, listener: Callable[[Scan, ScanState], None]) -> None:
         with self._lock:
             if listener in self._listeners:
                 self._listeners.remove(listener)

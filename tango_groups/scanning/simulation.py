@@ -19,7 +19,7 @@ from ..data.writer import ChannelSpec
 from ..session import Session
 from .scan import Scan
 
-__all__ = ["SimulationCounter", "COUNTERS", "loopscan"]
+__all__ = ["COUNTERS", "SimulationCounter", "loopscan"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,12 +12,12 @@ from gevent import monkey
 
 monkey.patch_all(thread=False)
 
-import json  # noqa: E402
-import sys  # noqa: E402
+import json
+import sys
 
-from blissdata import client  # noqa: E402
-from blissdata.data.node import get_session_node  # noqa: E402
-from blissdata.redis.manager import RedisAddress, RedisConnectionManager  # noqa: E402
+from blissdata import client
+from blissdata.data.node import get_session_node
+from blissdata.redis.manager import RedisAddress, RedisConnectionManager
 
 
 def plain(value):

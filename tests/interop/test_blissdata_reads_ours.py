@@ -96,10 +96,14 @@ def test_live_blissdata_reader_follows_a_sequence_in_bliss_order(session, bliss_
         return order.index((event, db_name))
 
     assert order[-1] == ("END_SCAN", seq.db_name)
-    assert at("NEW_NODE", seq.db_name) < at("PREPARED_SCAN", seq.db_name) < at("NEW_NODE", s1.db_name)
-    # each sub-scan exists (node, prepared) before the group references it, and ends before the next
+    # What holds whatever the timing of the reader's rounds (several updates may land in one round,
+    # which blissdata then orders children < prepared < data < end, and the follower stops at the
+    # sequence's END): every scan is registered, then prepared; a sub-scan is prepared before the
+    # sequence references it; the sequence's END comes last.
+    for scan in (seq, s1, s2):
+        assert at("NEW_NODE", scan.db_name) < at("PREPARED_SCAN", scan.db_name)
     assert at("PREPARED_SCAN", s1.db_name) < at("NEW_DATA", f"{master}:scans")
-    assert at("END_SCAN", s1.db_name) < at("NEW_NODE", s2.db_name) < at("END_SCAN", s2.db_name)
+    assert at("NEW_NODE", s1.db_name) < at("NEW_NODE", s2.db_name)
     refs = [e for e in events if e["event"] == "NEW_DATA" and e["db_name"] == f"{master}:scans"]
     assert [ref["node"] for e in refs for ref in e["data"]] == [s1.db_name, s2.db_name]
     numbers = [e for e in events if e["event"] == "NEW_DATA" and e["db_name"].endswith("scan_numbers")]

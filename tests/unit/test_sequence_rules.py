@@ -40,9 +40,8 @@ def ended(node) -> bool:
 
 def test_scan_added_but_never_run_fails_the_context_but_the_sequence_is_ended(session, diode):
     seq = Sequence(title="unfinished")
-    with pytest.raises(ScanSequenceError) as error:
-        with seq.sequence_context() as scan_seq:
-            scan_seq.add(loopscan(2, 0.01, diode, run=False))
+    with pytest.raises(ScanSequenceError) as error, seq.sequence_context() as scan_seq:
+        scan_seq.add(loopscan(2, 0.01, diode, run=False))
     assert str(error.value) == ('Some scans of the sequence "unfinished" have not finished before '
                                 "exiting the sequence context")
     assert ended(seq.node) and seq.node.info["state"] == "DONE"
@@ -53,9 +52,8 @@ def test_add_and_run_refuses_a_scan_that_already_ran(session, diode):
     scan = loopscan(2, 0.01, diode)
     with pytest.raises(ScanSequenceError,
                        match='^Error in  add_and_run: scan "loopscan" has already been started '
-                             'before!$'):
-        with Sequence().sequence_context() as scan_seq:
-            scan_seq.add_and_run(scan)
+                             'before!$'), Sequence().sequence_context() as scan_seq:
+        scan_seq.add_and_run(scan)
 
 
 def test_an_empty_sequence_is_fine(session):

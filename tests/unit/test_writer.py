@@ -8,7 +8,13 @@ import numpy
 import pytest
 
 from tango_groups.data import encoding, keys
-from tango_groups.data.writer import ChannelDataError, ChannelSpec, DataWriter, Expiration, GroupWriter
+from tango_groups.data.writer import (
+    ChannelDataError,
+    ChannelSpec,
+    DataWriter,
+    Expiration,
+    GroupWriter,
+)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""dsconfig JSON files that register the tango_groups device servers in a Tango database."""
