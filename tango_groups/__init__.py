@@ -3,9 +3,21 @@
 ``tango_groups.data`` writes and reads the wire format, ``tango_groups.scanning`` offers the
 Bliss-shaped API (Sequence, Group, scans), ``tango_groups.session`` the session these write to, and
 the ``SequenceManager`` Tango device (``tango_groups.devices``) serves it all to Tango clients.
+
+``Session`` and ``current_session`` are imported on first use, so that importing the package costs
+nothing: the device server's entry point must apply gevent's monkey patching before Redis and the
+socket machinery are imported.
 """
 
-from .session import Session, current_session
+from typing import Any
 
 __all__ = ["Session", "current_session"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import session
+
+        return getattr(session, name)
+    raise AttributeError(f"module 'tango_groups' has no attribute {name!r}")

@@ -33,11 +33,26 @@ from ..session import Session, get_current_session
 from .chain import AcquisitionChannel
 from .scan import Scan, ScanState, start_info
 
-__all__ = ["Group", "ScanSequenceError", "Sequence", "SequenceContext", "find_scan_node"]
+__all__ = [
+    "Group",
+    "ScanSequenceError",
+    "Sequence",
+    "SequenceContext",
+    "find_scan_node",
+    "scans_not_finished",
+]
 
 
 class ScanSequenceError(RuntimeError):
     """A sequence or group could not be built as asked (Bliss's messages)."""
+
+
+def scans_not_finished(title: str) -> ScanSequenceError:
+    """Bliss's error for a sequence ended while some added scans had not started."""
+    return ScanSequenceError(
+        f'Some scans of the sequence "{title}" have not finished before exiting the sequence '
+        "context"
+    )
 
 
 def find_scan_node(session: Session, scan_number: int):
@@ -270,10 +285,7 @@ class Sequence:
         for channel in self.custom_channels.values():
             channel.bind(None)
         if unfinished:
-            raise ScanSequenceError(
-                f'Some scans of the sequence "{self.title}" have not finished before exiting '
-                "the sequence context"
-            )
+            raise scans_not_finished(self.title)
         return final
 
 
