@@ -42,26 +42,31 @@ def free_port(host: str = "127.0.0.1") -> int:
 class RedisServer:
     """Start with ``start()`` (or as a context manager); ``url`` is ``redis://127.0.0.1:<port>``."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1",
+                 password: str | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
+        self.password = password
         self._process: subprocess.Popen | None = None
         self._workdir: tempfile.TemporaryDirectory | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self._workdir = tempfile.TemporaryDirectory(prefix="tango_groups_redis_")
         self._process = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", self.host,
              "--save", "", "--appendonly", "no", "--dir", self._workdir.name,
-             "--logfile", str(Path(self._workdir.name) / "redis.log")],
+             "--logfile", str(Path(self._workdir.name) / "redis.log"),
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(host=self.host, port=self.port, password=self.password,
+                             socket_connect_timeout=0.2)
         while True:
             try:
                 client.ping()

@@ -9,11 +9,14 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import pytest
 import tango
 from tango.test_context import DeviceTestContext
 from tango_groups.devices.sequence_manager import SequenceManager
+
+from tango_groups.session import Session
 
 _sessions = itertools.count()
 
@@ -30,29 +33,43 @@ class GeventDeviceTestContext(DeviceTestContext):
         super().target(runserver, process)
 
 
-@pytest.fixture
-def start_device(redis_url: str, session_name: str) -> Iterator[Callable[..., tango.DeviceProxy]]:
-    """``start_device(**properties)``: a fresh SequenceManager server; returns its proxy.
+class Running(NamedTuple):
+    """A started device: its proxy, its full TRL (for other processes) and a library session
+    writing to the same Redis session (to run scans the device can add)."""
 
-    Defaults: the test Redis, a session of its own, a short EndTimeout.
+    proxy: tango.DeviceProxy
+    trl: str
+    session: Session
+
+
+@pytest.fixture
+def start_device(redis_url: str, session_name: str) -> Iterator[Callable[..., Running]]:
+    """``start_device(**properties)``: a fresh SequenceManager server process.
+
+    Defaults: the test Redis, a session of its own, EndTimeout 1 s, Redis pinged every 0.2 s.
     """
     contexts: list[GeventDeviceTestContext] = []
+    sessions: list[Session] = []
 
-    def start(**properties: object) -> tango.DeviceProxy:
+    def start(**properties: object) -> Running:
         props = {"RedisURL": redis_url, "Session": f"{session_name}_{next(_sessions)}",
-                 "EndTimeout": 2.0, "HealthCheckPeriod": 0.2, **properties}
+                 "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, **properties}
         context = GeventDeviceTestContext(SequenceManager, properties=props, process=True,
                                           timeout=30)
         proxy = context.__enter__()
         contexts.append(context)
         proxy.set_timeout_millis(10_000)
-        return proxy
+        session = Session(str(props["Session"]), redis_url=str(props["RedisURL"]))
+        sessions.append(session)
+        return Running(proxy, context.get_device_access(), session)
 
     yield start
     for context in reversed(contexts):
         context.__exit__(None, None, None)
+    for session in sessions:
+        session.close()
 
 
 @pytest.fixture
-def device(start_device: Callable[..., tango.DeviceProxy]) -> tango.DeviceProxy:
+def device(start_device: Callable[..., Running]) -> Running:
     return start_device()
