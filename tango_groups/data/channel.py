@@ -138,6 +138,8 @@ def emit_blocks(blocks: Mapping[ChannelWriter, Any]) -> None:
 def _convert(data: Any, dtype: numpy.dtype) -> numpy.ndarray:
     """Convert without silent loss: integers must stay exact, floats must not overflow."""
     source = numpy.asarray(data)
+    if source.dtype == dtype:
+        return source
     if dtype.kind in "iub":
         if source.dtype.kind not in "iubf":
             raise ValueError(f"{source.dtype} values cannot be stored as {dtype}")

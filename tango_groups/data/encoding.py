@@ -18,6 +18,7 @@ resolves builtin value types, numpy arrays / scalars / dtypes and ``datetime`` t
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import pickle
 from typing import Any
@@ -62,9 +63,50 @@ def dumps(value: Any) -> bytes:
     """Pickle ``value`` as Bliss does (protocol 4), with numpy-1-compatible module paths."""
     if not _needs_numpy1_paths(value):
         return pickle.dumps(value, protocol=PROTOCOL)  # C pickler: same bytes, faster
-    buffer = io.BytesIO()
-    _Numpy1Pickler(buffer, protocol=PROTOCOL).dump(value)
-    return buffer.getvalue()
+    if (isinstance(value, (numpy.generic, numpy.ndarray)) and value.dtype.kind not in "OV"
+            and value.nbytes <= _TEMPLATE_MAX_BYTES
+            and (isinstance(value, numpy.generic) or value.flags.c_contiguous)):
+        template = _template(type(value), value.dtype, value.shape)
+        if template is not None:  # a point: the same pickle as the slow path, 20x faster
+            prefix, suffix = template
+            return prefix + value.tobytes() + suffix
+    return _slow_dumps(value)
+
+
+def _slow_dumps(value: Any) -> bytes:
+    chunks = _Chunks()
+    _Numpy1Pickler(chunks, protocol=PROTOCOL).dump(value)
+    return b"".join(chunks)
+
+
+_TEMPLATE_MAX_BYTES = 4096
+
+
+@functools.lru_cache(maxsize=512)
+def _template(kind: type, dtype: numpy.dtype, shape: tuple[int, ...]) -> tuple[bytes, bytes] | None:
+    """(prefix, suffix) around the raw bytes in the pickle of a numpy value of this type, dtype
+    and shape, found by pickling all-0x00 and all-0xff data; None if they differ elsewhere."""
+    size = dtype.itemsize * int(numpy.prod(shape))
+    if size == 0:
+        return None
+    pickles = []
+    for fill in (b"\x00", b"\xff"):
+        array = numpy.frombuffer(fill * size, dtype=dtype).reshape(shape)
+        pickles.append(_slow_dumps(array[()] if kind is not numpy.ndarray else array.copy()))
+    zeros, ones = pickles
+    if len(zeros) != len(ones):
+        return None
+    start = next(i for i, (a, b) in enumerate(zip(zeros, ones)) if a != b)
+    if zeros[start + size:] != ones[start + size:] or zeros[start:start + size] != b"\x00" * size:
+        return None
+    return zeros[:start], zeros[start + size:]
+
+
+class _Chunks(list):
+    """A write-only file keeping the pickler's writes: one copy at the end, where a BytesIO
+    re-grows its buffer (a large array's bytes cost three times more to pickle through it)."""
+
+    write = list.append
 
 
 _BUILTIN_TYPES = {

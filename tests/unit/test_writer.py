@@ -216,3 +216,16 @@ def test_invalid_names_are_refused(writer):
         writer.ensure_containers(["demo", "a:b"])
     assert keys.scan_saving_parts("demo", "/tmp/scans") == ["demo", "tmp", "scans"]
     assert keys.scan_saving_parts("demo", "/data/demo/visitor") == ["demo", "data", "visitor"]
+
+
+@pytest.mark.parametrize("value", [
+    numpy.float64(1.5), numpy.int64(-7), numpy.bool_(True), numpy.float32(2.5), numpy.str_("ab"),
+    numpy.arange(5), numpy.arange(6.0).reshape(2, 3), numpy.array([1, 65535], dtype=numpy.uint16),
+    numpy.array(["ab", "c"]), numpy.arange(6)[::2], numpy.zeros((0, 3)),
+])
+def test_point_pickles_are_the_same_bytes_as_the_general_path(value):
+    fast = encoding.dumps(value)
+    assert fast == encoding._slow_dumps(value)
+    back = pickle.loads(fast)
+    assert type(back) is type(value) and numpy.array_equal(back, value)
+    assert b"numpy._core" not in fast
