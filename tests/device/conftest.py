@@ -1,36 +1,20 @@
-"""The SequenceManager in a real device server process (``DeviceTestContext(process=True)``).
-
-The server process is forked from pytest; gevent's monkey patching is applied in that child only,
-first thing, as the ``SequenceManager`` entry point does, so pytest itself stays unpatched.
-"""
+"""The SequenceManager in a real device server process (``DeviceTestContext(process=True)``,
+monkey-patched in the child only: ``tango_groups.runtime.test_context``)."""
 
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import pytest
 import tango
-from tango.test_context import DeviceTestContext
-from tango_groups.devices.sequence_manager import SequenceManager
 
+from tango_groups.devices.sequence_manager import SequenceManager
+from tango_groups.runtime.test_context import GeventDeviceTestContext
 from tango_groups.session import Session
 
 _sessions = itertools.count()
-
-
-class GeventDeviceTestContext(DeviceTestContext):
-    """A test context whose server process is monkey-patched before the server starts."""
-
-    def target(self, runserver, process=False):
-        from gevent import monkey
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "patching after ssl was imported": no TLS here
-            monkey.patch_all(thread=False)
-        super().target(runserver, process)
 
 
 class Running(NamedTuple):
