@@ -677,18 +677,16 @@ def rows_walk_and_refs(env: BenchEnv) -> list[Row]:
 
 # -- Tango rows: the hook ------------------------------------------------------------------------
 def add_tango_rows(rows: list[Row], env: BenchEnv) -> None:
-    """HOOK for the Tango device rows: append ``Row`` objects to ``rows``; nothing here yet.
+    """Append section 9 (``benchmarks/tango_rows.py``): the SequenceManager device against a
+    plain pytango Gevent device, both started (and stopped) in this run."""
+    # tango_rows imports Row & co from ``run``: make that this module, even when run as a script
+    sys.modules.setdefault("run", sys.modules[__name__])
+    from tango_rows import tango_rows
 
-    Meant for (see performance_anchors.md, "Tango"): the SequenceManager command round trip
-    (void command and AddScan, p50/p99, against a plain pytango device of the same green mode as
-    the anchor), and the change-event latency (client command -> subscriber callback, and
-    append -> a blissdata reader sees the scan node). Use ``env.server.url`` as the device's data
-    Redis, ``env.profile`` for repeat counts, ``env.bliss(...)`` for blissdata-side anchors,
-    ``median_of_medians``/``percentile`` for statistics, and a ``section`` such as
-    ``"9. Tango device (SequenceManager)"`` so the rows print under their own heading.
-    Start device servers in subprocesses and stop them (by their own pid) before returning.
-    """
-    return
+    t0 = perf()
+    env.log("[tango] ...")
+    rows.extend(tango_rows(env))
+    env.log(f"[tango] {perf() - t0:.1f} s")
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -719,8 +717,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (~1 min)")
     parser.add_argument("--full", action="store_true",
                         help="also run blissdata's walk over 10 000 scans (~35 s per walk)")
-    parser.add_argument("--only", nargs="+", choices=sorted(GROUPS), metavar="GROUP",
-                        help=f"run only these row groups: {', '.join(GROUPS)}")
+    parser.add_argument("--only", nargs="+", choices=sorted([*GROUPS, "tango"]), metavar="GROUP",
+                        help=f"run only these row groups: {', '.join(GROUPS)} (the Tango rows "
+                             "always run; 'tango' alone runs only them)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else DEFAULT

@@ -48,14 +48,14 @@ class Session:
         name: str,
         redis_url: str = "redis://127.0.0.1:6379",
         base_path: str = "/tmp/scans",
-        expiration: Expiration = Expiration(),
+        expiration: Expiration | None = None,
         client: redis.Redis | None = None,
     ) -> None:
         keys.check_local_name(name)
         self.name = name
         self.base_path = base_path
         self.client = client if client is not None else connect(redis_url)
-        self.writer = DataWriter(self.client, expiration)
+        self.writer = DataWriter(self.client, expiration or Expiration())
         self.config = Config()
         self.user_name = getpass.getuser()
 

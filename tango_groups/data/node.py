@@ -423,7 +423,8 @@ class ChannelDataNode(DataNode):
         return self._values(self._points(entries, from_index, to_index, single=False))
 
     def __getitem__(self, index: int | slice) -> Any:
-        """``node[i]`` (IndexError when out of range), ``node[a:b]`` (stride 1), ``node[...]``."""
+        """``node[i]`` (IndexError when there is no point there: out of range, trimmed, or a
+        reference to a missing node), ``node[a:b]`` (stride 1), ``node[...]``."""
         if isinstance(index, slice):
             if index.step not in (None, 1):
                 raise IndexError("Stride not supported")
@@ -433,7 +434,7 @@ class ChannelDataNode(DataNode):
             if start > stop:
                 raise IndexError("Reverse order not supported")
             if start == stop:
-                return self._values(numpy.array([]))
+                return numpy.array([])  # as blissdata, also for reference channels
             return self.get(start, stop - 1)
         if index is Ellipsis:
             return self.get(0, -1)
@@ -443,7 +444,7 @@ class ChannelDataNode(DataNode):
             if position < 0:
                 raise IndexError("index out of range")
         value = self.get(position)
-        if value is None and position >= len(self):
+        if value is None:  # out of range, trimmed away, or a reference to a missing node
             raise IndexError("index out of range")
         return value
 
@@ -538,8 +539,13 @@ def _id_key(entry_id: bytes) -> tuple[int, int]:
 
 
 def _now_id(client: redis.Redis) -> str:
+    """The position just before the current millisecond of the server's clock.
+
+    A registration made later in this millisecond gets an ID ``{ms}-N``: reading from ``{ms}-0``
+    (exclusive) would lose the one numbered ``{ms}-0`` for good.
+    """
     seconds, microseconds = client.time()
-    return f"{seconds * 1000 + microseconds // 1000}-0"
+    return f"{seconds * 1000 + microseconds // 1000 - 1}-{2**64 - 1}"
 
 
 class _Walk:

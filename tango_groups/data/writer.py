@@ -24,13 +24,13 @@ from . import encoding, keys
 from .channel import ChannelDataError, ChannelSpec, ChannelWriter, emit_blocks
 
 __all__ = [
-    "Expiration",
-    "DataWriter",
-    "ScanWriter",
-    "GroupWriter",
+    "ChannelDataError",
     # re-exported: what a writer's user declares and catches
     "ChannelSpec",
-    "ChannelDataError",
+    "DataWriter",
+    "Expiration",
+    "GroupWriter",
+    "ScanWriter",
 ]
 
 # Creates the empty streams of a node the way blissdata does (XADD 0-1 then XDEL: length 0,

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 import redis
 
@@ -63,6 +64,7 @@ class RedisServer:
              "--logfile", str(Path(self._workdir.name) / "redis.log"),
              *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            process_group=0,  # Ctrl-C in a terminal reaches its owner, who stops it in order
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis(host=self.host, port=self.port, password=self.password,
@@ -92,7 +94,7 @@ class RedisServer:
             self._workdir.cleanup()
             self._workdir = None
 
-    def __enter__(self) -> RedisServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

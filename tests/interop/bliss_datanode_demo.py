@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import sys
+from collections.abc import Callable, Iterable
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,14 +46,14 @@ def plain(value: Any) -> Any:
     return {"repr": repr(value)}
 
 
-def attempt(function, *args) -> Any:
+def attempt(function: Callable[..., Any], *args: Any) -> Any:
     try:
         return plain(function(*args))
-    except Exception as error:  # the error type is part of the contract (IndexError...)
+    except Exception as error:  # noqa: BLE001 -- the error type is part of the contract
         return {"error": type(error).__name__}
 
 
-def event_line(event) -> list:
+def event_line(event: Any) -> list:
     kind, node, data = event
     line = [kind.name, node.db_name]
     if data is not None:
@@ -61,22 +62,29 @@ def event_line(event) -> list:
 
 
 CHANNEL_GETS = [(0, -1), (1,), (-1,), (0,), (1, 2), (0, 0), (2, -1), (3,), (3, 4), (2, 1), (5, 9),
-                (100,), (100, 200), (None,), (-5, 1), (10, 20), (2100, 2101), (2299,)]
+                (100,), (100, 200), (None,), (-5, 1), (10, 20)]
+# Far into the long channel only: blissdata walks back one entry per XREVRANGE to find the block
+# holding a point, which costs ~1 s per short channel for these.
+LONG_CHANNEL_GETS = [(2100, 2101), (2299,), (2299, -1), (1000, 1001)]
 CHANNEL_SLICES = [(0, 2), (1, None), (-2, None), (None, None), (2, 2)]
+CHANNEL_ITEMS = [1, -1, 100]  # node[i] where both readers agree (blissdata refuses falsy points)
 
 
-def channel_summary(node) -> dict:
+def channel_summary(node: Any) -> dict:
+    size = len(node)
+    gets = CHANNEL_GETS + (LONG_CHANNEL_GETS if size > LONG // 2 else [])
     return {
-        "len": len(node),
+        "len": size,
         "shape": plain(node.shape), "dtype": plain(node.dtype), "unit": node.unit,
         "fullname": node.fullname, "short_name": node.short_name,
-        "get": {repr(args): attempt(node.get, *args) for args in CHANNEL_GETS},
+        "get": {repr(args): attempt(node.get, *args) for args in gets},
         "slices": {repr(bounds): attempt(node.__getitem__, slice(*bounds))
                    for bounds in CHANNEL_SLICES},
+        "items": {repr(index): attempt(node.__getitem__, index) for index in CHANNEL_ITEMS},
     }
 
 
-def node_summary(node) -> dict:
+def node_summary(node: Any) -> dict:
     parent = node.parent
     summary = {"class": type(node).__name__, "type": node.type, "name": plain(node.name),
                "parent": None if parent is None else parent.db_name,
@@ -92,10 +100,10 @@ def dump(api: Any, session: str) -> dict:
     group = api.get_node(f"{session}:tmp:scans:1_sequence_of_scans")
     scan = api.get_node(f"{session}:tmp:scans:2_loopscan")
 
-    def names(nodes) -> list:
+    def names(nodes: Iterable[Any]) -> list:
         return [[n.db_name, n.type, type(n).__name__] for n in nodes]
 
-    def events(iterator) -> list:
+    def events(iterator: Iterable[Any]) -> list:
         return [event_line(e) for e in iterator]
 
     walked = list(root.walk(wait=False))
@@ -131,14 +139,15 @@ def write(session: str) -> None:
     import numpy
     from blissdata.data.node import create_node, get_or_create_node
 
-    def now_info(**extra) -> dict:
+    def now_info(**extra: Any) -> dict:
         now = datetime.datetime.now()
         return {"session_name": session, "user_name": "demo", "save": True, "start_time": now,
                 "start_time_str": now.strftime("%a %b %d %H:%M:%S %Y"),
                 "start_timestamp": now.timestamp(), "state": "PREPARING", "npoints": 3,
                 "writer_options": {"chunk_options": {}}, **extra}
 
-    def channel(parent, name, dtype, shape=(), fullname=None, unit=None, node_type="channel"):
+    def channel(parent: Any, name: str, dtype: Any, shape: tuple = (), fullname: str | None = None,
+                unit: str | None = None, node_type: str = "channel") -> Any:
         fullname = fullname or f"{parent.db_name.rsplit(':', 1)[-1]}:{name}"
         node = create_node(name, node_type, parent=parent, shape=shape, dtype=dtype, unit=unit,
                            fullname=fullname, channel_name=fullname)
@@ -146,13 +155,20 @@ def write(session: str) -> None:
                             "shape": shape, "unit": unit}
         return node
 
-    def emit(node, data) -> None:
+    def emit(node: Any, data: Any) -> None:
         node.store({"data": data, "description": dict(node.description)})
 
     root = get_or_create_node(session, node_type="container")
     tmp = get_or_create_node("tmp", node_type="container", parent=root)
     scans = get_or_create_node("scans", node_type="container", parent=tmp)
 
+    connection = scans.db_connection
+
+    def next_number(shadow: bool = False) -> int:  # Bliss 1.11: HINCRBY on the parent's struct
+        field = "last_shadow_scan_number" if shadow else "last_scan_number"
+        return int(connection.hincrby(scans.db_name, field, 1))
+
+    assert next_number() == 1
     group = create_node("1_sequence_of_scans", "scan_group", parent=scans, info=now_info(
         scan_nb=1, title="sequence_of_scans", **{"is-scan-sequence": True}))
     master = create_node("GroupingMaster", parent=group)
@@ -163,6 +179,7 @@ def write(session: str) -> None:
     group.prepared({"state": "STARTING"})
 
     for nb, npoints in ((2, 3), (3, LONG)):
+        assert next_number() == nb
         scan = create_node(f"{nb}_loopscan", "scan", parent=scans, info=now_info(
             scan_nb=nb, title=f"loopscan {npoints} 0.1", type="loopscan", group=group.db_name))
         timer = create_node("timer", parent=scan)
@@ -191,7 +208,6 @@ def write(session: str) -> None:
         scan.end({"state": "STOPPING"}, exception="")
         scan.info["state"] = "DONE"
 
-    connection = scans.db_connection
     ghost = f"{scans.db_name}:{UNVERSIONED}"
     connection.hset(ghost, mapping={"name": UNVERSIONED, "db_name": ghost, "node_type": "scan"})
     connection.xadd(scans.db_name + "_children_list", {"__EVENT__": "NEW_NODE", "db_name": ghost})
@@ -200,6 +216,7 @@ def write(session: str) -> None:
     emit(mysum, numpy.array([0.5, 1.5]))
     group.end({"state": "STOPPING"}, exception="")
     group.info["state"] = "DONE"
+    assert next_number(shadow=True) == 1
     shadow = create_node("_1_ct", "scan", parent=scans, info=now_info(scan_nb=1, title="ct 0.1",
                                                                       type="ct", save=False))
     shadow.prepared({"state": "STARTING"})

@@ -146,7 +146,7 @@ def test_listening_to_scans_added_to_a_sequence(config):
 
     def listen(node) -> None:
         events = node.iterator.walk_events(filter='node_ref_channel')
-        for (event, node, data) in events:
+        for (event, node, data) in events:  # noqa: PLR1704 (the seed page, verbatim)
             seen.append((event.name, node.db_name,
                          node.get(0, -1) if event.name == "NEW_DATA" else []))
             if event.name == "NEW_DATA" and len(node.get(0, -1)) == 2:

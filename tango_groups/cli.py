@@ -1,0 +1,308 @@
+"""``tango-groups``: run a SequenceManager, follow scans and sequences, write simulated scans.
+
+Subcommands (``tango-groups COMMAND --help`` for each one's options):
+
+``serve``
+    A ready-to-use ``SequenceManager``: uses the Tango database at ``--tango-host`` (default
+    ``$TANGO_HOST``) and the Redis at ``--redis-url`` (default ``$TANGO_GROUPS_REDIS_URL``), and
+    starts a private one of each that is not given (``tango_groups.runtime``). It registers the
+    devices (``tango_db_fixtures/sequence_manager.json``, with ``RedisURL`` and ``Session`` set;
+    nothing else in the database is removed), starts ``SequenceManager <instance>`` and, once every
+    device answers, prints lines a script can parse, then human hints, then ``READY``::
+
+        TANGO_HOST=127.0.0.1:41025
+        REDIS_URL=redis://127.0.0.1:38211
+        DEVICE=tango_groups/sequence_manager/1
+        ...
+        READY
+
+    A Redis password is never printed. Ctrl-C or SIGTERM stops what it started, in reverse order
+    (device server, database, Redis), and nothing else; the exit code is then 0.
+``listen``
+    One line per event of a session's scans and groups (``--filter``, node types), or of the scans
+    added to one sequence (``--sequence DB_NAME``, which ends with that sequence), from the first
+    event on and then live: the seed page's listening examples as a command.
+``loopscan``
+    Writes one simulated loopscan into a session and prints its db_name and scan number.
+
+Each subcommand is a ``_add_<name>(commands)`` function that declares its options and sets the
+function that runs it (``run``, which returns the exit code); ``build_parser`` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import NoReturn
+
+import redis
+import tango
+
+from .data.connection import connect, redact
+from .data.events import Event, EventType
+from .data.node import (
+    ChannelDataNode,
+    GroupScanNode,
+    NodeRefChannel,
+    ScanNode,
+    get_node,
+    get_session_node,
+)
+from .runtime.device_server import DeviceServer
+from .runtime.fixtures import load_config, sequence_manager_config
+from .runtime.redis_server import RedisServer
+from .runtime.tango_db import TangoDatabaseServer, log_tail
+from .scanning.simulation import loopscan
+from .session import Session
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_SESSION = "tango_groups"  # the SequenceManager's default Session property
+REDIS_URL_VARIABLE = "TANGO_GROUPS_REDIS_URL"
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM arrived: stop what was started."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (RuntimeError, ValueError) as error:
+        print(f"tango-groups {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader of our output went away (| head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tango-groups",
+        description="Groups and sequences of scans in Bliss 1.x Redis data nodes, served by the "
+                    "SequenceManager Tango device.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_serve, _add_listen, _add_loopscan):
+        add(commands)
+    return parser
+
+
+def _add_redis_options(parser: argparse.ArgumentParser, session_default: str | None) -> None:
+    parser.add_argument(
+        "--redis-url", default=os.environ.get(REDIS_URL_VARIABLE),
+        help=f"the data Redis, redis://host:port[/db] (default: ${REDIS_URL_VARIABLE}; data "
+             "nodes are in db 1 unless the URL names one)")
+    parser.add_argument(
+        "--session", default=session_default,
+        help=f"the session name (default: {DEFAULT_SESSION}, the SequenceManager's default)")
+
+
+def _redis_url(args: argparse.Namespace) -> str:
+    if not args.redis_url:
+        raise RuntimeError(f"no Redis: give --redis-url redis://host:port or set "
+                           f"{REDIS_URL_VARIABLE} (tango-groups serve prints REDIS_URL=...)")
+    return args.redis_url
+
+
+def _check_redis(url: str) -> None:
+    client = connect(url)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise RuntimeError(f"the Redis at {redact(url)} does not answer ({error}): start it or "
+                           "fix the URL") from None
+    finally:
+        client.close()
+
+
+# -- serve ----------------------------------------------------------------------------------------
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve", help="run a SequenceManager (with a private Tango DB and Redis when none is given)",
+        description="Register and start SequenceManager devices; print TANGO_HOST=, REDIS_URL=, "
+                    "DEVICE= lines and READY when they answer; stop everything on Ctrl-C.")
+    parser.add_argument(
+        "--tango-host", default=os.environ.get("TANGO_HOST"),
+        help="the Tango database, host:port (default: $TANGO_HOST; none: start a private one)")
+    _add_redis_options(parser, session_default=None)
+    parser.add_argument("--instance", default="1",
+                        help="the server instance, SequenceManager/<instance> (default: 1)")
+    parser.add_argument("--devices", type=int, default=1, metavar="N",
+                        help="how many SequenceManager devices the server runs (default: 1)")
+    parser.set_defaults(run=serve)
+
+
+def _check_tango_host(tango_host: str) -> None:
+    host, _, port = tango_host.rpartition(":")
+    if not host or not port.isdigit():
+        raise RuntimeError(f"TANGO_HOST {tango_host!r} is not host:port")
+    try:
+        tango.Database(host, int(port)).get_info()
+    except tango.DevFailed as error:
+        raise RuntimeError(
+            f"the Tango database at {tango_host} does not answer ({error.args[0].desc.strip()}): "
+            "start it, or unset TANGO_HOST (and drop --tango-host) to use a private one") from None
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    for name in (signal.SIGINT, signal.SIGTERM):  # one signal is enough: shutdown is bounded
+        signal.signal(name, signal.SIG_IGN)
+    raise _Stopped(signal.Signals(signum).name)
+
+
+def serve(args: argparse.Namespace) -> int:
+    handlers = {name: signal.signal(name, _raise_stopped) for name in (signal.SIGINT,
+                                                                       signal.SIGTERM)}
+    try:
+        with contextlib.ExitStack() as started:
+            _serve(args, started)
+    except _Stopped:
+        return 0
+    finally:
+        for name, handler in handlers.items():
+            signal.signal(name, handler)
+
+
+def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
+    """Start what is missing, print the lines, serve until a signal (or the server's death)."""
+    if args.redis_url:  # what is given is checked before anything is started
+        _check_redis(args.redis_url)
+    if args.tango_host:
+        _check_tango_host(args.tango_host)
+    redis_url = args.redis_url or started.enter_context(RedisServer()).url
+    tango_host = args.tango_host or started.enter_context(TangoDatabaseServer()).tango_host
+    server = DeviceServer(args.instance, tango_host)
+    if server.already_running():  # checked first: its devices' properties stay as they are
+        raise RuntimeError(f"{server.name} already runs in the Tango database at {tango_host}: "
+                           "stop it, or serve another instance (--instance)")
+    properties = {"RedisURL": redis_url}
+    if args.session:
+        properties["Session"] = args.session
+    config = sequence_manager_config(args.instance, args.devices, properties)
+    load_config(config, tango_host, update=True)
+    started.enter_context(server)
+
+    session = args.session or DEFAULT_SESSION
+    lines = [f"TANGO_HOST={tango_host}", f"REDIS_URL={redact(redis_url)}"]
+    lines += [f"DEVICE={device}" for device in server.devices]
+    for device in server.devices:
+        lines.append(f"{device}: {server.proxy(device).State()} (server {server.name}, "
+                     f"session {session})")
+    lines += [
+        "Drive it from itango:",
+        f"    TANGO_HOST={tango_host} itango3 -i -c \"d = Device('{server.devices[0]}')\"",
+        "Follow its scans and sequences:",
+        f"    tango-groups listen --redis-url {redact(redis_url)} --session {session}",
+        "Stop everything with Ctrl-C.",
+        "READY",
+    ]
+    print("\n".join(lines), flush=True)
+    while server.poll() is None:
+        time.sleep(0.2)
+    raise RuntimeError(f"the device server {server.name} exited with code {server.poll()}; its "
+                       f"log ends with:\n{log_tail(server.log_path)}")
+
+
+# -- listen ---------------------------------------------------------------------------------------
+def _add_listen(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "listen", help="print the events of a session's scans and groups, or of one sequence",
+        description="Print one line per event, from the first one on, then live (Ctrl-C stops).")
+    _add_redis_options(parser, session_default=DEFAULT_SESSION)
+    follow = parser.add_mutually_exclusive_group()
+    follow.add_argument("--filter", default="scan_group,scan", type=lambda text: text.split(","),
+                        help="node types to report, comma-separated (default: scan_group,scan)")
+    follow.add_argument("--sequence", metavar="DB_NAME",
+                        help="report the scans added to this sequence (or group) instead, and "
+                             "stop when it ends")
+    parser.set_defaults(run=listen)
+
+
+def listen(args: argparse.Namespace) -> int:
+    """Print events until interrupted (Ctrl-C is the normal way to stop: exit code 0)."""
+    url = _redis_url(args)
+    _check_redis(url)
+    try:
+        if args.sequence:
+            sequence = get_node(args.sequence, connection=url)
+            if not isinstance(sequence, GroupScanNode):
+                raise RuntimeError(
+                    f"{args.sequence!r} is not a sequence or group in the Redis at {redact(url)}"
+                    f" ({'no such node' if sequence is None else 'a ' + str(sequence.type)}): "
+                    "give a sequence's db_name, as listen prints them")
+            # the group's own type too, for the END_SCAN that ends the listening
+            events = sequence.walk_events(filter=["node_ref_channel", sequence.type], wait=True)
+        else:
+            sequence = None
+            events = get_session_node(args.session, connection=url).walk_events(
+                filter=args.filter, wait=True)
+        for event in events:
+            print(describe(event), flush=True)
+            if (sequence is not None and event.type is EventType.END_SCAN
+                    and event.node.db_name == sequence.db_name):
+                break
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def describe(event: Event) -> str:
+    """One line for an event: its name, the node's db_name, then what it carries.
+
+    Scans and groups show their scan number (``NEW_NODE demo:tmp:scans:3_loopscan 3``), an
+    END_SCAN its exception text when there is one, a NEW_DATA of node references the db_names
+    of the new references, any other NEW_DATA the indexes of its points.
+    """
+    node = event.node
+    words = [event.name, node.db_name]
+    if isinstance(node, ScanNode):
+        words.append(str(node.info.get("scan_nb", "")))
+        if event.type is EventType.END_SCAN and event.data.description:
+            words.append(str(event.data.description))
+    elif event.type is EventType.NEW_DATA and isinstance(node, NodeRefChannel):
+        words += [ref.db_name if ref is not None else "(expired)" for ref in event.data.data]
+    elif event.type is EventType.NEW_DATA and isinstance(node, ChannelDataNode):
+        first = event.data.first_index
+        words.append(f"points {first}..{first + event.data.block_size - 1}")
+    return " ".join(words)
+
+
+# -- loopscan -------------------------------------------------------------------------------------
+def _add_loopscan(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "loopscan", help="write one simulated loopscan and print its db_name and scan number")
+    _add_redis_options(parser, session_default=DEFAULT_SESSION)
+    parser.add_argument("--npoints", type=int, default=10, help="points (default: 10)")
+    parser.add_argument("--count-time", type=float, default=0.1,
+                        help="seconds per point (default: 0.1)")
+    parser.add_argument("--counters", default="diode", type=lambda text: text.split(","),
+                        help="simulated counters, comma-separated (default: diode)")
+    parser.set_defaults(run=run_loopscan)
+
+
+def run_loopscan(args: argparse.Namespace) -> int:
+    url = _redis_url(args)
+    _check_redis(url)
+    session = Session(args.session, redis_url=url)
+    try:
+        try:
+            counters = [session.config.get(name) for name in args.counters]
+        except KeyError as error:
+            raise ValueError(error.args[0]) from None
+        scan = loopscan(args.npoints, args.count_time, *counters, session=session)
+        print(scan.db_name, scan.scan_number, flush=True)
+    finally:
+        session.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

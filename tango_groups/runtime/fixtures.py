@@ -1,0 +1,110 @@
+"""Registering tango_groups' device servers in a Tango database, from dsconfig JSON.
+
+The fixtures live in ``tango_groups.tango_db_fixtures`` (the ``tango_db_fixtures/`` directory of
+the source tree, shipped as package data) in dsconfig's format: ``servers / Server / Instance /
+Class / device / properties``, every property value a list of strings. ``sequence_manager.json``
+registers the server ``SequenceManager/1`` with one device, ``tango_groups/sequence_manager/1``,
+and the device properties whose defaults a beamline usually changes (``Session``, ``BasePath``).
+``RedisURL`` is left out on purpose: without it the device's own default applies, and
+``tango-groups serve`` sets it to the Redis it uses. Load it into any database with::
+
+    TANGO_HOST=host:10000 json2tango -w tango_db_fixtures/sequence_manager.json
+
+``sequence_manager_config`` builds the same configuration for other instances, several devices
+and overridden properties; ``load_config`` writes a configuration with dsconfig's ``json2tango``
+(run with this Python, ``-m dsconfig.json2tango``, so it is always the dsconfig installed next to
+the project). json2tango exits with 0 when nothing had to change and 2 when it wrote; with
+pytango-db it always writes at least one thing, as it deletes an empty device alias on every run.
+On every write json2tango also saves the previous database content to ``dsconfig-*.json`` in
+``TMPDIR``; ``load_config`` points ``TMPDIR`` at a directory it removes afterwards, so repeated
+loads leave no files behind (run ``json2tango`` yourself to keep them).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+__all__ = [
+    "DEVICE_PREFIX",
+    "SEQUENCE_MANAGER",
+    "device_names",
+    "load_config",
+    "read_fixture",
+    "sequence_manager_config",
+]
+
+SEQUENCE_MANAGER = "SequenceManager"  # the server (executable) name and the device class name
+DEVICE_PREFIX = "tango_groups/sequence_manager/"
+_FIXTURE = "sequence_manager.json"
+_WRITTEN = 2  # json2tango's exit code after writing; 0 means "nothing to change"
+
+
+def read_fixture(name: str = _FIXTURE) -> dict[str, Any]:
+    """A fixture shipped in ``tango_groups.tango_db_fixtures``, as a dict."""
+    text = resources.files("tango_groups.tango_db_fixtures").joinpath(name).read_text()
+    return json.loads(text)
+
+
+def device_names(instance: str = "1", devices: int = 1) -> list[str]:
+    """Names of the ``devices`` SequenceManager devices of server instance ``instance``.
+
+    The first is ``tango_groups/sequence_manager/<instance>`` whatever the count, the others
+    ``tango_groups/sequence_manager/<instance>_<k>`` (k = 2...): names stay stable when devices are
+    added, and two instances in one database never claim the same device.
+    """
+    if devices < 1:
+        raise ValueError(f"a server needs at least one device, not {devices}")
+    return [DEVICE_PREFIX + (instance if k == 1 else f"{instance}_{k}")
+            for k in range(1, devices + 1)]
+
+
+def sequence_manager_config(instance: str = "1", devices: int = 1,
+                            properties: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The dsconfig configuration of server ``SequenceManager/<instance>`` with ``devices``
+    devices, each with the shipped fixture's properties updated by ``properties``."""
+    shipped = read_fixture()["servers"][SEQUENCE_MANAGER]["1"][SEQUENCE_MANAGER]
+    defaults = next(iter(shipped.values()))["properties"]
+    merged = copy.deepcopy(defaults) | {name: [str(value)]
+                                        for name, value in (properties or {}).items()}
+    return {"servers": {SEQUENCE_MANAGER: {instance: {SEQUENCE_MANAGER: {
+        name: {"properties": copy.deepcopy(merged)} for name in device_names(instance, devices)
+    }}}}}
+
+
+def load_config(config: Mapping[str, Any], tango_host: str, update: bool = False,
+                timeout: float = 60.0) -> int:
+    """Write ``config`` (dsconfig format) into the database at ``tango_host`` with json2tango.
+
+    With ``update`` nothing is removed (``json2tango -u``): devices and properties the database
+    has and ``config`` does not are kept. Returns json2tango's exit code (0: nothing to change,
+    2: written); any other outcome raises ``RuntimeError`` with json2tango's output.
+    """
+    command = [sys.executable, "-m", "dsconfig.json2tango", "--write", "--no-colors"]
+    if update:
+        command.append("--update")
+    with tempfile.TemporaryDirectory(prefix="tango_groups_dsconfig_") as scratch:
+        env = dict(os.environ, TANGO_HOST=tango_host, TMPDIR=scratch)
+        try:
+            result = subprocess.run(command, input=json.dumps(config), env=env, text=True,
+                                    capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"json2tango did not finish within {timeout:g} s writing to the "
+                               f"Tango database at {tango_host}: is that database answering?"
+                               ) from None
+    if result.returncode not in (0, _WRITTEN):
+        output = (result.stdout + result.stderr).strip()
+        raise RuntimeError(
+            f"json2tango could not write the configuration to the Tango database at {tango_host} "
+            f"(exit code {result.returncode}):\n{output}\n"
+            "Check that TANGO_HOST names a running database and that the configuration is valid "
+            "dsconfig JSON."
+        )
+    return result.returncode
