@@ -279,8 +279,10 @@ class SequenceManager(Device):
             access=AttrWriteType.READ, unit=decl.unit or "", label=decl.name,
             doc=f"Custom channel {decl.name} ({decl.dtype.name}{shape}): the points emitted in "
                 "the current (or last) sequence",
-            fget=self.read_channel, change_event_implemented=True, change_event_detect=False,
-            data_ready_event_implemented=True))
+            fget=self.read_channel))
+        # the attribute() flags are not applied to dynamic attributes: declare the events here
+        self.set_change_event(decl.name, True, False)
+        self.set_data_ready_event(decl.name, True)
         self._channel_attributes.append(decl.name)
         self._data_ready[decl.name] = 0
 

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Groups and sequences of scans in Bliss 1.x Redis data nodes, served by the "
                     "SequenceManager Tango device.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_serve, _add_listen, _add_loopscan):
+    for add in (_add_serve, _add_demo, _add_listen, _add_loopscan):
         add(commands)
     return parser
 
@@ -171,8 +171,9 @@ def serve(args: argparse.Namespace) -> int:
             signal.signal(name, handler)
 
 
-def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
-    """Start what is missing, print the lines, serve until a signal (or the server's death)."""
+def _start(args: argparse.Namespace, started: contextlib.ExitStack) -> tuple[str, str, DeviceServer]:
+    """Start what is missing (Redis, Tango DB), register and start the devices; what was started
+    is stopped by ``started``. Returns (TANGO_HOST, Redis URL, the running server)."""
     if args.redis_url:  # what is given is checked before anything is started
         _check_redis(args.redis_url)
     if args.tango_host:
@@ -189,7 +190,12 @@ def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
     config = sequence_manager_config(args.instance, args.devices, properties)
     load_config(config, tango_host, update=True)
     started.enter_context(server)
+    return tango_host, redis_url, server
 
+
+def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
+    """Start what is missing, print the lines, serve until a signal (or the server's death)."""
+    tango_host, redis_url, server = _start(args, started)
     session = args.session or DEFAULT_SESSION
     lines = [f"TANGO_HOST={tango_host}", f"REDIS_URL={redact(redis_url)}"]
     lines += [f"DEVICE={device}" for device in server.devices]
@@ -209,6 +215,43 @@ def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
         time.sleep(0.2)
     raise RuntimeError(f"the device server {server.name} exited with code {server.poll()}; its "
                        f"log ends with:\n{log_tail(server.log_path)}")
+
+
+# -- demo -----------------------------------------------------------------------------------------
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "demo", help="play the seed's sequence through a SequenceManager, showing Redis and Tango "
+                     "events side by side",
+        description="A client runs the seed page's sequence (two simulated loopscans of a diode, "
+                    "a custom sum channel) through a SequenceManager while the Redis events and "
+                    "the device's change events are printed; exit code 0 when the result is "
+                    "right. Without --device, starts its own device (as serve does) first.")
+    parser.add_argument("--device", help="a running SequenceManager (TANGO_HOST from the "
+                                          "environment, or a full tango:// name)")
+    parser.add_argument("--tango-host", default=None, help=argparse.SUPPRESS)
+    _add_redis_options(parser, session_default=None)
+    parser.set_defaults(run=run_demo, instance="demo", devices=1)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import play
+
+    with contextlib.ExitStack() as started:
+        if args.device:
+            proxy = tango.DeviceProxy(args.device)
+        else:
+            _, args.redis_url, server = _start(args, started)
+            proxy = server.proxy(server.devices[0])
+        properties = proxy.get_property(["RedisURL", "Session", "BasePath"])
+        redis_url = args.redis_url or properties["RedisURL"][0]
+        session = Session(args.session or properties["Session"][0], redis_url=redis_url,
+                          base_path=properties["BasePath"][0])
+        started.callback(session.close)
+        problems = play(proxy, session)
+    for problem in problems:
+        print(f"WRONG: {problem}", file=sys.stderr)
+    print("demo: the sequence is right" if not problems else "demo: FAILED", flush=True)
+    return 1 if problems else 0
 
 
 # -- listen ---------------------------------------------------------------------------------------

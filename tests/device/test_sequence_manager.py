@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import queue
 import subprocess
 import sys
 import time
@@ -277,3 +278,31 @@ def test_change_events_reach_a_subscriber_in_another_process(device) -> None:
     assert by_attr["sequencestate"] == [2, 4]  # STARTING, DONE
     assert by_attr["state"][0] == "RUNNING" and by_attr["state"][-1] == "ON"
     assert s3.db_name in proxy.ScanNames
+
+
+def test_channel_attributes_push_change_and_data_ready_events(device) -> None:
+    proxy = device.proxy
+    proxy.Start('{"channels": ["sum"]}')
+    received: queue.Queue = queue.Queue()
+
+    def callback(event: tango.EventData) -> None:
+        assert not event.err, event.errors
+        if event.event == "data_ready":
+            received.put(("ready", event.ctr))
+        else:
+            received.put(("change", event.attr_value.value.tolist()))
+
+    change = proxy.subscribe_event("sum", tango.EventType.CHANGE_EVENT, callback)
+    ready = proxy.subscribe_event("sum", tango.EventType.DATA_READY_EVENT, callback)
+    try:
+        assert received.get(timeout=5) == ("change", [])  # the subscription's initial value
+        proxy.EmitChannel(([1.0], ["sum"]))
+        proxy.EmitChannel(([2.0, 3.0], ["sum"]))
+        events = [received.get(timeout=5) for _ in range(4)]
+    finally:
+        proxy.unsubscribe_event(change)
+        proxy.unsubscribe_event(ready)
+    assert [e for e in events if e[0] == "change"] == [("change", [1.0]),
+                                                       ("change", [1.0, 2.0, 3.0])]
+    assert [e for e in events if e[0] == "ready"] == [("ready", 1), ("ready", 2)]
+    proxy.End()

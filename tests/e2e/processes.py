@@ -1,0 +1,69 @@
+"""Helpers for tests that run the command line as a user would: in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def cli_command() -> list[str]:
+    """``tango-groups`` as installed next to this Python (else the module, same code)."""
+    script = Path(sys.executable).with_name("tango-groups")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "tango_groups.cli"]
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without the variables that make the CLI use existing servers."""
+    return {key: value for key, value in os.environ.items()
+            if key not in ("TANGO_HOST", "TANGO_GROUPS_REDIS_URL")}
+
+
+def port_is_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class LineReader:
+    """A subprocess's stdout lines, read by a thread so that waiting for one can time out."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        thread = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def until(self, predicate: Callable[[str], bool], timeout: float = 60.0) -> list[str]:
+        """Lines read so far, up to and including the first one matching ``predicate``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"timed out; output so far: {self.seen}") from None
+            if line is None:
+                raise AssertionError(f"output ended; output so far: {self.seen}")
+            self.seen.append(line)
+            if predicate(line):
+                return list(self.seen)

@@ -1,0 +1,76 @@
+"""End to end, as a beamline user meets the product: ``tango-groups serve`` (private Redis, embedded
+sqlite Tango database), a client process running the seed's sequence through ``tango.DeviceProxy``
+(``tango-groups demo --device``), blissdata 0.3.1 reading the result from Redis, and itango driving
+one command."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from processes import LineReader, clean_env, cli_command
+
+INTEROP = Path(__file__).parents[1] / "interop"
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[dict[str, str]]:
+    """A running ``tango-groups serve``: its TANGO_HOST, REDIS_URL and DEVICE lines."""
+    process = subprocess.Popen([*cli_command(), "serve", "--session", "e2e"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=clean_env())
+    try:
+        lines = LineReader(process).until(lambda line: line == "READY")
+        yield dict(line.split("=", 1) for line in lines
+                   if line.split("=", 1)[0] in ("TANGO_HOST", "REDIS_URL", "DEVICE"))
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def run(command: list[str], served: dict[str, str]) -> str:
+    env = {**clean_env(), "TANGO_HOST": served["TANGO_HOST"]}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_seed_sequence_through_the_served_device_read_by_blissdata(served):
+    out = run([*cli_command(), "demo", "--device", served["DEVICE"]], served)
+    assert "demo: the sequence is right" in out
+    assert "tango | scannumbers = [2, 3]" in out  # the Tango side saw the live update
+    port = served["REDIS_URL"].rsplit(":", 1)[1]
+    snapshot = json.loads(run([sys.executable, str(INTEROP / "bliss_reader.py"), port,
+                               "snapshot", "e2e"], served))
+    group = snapshot["groups"]["e2e:tmp:scans:1_sequence_of_scans"]
+    master = "e2e:tmp:scans:1_sequence_of_scans:GroupingMaster"
+    refs = group["channels"][f"{master}:scans"]["data"]
+    assert [ref["node"] for ref in refs] == ["e2e:tmp:scans:2_loopscan",
+                                             "e2e:tmp:scans:3_loopscan"]
+    assert group["channels"][f"{master}:scan_numbers"]["data"] == [2, 3]
+    assert group["channels"][f"{master}:custom_channels:sum"]["len"] == 5
+    assert group["events"][-1] == ["END_SCAN", "e2e:tmp:scans:1_sequence_of_scans"]
+    info = next(s["info"] for s in snapshot["scans"]
+                if s["db_name"] == "e2e:tmp:scans:1_sequence_of_scans")
+    assert info["state"] == "DONE"
+
+
+@pytest.mark.slow
+def test_itango_drives_a_command(served):
+    itango = Path(sys.executable).with_name("itango3")
+    device = served["DEVICE"]
+    out = run([str(itango), "--no-banner", "-c",
+               f"d = Device('{device}'); print('STATE', d.State()); "
+               "print('SEQ', d.Start('from itango')); print('END', d.End())"], served)
+    assert "STATE ON" in out
+    assert "SEQ e2e:tmp:scans:" in out and "_from_itango" in out and "END DONE" in out
