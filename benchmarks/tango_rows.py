@@ -183,6 +183,7 @@ class _Results:
     event_sum: Samples = dataclasses.field(default_factory=list)
     event_sum_error: str = ""
     event_count: Samples = dataclasses.field(default_factory=list)
+    add_scan_commands: str = ""  # Redis commands per AddScan (INFO commandstats)
 
 
 def tango_rows(env: BenchEnv) -> list[Row]:
@@ -216,7 +217,7 @@ def tango_rows(env: BenchEnv) -> list[Row]:
         def add_scan() -> None:
             ours.command_inout("AddScan", next(todo))
 
-        _measure_round_trips(res, ours, anchor, sequences, add_scan, calls, reps)
+        _measure_round_trips(res, env, ours, anchor, sequences, add_scan, calls, reps)
         env.log(f"  round trips done ({perf() - started:.1f} s)")
         _measure_emit(res, ours, anchor, sequences, calls, reps)
         env.log(f"  EmitChannel done ({perf() - started:.1f} s)")
@@ -226,9 +227,9 @@ def tango_rows(env: BenchEnv) -> list[Row]:
     return _rows(res, calls, reps)
 
 
-def _measure_round_trips(res: _Results, ours: tango.DeviceProxy, anchor: tango.DeviceProxy,
-                         sequences: _Sequences, add_scan: Callable[[], None],
-                         calls: dict[str, Any], reps: int) -> None:
+def _measure_round_trips(res: _Results, env: BenchEnv, ours: tango.DeviceProxy,
+                         anchor: tango.DeviceProxy, sequences: _Sequences,
+                         add_scan: Callable[[], None], calls: dict[str, Any], reps: int) -> None:
     """AddScan vs void, and each device's built-in State (a fresh sequence per repeat: every
     AddScan pushes ScanNumbers/ScanNames with all the scans so far)."""
     n = calls["round_trip"]
@@ -236,9 +237,17 @@ def _measure_round_trips(res: _Results, ours: tango.DeviceProxy, anchor: tango.D
     sequences.start()
     _timed(add_scan, WARMUP)
     _timed(void, WARMUP)
-    for _ in range(reps):
+    for rep in range(reps):
         sequences.start()
+        if rep == reps - 1:
+            env.client.config_resetstat()
         res.round_trip[0].append(_timed(add_scan, n))
+        if rep == reps - 1:  # what the device sent Redis meanwhile (health-check pings aside)
+            stats = env.client.info("commandstats")
+            res.add_scan_commands = ", ".join(
+                f"{name.removeprefix('cmdstat_')} {value['calls'] / n:.3g}"
+                for name, value in sorted(stats.items(), key=lambda kv: -kv[1]["calls"])
+                if name not in ("cmdstat_ping", "cmdstat_config", "cmdstat_info"))
         res.round_trip[1].append(_timed(void, n))
         res.state[0].append(_timed(partial(ours.command_inout, "State"), n // 2))
         res.state[1].append(_timed(partial(anchor.command_inout, "State"), n // 2))
@@ -318,7 +327,7 @@ def _rows(res: _Results, calls: dict[str, Any], reps: int) -> list[Row]:
                  f"with every scan so far; p50 of the first 20 calls of a repeat "
                  f"{percentile([r[:20] for r in rt_ours], 50) * ms:.3g} ms, of the last 20 "
                  f"{percentile([r[-20:] for r in rt_ours], 50) * ms:.3g} ms); {reps} repeats "
-                 "pooled"),
+                 f"pooled. Redis commands per AddScan: {res.add_scan_commands or '?'}"),
         Row("command round trip: AddScan (one Redis round trip) vs void command, p99",
             percentile(rt_ours, 99) * ms, percentile(rt_anchor, 99) * ms, "ms", section=s,
             doc="void 0.8-2.1 ms"),

@@ -22,7 +22,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Self
 import tango
 
 from .fixtures import SEQUENCE_MANAGER
+from .process import ChildProcess
 from .tango_db import log_tail
 
 __all__ = ["DeviceServer", "server_command"]
@@ -46,8 +46,12 @@ def server_command() -> list[str]:
     return [sys.executable, "-m", "tango_groups.devices"]
 
 
-class DeviceServer:
+class DeviceServer(ChildProcess):
     """Server ``<server>/<instance>`` run by ``command + [instance]`` against ``tango_host``."""
+
+    stop_signal = signal.SIGINT  # lets the server unexport its devices
+    stop_timeout = 10.0
+    workdir_prefix = "tango_groups_server_"
 
     def __init__(self, instance: str, tango_host: str, command: Sequence[str] | None = None,
                  server: str = SEQUENCE_MANAGER) -> None:
@@ -56,8 +60,7 @@ class DeviceServer:
         self.server = server
         self.command = [*(command or server_command()), instance]
         self.devices: list[str] = []
-        self._process: subprocess.Popen | None = None
-        self._workdir: tempfile.TemporaryDirectory | None = None
+        super().__init__()
 
     @property
     def name(self) -> str:
@@ -85,14 +88,12 @@ class DeviceServer:
     def start(self, timeout: float = 30.0) -> Self:
         """Start the server and wait until every one of its devices answers ``State``."""
         self.devices = self._registered_devices()
-        self._workdir = tempfile.TemporaryDirectory(prefix="tango_groups_server_")
+        workdir = self._new_workdir()
         env = dict(os.environ, TANGO_HOST=self.tango_host, PYTHONUNBUFFERED="1")
         with open(self.log_path, "wb") as log:
             try:
-                self._process = subprocess.Popen(
-                    self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=env, cwd=self._workdir.name, process_group=0,
-                )
+                self._spawn(self.command, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT, env=env, cwd=workdir)
             except OSError as error:
                 self.stop()
                 raise RuntimeError(f"could not run {self.command}: {error}") from None
@@ -137,28 +138,3 @@ class DeviceServer:
             if time.monotonic() > deadline:
                 raise self._fail(f"did not export {waiting[0]} in time")
             time.sleep(0.05)
-
-    def poll(self) -> int | None:
-        """The server's exit code, None while it runs."""
-        return None if self._process is None else self._process.poll()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server (SIGINT, then SIGKILL after ``timeout``) and remove its log."""
-        if self._process is not None:
-            if self._process.poll() is None:
-                self._process.send_signal(signal.SIGINT)
-                try:
-                    self._process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait()
-            self._process = None
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

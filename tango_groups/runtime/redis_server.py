@@ -10,12 +10,11 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
-from typing import Self
 
 import redis
+
+from .process import ChildProcess
 
 __all__ = ["RedisServer", "free_port", "redis_server_binary"]
 
@@ -40,16 +39,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-class RedisServer:
+class RedisServer(ChildProcess):
     """Start with ``start()`` (or as a context manager); ``url`` is ``redis://127.0.0.1:<port>``."""
+
+    workdir_prefix = "tango_groups_redis_"
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1",
                  password: str | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.password = password
-        self._process: subprocess.Popen | None = None
-        self._workdir: tempfile.TemporaryDirectory | None = None
+        super().__init__()
 
     @property
     def url(self) -> str:
@@ -57,14 +57,13 @@ class RedisServer:
         return f"redis://{auth}{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        self._workdir = tempfile.TemporaryDirectory(prefix="tango_groups_redis_")
-        self._process = subprocess.Popen(
+        workdir = self._new_workdir()
+        self._spawn(
             [redis_server_binary(), "--port", str(self.port), "--bind", self.host,
-             "--save", "", "--appendonly", "no", "--dir", self._workdir.name,
-             "--logfile", str(Path(self._workdir.name) / "redis.log"),
+             "--save", "", "--appendonly", "no", "--dir", str(workdir),
+             "--logfile", str(workdir / "redis.log"),
              *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            process_group=0,  # Ctrl-C in a terminal reaches its owner, who stops it in order
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis(host=self.host, port=self.port, password=self.password,
@@ -80,22 +79,3 @@ class RedisServer:
                 time.sleep(0.02)
             finally:
                 client.close()
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -24,12 +24,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Self
 
 import tango
+
+from .process import ChildProcess
 
 __all__ = ["TangoDatabaseServer", "log_tail", "pydatabaseds_executable"]
 
@@ -60,14 +61,15 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join("    " + line for line in text.splitlines()[-lines:])
 
 
-class TangoDatabaseServer:
+class TangoDatabaseServer(ChildProcess):
     """Start with ``start()`` (or as a context manager); ``tango_host`` is ``127.0.0.1:<port>``."""
+
+    workdir_prefix = "tango_groups_db_"
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port: int | None = None
-        self._process: subprocess.Popen | None = None
-        self._workdir: tempfile.TemporaryDirectory | None = None
+        super().__init__()
 
     @property
     def tango_host(self) -> str:
@@ -83,16 +85,14 @@ class TangoDatabaseServer:
 
     def start(self, timeout: float = 20.0) -> Self:
         """Start the server and wait until ``tango.Database(host, port)`` answers."""
-        self._workdir = tempfile.TemporaryDirectory(prefix="tango_groups_db_")
+        workdir = self._new_workdir()
         env = {key: value for key, value in os.environ.items() if key != "TANGO_HOST"}
         env["PYTANGO_DATABASE_NAME"] = ":memory:"
         with open(self.log_path, "wb") as log:
-            self._process = subprocess.Popen(
-                [pydatabaseds_executable(), "--host", self.host, "--port", "0",
-                 "--print-host-port", _INSTANCE],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=self._workdir.name, process_group=0,
-            )
+            self._spawn([pydatabaseds_executable(), "--host", self.host, "--port", "0",
+                         "--print-host-port", _INSTANCE],
+                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                        cwd=workdir)
         deadline = time.monotonic() + timeout
         try:
             self.port = self._wait_for_port(deadline)
@@ -133,24 +133,6 @@ class TangoDatabaseServer:
                     raise self._fail(f"does not answer on {self.tango_host}") from None
                 time.sleep(0.05)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the server process (SIGTERM, then SIGKILL after ``timeout``) and remove its files."""
-        if self._process is not None:
-            if self._process.poll() is None:
-                self._process.terminate()
-                try:
-                    self._process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait()
-            self._process = None
+    def stop(self, timeout: float | None = None) -> None:
+        super().stop(timeout)
         self.port = None
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
