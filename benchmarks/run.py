@@ -55,6 +55,7 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from tango_groups.data import encoding, keys
 from tango_groups.data.connection import connect
+from tango_groups.data.node import get_node, get_session_node
 from tango_groups.data.writer import (
     STRTIME_FORMAT,
     ChannelSpec,
@@ -234,18 +235,6 @@ def new_sequence(env: BenchEnv, parent: str) -> GroupWriter:
         node_type="scan_group", channels=GroupWriter.channel_specs(), writer_class=GroupWriter)
     group.prepared({}, state="STARTING")
     return group
-
-
-def reader():
-    """``tango_groups.data.node`` if it exists yet (being written concurrently), else None."""
-    try:
-        from tango_groups.data import node
-    except ImportError as error:
-        return None, str(error)
-    missing = [n for n in ("get_session_node", "get_node") if not hasattr(node, n)]
-    if missing:
-        return None, f"tango_groups.data.node lacks {missing}"
-    return node, ""
 
 
 # -- 1. Redis floor ---------------------------------------------------------------------------
@@ -569,12 +558,12 @@ def populate(env: BenchEnv, session: str, nscans: int, chunk: int = 250) -> tupl
     return parent, group.scans.db_name, perf() - start
 
 
-def _ours_walk(node_module, env: BenchEnv, session: str, repeats: int, include_filter,
+def _ours_walk(env: BenchEnv, session: str, repeats: int, include_filter,
                exclude_children=None) -> tuple[list[float], int]:
     times, count = [], 0
     for _ in range(repeats):
         t0 = perf()
-        root = node_module.get_session_node(session, connection=env.client)
+        root = get_session_node(session, connection=env.client)
         kwargs = {"exclude_children": exclude_children} if exclude_children else {}
         found = list(root.walk(include_filter=include_filter, wait=False, **kwargs))
         times.append(perf() - t0)
@@ -584,7 +573,6 @@ def _ours_walk(node_module, env: BenchEnv, session: str, repeats: int, include_f
 
 def rows_walk_and_refs(env: BenchEnv) -> list[Row]:
     p = env.profile
-    node_module, why = reader()
     rows: list[Row] = []
     s6 = "6. walk(include_filter='scan_group', wait=False) over a session (ours writes it once)"
     s7 = "7. node_ref_channel.get(0, -1) resolving every referenced scan node"
@@ -599,21 +587,15 @@ def rows_walk_and_refs(env: BenchEnv) -> list[Row]:
         session = f"walk{nscans}"
         parent, scans_channel, seconds = populate(env, session, nscans)
         nkeys = env.client.dbsize()
-        env.log(f"  populated {nscans} scans + 1 sequence in {seconds:.1f} s "
-                f"({nkeys:,} keys; {3 * nscans / seconds:,.0f} scan/device/channel nodes per s via queue_node)")
+        env.log(f"  populated {nscans} scans + 1 sequence in {seconds:.1f} s ({nkeys:,} keys; "
+                f"{3 * nscans / seconds:,.0f} scan/device/channel nodes per s via queue_node)")
         reps = p.walk_repeats
         for label, flt, excl, docs in (
                 ("", "scan_group", None, docs_walk),
                 (", exclude_children=('scan','scan_group')", "scan_group", exclude, docs_excl)):
-            ours, count, note = None, None, ""
-            if node_module is not None:
-                try:
-                    times, count = _ours_walk(node_module, env, session, reps, flt, excl)
-                    ours = median(times)
-                except Exception as error:  # noqa: BLE001 -- a reader bug is a table note
-                    note = f"ours failed: {type(error).__name__}: {error}"[:120]
-            else:
-                note = f"reader missing ({why})"[:120]
+            note = ""
+            times, count = _ours_walk(env, session, reps, flt, excl)
+            ours = median(times)
             theirs = None
             if with_bliss:
                 res = env.bliss("walk", session=session, repeats=reps, include_filter=flt,
@@ -631,20 +613,14 @@ def rows_walk_and_refs(env: BenchEnv) -> list[Row]:
                             doc=docs.get(nscans, ""), section=s6, note=note.strip()))
 
         # 7. references (same session, same channel, both readers)
-        ours, note, count = None, "", None
-        if node_module is not None:
-            try:
-                times = []
-                for _ in range(p.repeats):
-                    t0 = perf()
-                    nodes = node_module.get_node(scans_channel, connection=env.client).get(0, -1)
-                    times.append(perf() - t0)
-                    count = sum(1 for n in nodes if n is not None)
-                ours = median(times)
-            except Exception as error:  # noqa: BLE001 -- a reader bug is a table note
-                note = f"ours failed: {type(error).__name__}: {error}"[:120]
-        else:
-            note = f"reader missing ({why})"[:120]
+        note = ""
+        times = []
+        for _ in range(p.repeats):
+            t0 = perf()
+            nodes = get_node(scans_channel, connection=env.client).get(0, -1)
+            times.append(perf() - t0)
+            count = sum(1 for n in nodes if n is not None)
+        ours = median(times)
         theirs = None
         if with_bliss:
             res = env.bliss("refs", db_name=scans_channel, repeats=p.repeats)

@@ -41,7 +41,7 @@ import gevent.lock
 import numpy
 import redis
 
-from .data import keys
+from .data import encoding, keys
 from .data.channel import ChannelDataError
 from .data.connection import redact
 from .data.node import DataNode, EventType, ScanNode, WalkIterator, get_node
@@ -345,10 +345,11 @@ class Manager:
             if node.db_name in self.scan_names:
                 raise ManagerError("DuplicateScan",
                                    f"{node.db_name} is already in sequence {self.sequence_name}")
-            if not self._redis(lambda: _is_prepared(node)):
+            number, prepared = self._redis(lambda: _number_and_prepared(node))
+            if not prepared:
                 walk = node.walk_events(include_filter="scan", wait=True)
-                return self._add_pending(int(node.info["scan_nb"]), walk)
-            self._publish(node)
+                return self._add_pending(number, walk)
+            self._publish(node, number)
             return node.db_name
 
     def emit(self, channel: str, data: Any, flat: bool = False) -> int:
@@ -469,9 +470,9 @@ class Manager:
             raise ManagerError("NotAScan", f"{reference} is a {node.type} node, not a scan")
         return node
 
-    def _publish(self, node: DataNode) -> None:
-        self._redis(lambda: self._context.add_node(node))
-        self.scan_numbers.append(int(node.info["scan_nb"]))
+    def _publish(self, node: DataNode, number: int) -> None:
+        self._redis(lambda: self._context.add_node(node, number))
+        self.scan_numbers.append(number)
         self.scan_names.append(node.db_name)
         self._notify("ScanNumbers", "ScanNames", "ScanCount")
 
@@ -502,9 +503,16 @@ class Manager:
                 self._no_pending.set()
             self._notify("PendingScans")
             if node.db_name not in self.scan_names:
-                self._publish(node)
+                self._publish(node, number)
 
 
-def _is_prepared(node: DataNode) -> bool:
-    """Whether a scan has published PREPARED (Bliss references scans from STARTING on)."""
-    return bool(node.connection.xlen(node.db_name + keys.PREPARED))
+def _number_and_prepared(node: DataNode) -> tuple[int, bool]:
+    """A scan's number, and whether it has published PREPARED (Bliss references scans from
+    STARTING on): one round trip."""
+    with node.connection.pipeline(transaction=False) as pipe:
+        pipe.hget(node.db_name + keys.INFO, "scan_nb")
+        pipe.xlen(node.db_name + keys.PREPARED)
+        raw_number, prepared = pipe.execute()
+    if raw_number is None:
+        raise ManagerError("NotAScan", f"{node.db_name} has no scan number (info scan_nb)")
+    return int(encoding.loads(raw_number)), bool(prepared)

@@ -93,9 +93,11 @@ class SequenceContext:
         self.add(scan)
         scan.run()
 
-    def add_node(self, node: Any) -> None:
-        """Add an existing scan node (a ``ScanNode`` from the reader): published now."""
-        self._sequence._add_node(node)
+    def add_node(self, node: Any, scan_nb: int | None = None) -> None:
+        """Add an existing scan node (a ``ScanNode`` from the reader): published now.
+
+        ``scan_nb``: its number, when the caller has read it already (saves a round trip)."""
+        self._sequence._add_node(node, scan_nb)
 
     def wait_all_subscans(self, timeout: float | None = None) -> bool:
         """Wait until every added scan started (was published); False on timeout."""
@@ -238,7 +240,7 @@ class Sequence:
             if not self._closed:
                 self._publish(scan.db_name, scan.scan_number)
 
-    def _add_node(self, node: Any) -> None:
+    def _add_node(self, node: Any, scan_nb: int | None = None) -> None:
         from ..data.node import ScanNode
 
         if not isinstance(node, ScanNode) or node.type not in keys.SCAN_TYPES:
@@ -246,7 +248,8 @@ class Sequence:
         with self._changed:
             self._require_running()
             self.scans.append(node)
-            self._publish(node.db_name, int(node.info["scan_nb"]))
+            self._publish(node.db_name,
+                          int(node.info["scan_nb"]) if scan_nb is None else scan_nb)
 
     def _wait_pending(self, timeout: float | None) -> bool:
         with self._changed:

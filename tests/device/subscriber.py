@@ -1,10 +1,11 @@
 """A Tango client in its own process that records change events of a SequenceManager.
 
-    python subscriber.py DEVICE_TRL ATTRIBUTE [ATTRIBUTE...]
+    python subscriber.py DEVICE_TRL UNTIL ATTRIBUTE [ATTRIBUTE...]
 
 Subscribes to the change events of every ATTRIBUTE, prints ``READY`` once the initial event
 of every subscription is in, then one JSON line per event: ``{"attr", "value"}`` (or
-``{"attr", "error"}``). It stops when stdin closes.
+``{"attr", "error"}``). It stops after the event UNTIL (``attr=json value``, e.g.
+``SequenceState=4``), or after 60 s.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def plain(value: object) -> object:
 
 
 def main() -> None:
-    trl, names = sys.argv[1], sys.argv[2:]
+    trl, until, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+    until_attr, _, until_value = until.partition("=")
+    finished = threading.Event()
     proxy = tango.DeviceProxy(trl)
     lock = threading.Condition()
     seen: set[str] = set()
@@ -39,6 +42,9 @@ def main() -> None:
                 else {"attr": name, "value": plain(event.attr_value.value)})
         with lock:
             print(json.dumps(line), flush=True)
+            if (name.lower() in seen and name.lower() == until_attr.lower()
+                    and line.get("value") == json.loads(until_value)):
+                finished.set()
             seen.add(name.lower())
             lock.notify_all()
 
@@ -47,7 +53,8 @@ def main() -> None:
         if not lock.wait_for(lambda: len(seen) == len(names), timeout=30):
             sys.exit(f"initial events missing: got {sorted(seen)}")
         print("READY", flush=True)
-    sys.stdin.read()
+    if not finished.wait(60):
+        sys.exit(f"no {until} event within 60 s")
     for event_id in ids:
         proxy.unsubscribe_event(event_id)
 

@@ -248,8 +248,9 @@ def test_change_events_reach_a_subscriber_in_another_process(device) -> None:
     attributes = ["State", "SequenceName", "SequenceState", "ScanNumbers", "ScanCount",
                   "PendingScans"]
     subscriber = subprocess.Popen(
-        [sys.executable, str(HERE / "subscriber.py"), device.trl, *attributes],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, str(HERE / "subscriber.py"), device.trl, "SequenceState=4",
+         *attributes],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
         while (line := subscriber.stdout.readline().strip()) != "READY":
@@ -264,7 +265,7 @@ def test_change_events_reach_a_subscriber_in_another_process(device) -> None:
         wait_until(lambda: proxy.ScanCount == 2)
         proxy.End()
     finally:
-        out, err = subscriber.communicate("", timeout=30)
+        out, err = subscriber.communicate(timeout=90)
     assert subscriber.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
     by_attr: dict[str, list] = {}
