@@ -24,7 +24,8 @@ import numpy
 from tango import AttrDataFormat, AttrWriteType, DevFailed, DevState, DispLevel, Except, GreenMode
 from tango.server import Device, attribute, command, device_property, run
 
-from tango_groups.data.connection import redact
+from tango_groups.data.connection import connect, redact
+from tango_groups.data.streams import BLOCK_MS
 from tango_groups.data.writer import Expiration
 from tango_groups.manager import ATTRIBUTES, ChannelDecl, Manager, ManagerError, decode_npy
 from tango_groups.scanning.scan import ScanState
@@ -107,6 +108,10 @@ class SequenceManager(Device):
         dtype=int, default_value=86400,
         doc="Seconds scan nodes and their containers live after the scan ends (0: forever). "
             "Bliss's default is 86400.")
+    RedisTimeout = device_property(
+        dtype=float, default_value=5.0,
+        doc="Seconds a Redis request may take before the device reports FAULT (a Redis that "
+            "hangs is as unusable as one that is down).")
     HealthCheckPeriod = device_property(
         dtype=float, default_value=2.0,
         doc="Seconds between two pings of the data Redis (FAULT when it does not answer).")
@@ -123,8 +128,11 @@ class SequenceManager(Device):
         try:
             expiration = Expiration(data=self.DataExpiration or None,
                                     parent=self.ParentExpiration or None)
+            timeout = max(self.RedisTimeout, 2 * BLOCK_MS / 1000)  # readers block in XREAD
+            client = connect(self.RedisURL, socket_timeout=timeout,
+                             socket_connect_timeout=timeout)
             session = DataSession(self.Session, redis_url=self.RedisURL,
-                                  base_path=self.BasePath, expiration=expiration)
+                                  base_path=self.BasePath, expiration=expiration, client=client)
         except ValueError as error:
             self.manager = None
             self._set_state(DevState.FAULT, f"Invalid property: {error}. Fix the device "

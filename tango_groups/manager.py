@@ -420,8 +420,14 @@ class Manager:
             return group.db_name
 
     def close(self) -> None:
-        """Stop the greenlets (the sequence, if any, stays as it is in Redis)."""
+        """Stop the greenlets; a running sequence is ended as KILLED, so that readers waiting for
+        its END are released (when Redis does not answer, it stays as it is)."""
         self.stop_monitoring()
+        if self._sequence is not None:
+            try:
+                self.end(ScanState.KILLED)
+            except ManagerError:
+                pass  # Redis is gone: nothing more can be written
         self._stop_watchers()
 
     # -- helpers -------------------------------------------------------------------------------

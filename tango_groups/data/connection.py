@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -11,20 +12,20 @@ __all__ = ["DATA_DB", "connect", "redact"]
 DATA_DB = 1  # Bliss keeps every data node in logical database 1 of the data Redis
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str, **options: Any) -> redis.Redis:
     """A client of the data Redis at ``url`` (``redis://host:port[/db]``, ``unix:///path``).
 
     The URL may name a logical database (``redis://host:6380/3``); without one, db 1 is used, the
     database Bliss and blissdata read data nodes from. Responses stay bytes: pickles are decoded
-    by ``tango_groups.data.encoding`` only.
+    by ``tango_groups.data.encoding`` only. ``options`` go to ``redis.Redis`` (timeouts...).
     """
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ValueError(f"unsupported Redis URL {redact(url)!r}: use redis://host:port[/db]")
-    kwargs = {}
-    if parts.scheme != "unix" and parts.path.strip("/") == "" or parts.scheme == "unix" and "db=" not in parts.query:
-        kwargs["db"] = DATA_DB
-    return redis.Redis.from_url(url, **kwargs)
+    names_db = "db=" in parts.query if parts.scheme == "unix" else parts.path.strip("/") != ""
+    if not names_db:
+        options.setdefault("db", DATA_DB)
+    return redis.Redis.from_url(url, **options)
 
 
 def redact(url: str) -> str:

@@ -40,6 +40,10 @@ class ChildProcess:
         self._process = subprocess.Popen(command, process_group=0, **popen)
         return self._process
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
     def poll(self) -> int | None:
         """The exit code, None while it runs (or before it started)."""
         return None if self._process is None else self._process.poll()

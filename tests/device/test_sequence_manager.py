@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import queue
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -307,3 +310,59 @@ def test_channel_attributes_push_change_and_data_ready_events(device) -> None:
                                                        ("change", [1.0, 2.0, 3.0])]
     assert [e for e in events if e[0] == "ready"] == [("ready", 1), ("ready", 2)]
     proxy.End()
+
+
+def test_fault_while_redis_hangs_then_recovery(start_device) -> None:
+    with RedisServer() as server:
+        device = start_device(RedisURL=server.url, RedisTimeout=1.0)
+        proxy = device.proxy
+        assert proxy.State() == tango.DevState.ON
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: proxy.State() == tango.DevState.FAULT, timeout=20)
+            assert "Timeout" in proxy.Status()
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        wait_until(lambda: proxy.State() == tango.DevState.ON, timeout=20)
+
+
+def test_init_ends_a_running_sequence_as_killed(device) -> None:
+    proxy = device.proxy
+    db_name = proxy.Start("interrupted")
+    proxy.Init()
+    assert proxy.State() == tango.DevState.ON and proxy.SequenceName == ""
+    node = get_node(db_name, connection=device.session.client)
+    assert node.info["state"] == "KILLED"
+    assert device.session.client.xlen(f"{db_name}_end") == 1
+    assert proxy.Start("next").endswith("2_next")
+    proxy.End()
+
+
+def test_concurrent_clients_are_serialised(device) -> None:
+    proxy = device.proxy
+    db_name = proxy.Start("busy")
+    scans = [scan(device, 1) for _ in range(24)]
+    trl = device.trl
+    errors: list[BaseException] = []
+
+    def add(part: list) -> None:
+        client = tango.DeviceProxy(trl)
+        try:
+            for s in part:
+                client.AddScan(s.db_name)
+        except BaseException as error:  # noqa: BLE001 (reported by the assertion below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=add, args=(scans[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert proxy.End() == "DONE" and proxy.ScanCount == 24
+    master = f"{db_name}:GroupingMaster"
+    refs = get_node(f"{master}:scans", connection=device.session.client).get(0, -1)
+    numbers = get_node(f"{master}:scan_numbers", connection=device.session.client).get(0, -1)
+    assert sorted(ref.db_name for ref in refs) == sorted(s.db_name for s in scans)
+    assert [int(ref.info["scan_nb"]) for ref in refs] == list(numbers)  # pairs stay aligned
+    assert list(proxy.ScanNames) == [ref.db_name for ref in refs]
