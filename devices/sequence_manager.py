@@ -67,10 +67,12 @@ def _tango_type(dtype: numpy.dtype) -> str:
     return TANGO_TYPES["b" if dtype.kind == "b" else f"{dtype.kind}{dtype.itemsize}"]
 
 
-def pushed(**kwargs: Any) -> attribute:
-    """A read-only attribute the device pushes change events for (detect off: every push)."""
-    return attribute(access=AttrWriteType.READ, change_event_implemented=True,
-                     change_event_detect=False, **kwargs)
+def pushed(name: str, **kwargs: Any) -> attribute:
+    """A read-only attribute showing the manager's value ``name``, pushed by the device with
+    change events (detect off: every push is an event)."""
+    return attribute(name=name, access=AttrWriteType.READ, change_event_implemented=True,
+                     change_event_detect=False, fget=lambda device: device._value(name),
+                     fisallowed=lambda device, request: device.manager is not None, **kwargs)
 
 
 class SequenceManager(Device):
@@ -208,65 +210,36 @@ class SequenceManager(Device):
         }[name]()
 
     # -- attributes ---------------------------------------------------------------------------
-    SequenceName = pushed(dtype=str, label="Sequence",
-                          doc="db_name of the current (or last) sequence; empty before the first")
-    SequenceNumber = pushed(dtype=numpy.int64, label="Sequence number", format="%d",
-                            doc="Scan number of the sequence (its scan_group node)")
-    Title = pushed(dtype=str, label="Title", doc="Title of the current (or last) sequence")
-    SequenceState = pushed(dtype=ScanState, label="Sequence state",
-                           doc="Bliss scan state of the sequence: IDLE before the first, STARTING "
-                               "while it runs, then DONE, USER_ABORTED or KILLED")
-    ScanNumbers = pushed(dtype=(numpy.int64,), max_dim_x=MAX_SCANS, label="Scan numbers",
-                         format="%d", doc="Numbers of the scans referenced so far, in order")
-    ScanNames = pushed(dtype=(str,), max_dim_x=MAX_SCANS, label="Scans",
-                       doc="db_names of the scans referenced so far, in order")
-    ScanCount = pushed(dtype=numpy.int64, label="Scan count", format="%d",
-                       doc="How many scans the sequence references")
-    PendingScans = pushed(dtype=(numpy.int64,), max_dim_x=MAX_SCANS, label="Pending scans",
-                          format="%d",
-                          doc="Scan numbers added before they started; referenced when they do")
-    ChannelNames = pushed(dtype=(str,), max_dim_x=1024, label="Custom channels",
-                          doc="Custom channels of the sequence; each is also an attribute")
-    ScanInfo = pushed(dtype=str, label="Scan info", display_level=DispLevel.EXPERT,
-                      doc="scan_info of the sequence as JSON (as stored in Redis)")
-
-    def read_SequenceName(self) -> str:
-        return self._value("SequenceName")
-
-    def read_SequenceNumber(self) -> int:
-        return self._value("SequenceNumber")
-
-    def read_Title(self) -> str:
-        return self._value("Title")
-
-    def read_SequenceState(self) -> ScanState:
-        return self._value("SequenceState")
-
-    def read_ScanNumbers(self) -> numpy.ndarray:
-        return self._value("ScanNumbers")
-
-    def read_ScanNames(self) -> list[str]:
-        return self._value("ScanNames")
-
-    def read_ScanCount(self) -> int:
-        return self._value("ScanCount")
-
-    def read_PendingScans(self) -> numpy.ndarray:
-        return self._value("PendingScans")
-
-    def read_ChannelNames(self) -> list[str]:
-        return self._value("ChannelNames")
-
-    def read_ScanInfo(self) -> str:
-        return self._value("ScanInfo")
-
-    def is_SequenceName_allowed(self, request: Any) -> bool:
-        return self.manager is not None
-
-    (is_SequenceNumber_allowed, is_Title_allowed, is_SequenceState_allowed,
-     is_ScanNumbers_allowed, is_ScanNames_allowed, is_ScanCount_allowed,
-     is_PendingScans_allowed, is_ChannelNames_allowed,
-     is_ScanInfo_allowed) = (is_SequenceName_allowed,) * 9
+    SequenceName = pushed(
+        "SequenceName", dtype=str, label="Sequence",
+        doc="db_name of the current (or last) sequence; empty before the first")
+    SequenceNumber = pushed(
+        "SequenceNumber", dtype=numpy.int64, label="Sequence number", format="%d",
+        doc="Scan number of the sequence (its scan_group node)")
+    Title = pushed(
+        "Title", dtype=str, label="Title", doc="Title of the current (or last) sequence")
+    SequenceState = pushed(
+        "SequenceState", dtype=ScanState, label="Sequence state",
+        doc="Bliss scan state of the sequence: IDLE before the first, STARTING while it runs, "
+            "then DONE, USER_ABORTED or KILLED")
+    ScanNumbers = pushed(
+        "ScanNumbers", dtype=(numpy.int64,), max_dim_x=MAX_SCANS, label="Scan numbers",
+        format="%d", doc="Numbers of the scans referenced so far, in order")
+    ScanNames = pushed(
+        "ScanNames", dtype=(str,), max_dim_x=MAX_SCANS, label="Scans",
+        doc="db_names of the scans referenced so far, in order")
+    ScanCount = pushed(
+        "ScanCount", dtype=numpy.int64, label="Scan count", format="%d",
+        doc="How many scans the sequence references")
+    PendingScans = pushed(
+        "PendingScans", dtype=(numpy.int64,), max_dim_x=MAX_SCANS, label="Pending scans",
+        format="%d", doc="Scan numbers added before they started; referenced when they do")
+    ChannelNames = pushed(
+        "ChannelNames", dtype=(str,), max_dim_x=1024, label="Custom channels",
+        doc="Custom channels of the sequence; each is also an attribute")
+    ScanInfo = pushed(
+        "ScanInfo", dtype=str, label="Scan info", display_level=DispLevel.EXPERT,
+        doc="scan_info of the sequence as JSON (as stored in Redis)")
 
     # -- one attribute per custom channel -----------------------------------------------------
     def _channel_value(self, name: str) -> numpy.ndarray:

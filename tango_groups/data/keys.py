@@ -67,6 +67,11 @@ def check_local_name(name: str) -> None:
         raise ValueError(f"invalid node name {name!r}: it must be non-empty and contain no ':'")
 
 
+def glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis ``SCAN MATCH`` pattern (db_names may hold ``*?[]``)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 def local_name(db_name: str) -> str:
     return db_name.rsplit(":", 1)[-1]
 

@@ -166,10 +166,6 @@ def _search_containers(client: redis.Redis, pattern: str) -> list[str]:
     return sorted(found, key=lambda db_name: (db_name.count(":"), db_name))
 
 
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
 # -- info ---------------------------------------------------------------------------------------
 class NodeInfo(Mapping[str, Any]):
     """The ``{db_name}_info`` hash: every value is read from Redis when asked, and unpickled.
@@ -592,7 +588,7 @@ class _Walk:
         self.follow(self.start_node)
         if not search or not self._follows_children(self.start_node):
             return
-        pattern = _glob_escape(self.start_node.db_name) + ":*" + keys.CHILDREN
+        pattern = keys.glob_escape(self.start_node.db_name) + ":*" + keys.CHILDREN
         pruned: set[str] = set()
         for node in _lookup(self.client, _search_containers(self.client, pattern),
                             exists_only=True):

@@ -90,10 +90,6 @@ def _deep_merge(old: Mapping, new: Mapping) -> dict:
     return result
 
 
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
 class DataWriter:
     """Entry point of the writer: one data Redis, one expiration policy.
 
@@ -214,7 +210,8 @@ class DataWriter:
         """Re-apply a finished scan's TTLs (a grouped scan lives as long as its group)."""
         if self.client.ttl(scan_db_name) < 0:  # running (-1) or gone (-2): nothing to refresh
             return
-        below = list(self.client.scan_iter(match=_glob_escape(scan_db_name) + ":*", count=1000))
+        pattern = keys.glob_escape(scan_db_name) + ":*"
+        below = list(self.client.scan_iter(match=pattern, count=1000))
         with self.client.pipeline(transaction=False) as pipe:
             self.queue_expiration(pipe, below, self.expiration.data)
             self.queue_expiration(pipe, self.parent_keys(scan_db_name), self.expiration.parent)

@@ -79,6 +79,8 @@ def test_seed_sequence_through_tango(device) -> None:
     }))
     assert db_name == f"{session.name}:tmp:scans:1_sequence_of_scans"
     assert proxy.State() == tango.DevState.RUNNING and proxy.SequenceNumber == 1
+    assert proxy.SequenceName == db_name and proxy.Title == "sequence_of_scans"
+    assert proxy.SequenceState == 2  # STARTING
     assert list(proxy.ChannelNames) == ["sum"]
     s1, s2 = scan(device, 3), scan(device, 3)
     assert proxy.AddScan(str(s1.scan_number)) == s1.db_name
@@ -366,3 +368,12 @@ def test_concurrent_clients_are_serialised(device) -> None:
     assert sorted(ref.db_name for ref in refs) == sorted(s.db_name for s in scans)
     assert [int(ref.info["scan_nb"]) for ref in refs] == list(numbers)  # pairs stay aligned
     assert list(proxy.ScanNames) == [ref.db_name for ref in refs]
+
+
+def test_invalid_properties_put_the_device_in_fault(start_device) -> None:
+    proxy = start_device(Session="bad:name").proxy
+    assert proxy.State() == tango.DevState.FAULT
+    assert "Invalid property" in proxy.Status() and "Init" in proxy.Status()
+    refused("SequenceManager_NotConfigured", lambda: proxy.Start(""))
+    with pytest.raises(tango.DevFailed):
+        proxy.read_attribute("ScanCount")
