@@ -319,7 +319,7 @@ def _rows(res: _Results, calls: dict[str, Any], reps: int) -> list[Row]:
             section=s, doc="void 490-536 µs",
             note="the built-in State command of both servers: what each device class costs "
                  "before any code of ours runs"),
-        Row("command round trip: AddScan (one Redis round trip) vs void command, p50",
+        Row("command round trip: AddScan (4 Redis round trips) vs void command, p50",
             percentile(rt_ours, 50) * ms, percentile(rt_anchor, 50) * ms, "ms", section=s,
             doc="void 490-536 µs; AddScan est. >= 0.65 ms",
             note=f"AddScan by db_name of a prepared scan written beforehand; a fresh sequence per "
@@ -328,7 +328,7 @@ def _rows(res: _Results, calls: dict[str, Any], reps: int) -> list[Row]:
                  f"{percentile([r[:20] for r in rt_ours], 50) * ms:.3g} ms, of the last 20 "
                  f"{percentile([r[-20:] for r in rt_ours], 50) * ms:.3g} ms); {reps} repeats "
                  f"pooled. Redis commands per AddScan: {res.add_scan_commands or '?'}"),
-        Row("command round trip: AddScan (one Redis round trip) vs void command, p99",
+        Row("command round trip: AddScan (4 Redis round trips) vs void command, p99",
             percentile(rt_ours, 99) * ms, percentile(rt_anchor, 99) * ms, "ms", section=s,
             doc="void 0.8-2.1 ms"),
     ]

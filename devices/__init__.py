@@ -1,1 +1,2 @@
-"""Tango device servers of tango_groups: the SequenceManager (a thin layer over tango_groups.manager)."""
+"""Tango device servers of tango_groups: the SequenceManager (a thin layer over
+tango_groups.manager)."""

@@ -126,7 +126,8 @@ def _check_redis(url: str) -> None:
 # -- serve ----------------------------------------------------------------------------------------
 def _add_serve(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "serve", help="run a SequenceManager (with a private Tango DB and Redis when none is given)",
+        "serve",
+        help="run a SequenceManager (with a private Tango DB and Redis when none is given)",
         description="Register and start SequenceManager devices; print TANGO_HOST=, REDIS_URL=, "
                     "DEVICE= lines and READY when they answer; stop everything on Ctrl-C.")
     parser.add_argument(
@@ -171,7 +172,9 @@ def serve(args: argparse.Namespace) -> int:
             signal.signal(name, handler)
 
 
-def _start(args: argparse.Namespace, started: contextlib.ExitStack) -> tuple[str, str, DeviceServer]:
+def _start(
+    args: argparse.Namespace, started: contextlib.ExitStack
+) -> tuple[str, str, DeviceServer]:
     """Start what is missing (Redis, Tango DB), register and start the devices; what was started
     is stopped by ``started``. Returns (TANGO_HOST, Redis URL, the running server)."""
     if args.redis_url:  # what is given is checked before anything is started

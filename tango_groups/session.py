@@ -65,7 +65,8 @@ class Session:
         return self.writer.ensure_containers(keys.scan_saving_parts(self.name, self.base_path))
 
     def setup(self) -> Session:
-        """Make this the current session (``tango_groups.current_session``) and the readers' default."""
+        """Make this the current session (``tango_groups.current_session``) and the readers'
+        default."""
         global _current
         from .data import node
 
@@ -85,7 +86,9 @@ class Session:
 
 def get_current_session() -> Session:
     if _current is None:
-        raise RuntimeError("no current session: create one with Session(name, redis_url=...).setup()")
+        raise RuntimeError(
+            "no current session: create one with Session(name, redis_url=...).setup()"
+        )
     return _current
 
 

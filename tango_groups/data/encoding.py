@@ -10,9 +10,10 @@ Three encodings meet in Redis (see ``tango_groups.data.node`` for where each is 
 Pickles we *write* name numpy's reconstruction functions under ``numpy.core`` (numpy 1.x paths), so
 that readers still on numpy 1 (Bliss 1.11 environments) load them; numpy 2 loads both spellings.
 
-Pickles we *read* come from a shared Redis: ``loads`` goes through an allow-list unpickler that only
-resolves builtin value types, numpy arrays / scalars / dtypes and ``datetime`` types. Anything else
-(``os.system``, ``builtins.eval``, a custom class) raises ``UnsafePickleError`` before any code runs.
+Pickles we *read* come from a shared Redis: ``loads`` goes through an allow-list unpickler that
+only resolves builtin value types, numpy arrays / scalars / dtypes and ``datetime`` types. Anything
+else (``os.system``, ``builtins.eval``, a custom class) raises ``UnsafePickleError`` before any code
+runs.
 """
 
 from __future__ import annotations
@@ -116,7 +117,9 @@ _BUILTIN_TYPES = {
 }
 _DATETIME_TYPES = {
     t.__name__: t
-    for t in (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, datetime.timezone)
+    for t in (
+        datetime.datetime, datetime.date, datetime.time, datetime.timedelta, datetime.timezone
+    )
 }
 _NUMPY_SCALAR_TYPES = {
     name: obj
@@ -164,7 +167,8 @@ def loads(data: bytes) -> Any:
 
 
 def coerce_struct_value(raw: bytes | str) -> bool | int | float | str:
-    """Decode a struct-hash value the way Bliss reads it back (bool, then int, then float, then str)."""
+    """Decode a struct-hash value the way Bliss reads it back (bool, then int, then float, then
+    str)."""
     text = raw.decode() if isinstance(raw, bytes) else raw
     if text in ("True", "true"):
         return True

@@ -6,7 +6,8 @@ never contain ``:``; only a channel's *fullname* (``timer:elapsed_time``) may.
 
 Per node::
 
-    {db_name}                  HASH   struct: name, db_name, node_type, version (v1.1), parent (text)
+    {db_name}                  HASH   struct: name, db_name, node_type, version (v1.1),
+                                      parent (text)
     {db_name}_info             HASH   info: one pickle per field (scans, groups, channels only)
     {db_name}_children_list    STREAM NEW_NODE registrations of children (containers, scans, groups)
     {db_name}_prepared         STREAM one PREPARED_SCAN entry (scans and groups)

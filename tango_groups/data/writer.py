@@ -66,7 +66,8 @@ def _now() -> tuple[datetime.datetime, float]:
 
 
 def _merge_info(stored: Mapping[str, Any], update: Mapping[str, Any]) -> tuple[dict, list[str]]:
-    """Bliss's scan_info merge at PREPARED/END: deep-merge mappings, replace others, None deletes."""
+    """Bliss's scan_info merge at PREPARED/END: deep-merge mappings, replace others, None
+    deletes."""
     merged, deleted = {}, []
     for key, value in update.items():
         if value is None:
@@ -113,7 +114,8 @@ class DataWriter:
         info: Mapping[str, Any] | None = None,
         register: bool = True,
     ) -> None:
-        """Queue the commands creating one node (info, struct with version, streams, registration)."""
+        """Queue the commands creating one node (info, struct with version, streams,
+        registration)."""
         parents = keys.ancestors(db_name)
         if info is not None:
             pipe.hset(
@@ -160,7 +162,8 @@ class DataWriter:
         return db_names[-1]
 
     def next_scan_number(self, parent: str, shadow: bool = False) -> int:
-        """Allocate a scan number in ``parent`` exactly as Bliss 1.11 does (HINCRBY on its struct)."""
+        """Allocate a scan number in ``parent`` exactly as Bliss 1.11 does (HINCRBY on its
+        struct)."""
         field = keys.SHADOW_SCAN_COUNTER if shadow else keys.SCAN_COUNTER
         return int(self.client.hincrby(parent, field, 1))
 
@@ -203,7 +206,8 @@ class DataWriter:
     def parent_keys(self, scan_db_name: str) -> list[str]:
         """Keys getting the parent TTL when a scan ends: the scan's own and its ancestors'."""
         own = [scan_db_name + s for s in ("", keys.INFO, keys.CHILDREN, keys.END, keys.PREPARED)]
-        above = [a + s for a in keys.ancestors(scan_db_name) for s in ("", keys.INFO, keys.CHILDREN)]
+        above = [a + s for a in keys.ancestors(scan_db_name)
+                 for s in ("", keys.INFO, keys.CHILDREN)]
         return own + above
 
     def refresh_expiration(self, scan_db_name: str) -> None:

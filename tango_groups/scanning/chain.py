@@ -1,4 +1,5 @@
-"""``AcquisitionChannel``: a named, typed channel of points, as Bliss's acquisition chain declares it.
+"""``AcquisitionChannel``: a named, typed channel of points, as Bliss's acquisition chain
+declares it.
 
 Used for the custom channels of a sequence: declared before the sequence starts, bound to its Redis
 channel node when it starts, then ``emit`` publishes points (one point or a block of points).
@@ -12,7 +13,8 @@ from ..data.writer import ChannelWriter
 
 
 class AcquisitionChannel:
-    """``AcquisitionChannel(name, dtype, shape, unit=None)``; ``name`` may be a ``device:short`` fullname."""
+    """``AcquisitionChannel(name, dtype, shape, unit=None)``; ``name`` may be a ``device:short``
+    fullname."""
 
     def __init__(self, name: str, dtype: Any, shape: tuple[int, ...] = (), unit: str | None = None
                  ) -> None:
@@ -30,7 +32,8 @@ class AcquisitionChannel:
         return self.name
 
     def bind(self, writer: ChannelWriter | None) -> None:
-        """Attach to (or, with None, detach from) the Redis channel node that receives the points."""
+        """Attach to (or, with None, detach from) the Redis channel node that receives the
+        points."""
         self._writer = writer
 
     def emit(self, data: Any) -> int:
@@ -47,4 +50,5 @@ class AcquisitionChannel:
         return self._writer.emit(data)
 
     def __repr__(self) -> str:
-        return f"AcquisitionChannel({self.name!r}, {self.dtype!r}, {self.shape!r}, unit={self.unit!r})"
+        return (f"AcquisitionChannel({self.name!r}, {self.dtype!r}, {self.shape!r}, "
+                f"unit={self.unit!r})")

@@ -180,7 +180,9 @@ class Scan:
     def run(self) -> None:
         """Run the scan to its end (blocking). A scan runs once."""
         if self._state != ScanState.IDLE:
-            raise RuntimeError(f"scan {self.name!r} has already been run (state {self._state.name})")
+            raise RuntimeError(
+                f"scan {self.name!r} has already been run (state {self._state.name})"
+            )
         self._state = ScanState.PREPARING
         info = start_info(self.scan_info, self.session, self._specs, save=self.save)
         writer = self.session.writer.create_scan(

@@ -1,10 +1,10 @@
 """Simulated counters and ``loopscan``: real scans in Redis without Bliss or hardware.
 
-``loopscan(npoints, count_time, *counters)`` writes what Bliss's loopscan writes: a ``timer`` device
-with ``elapsed_time`` and ``epoch`` channels (seconds) and, below it, one sampling-controller device
-per counter controller (``simulation_diode_sampling_controller:diode`` for the ``diode``). Each point
-takes ``count_time`` seconds, as counting would; the counter values are random, like Bliss's
-simulated diodes.
+``loopscan(npoints, count_time, *counters)`` writes what Bliss's loopscan writes: a ``timer``
+device with ``elapsed_time`` and ``epoch`` channels (seconds) and, below it, one sampling-controller
+device per counter controller (``simulation_diode_sampling_controller:diode`` for the ``diode``).
+Each point takes ``count_time`` seconds, as counting would; the counter values are random, like
+Bliss's simulated diodes.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def loopscan(
     run: bool = True,
     session: Session | None = None,
 ) -> Scan:
-    """A time scan of ``npoints`` points of ``count_time`` seconds; runs at once unless ``run=False``."""
+    """A time scan of ``npoints`` points of ``count_time`` seconds; runs at once unless
+    ``run=False``."""
     if npoints < 1 or count_time < 0:
         raise ValueError("loopscan needs npoints >= 1 and count_time >= 0")
     specs = [ChannelSpec(("timer",), "elapsed_time", float, unit="s"),

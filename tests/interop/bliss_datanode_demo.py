@@ -134,7 +134,7 @@ def dump(api: Any, session: str) -> dict:
     }
 
 
-# -- writing through blissdata -----------------------------------------------------------------------
+# -- writing through blissdata ---------------------------------------------------------------------
 def write(session: str) -> None:
     import numpy
     from blissdata.data.node import create_node, get_or_create_node

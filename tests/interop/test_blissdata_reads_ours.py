@@ -1,4 +1,5 @@
-"""blissdata 0.3.1 (Bliss's own reader) reads what tango_groups writes: walks, events, data, live."""
+"""blissdata 0.3.1 (Bliss's own reader) reads what tango_groups writes: walks, events, data,
+live."""
 
 from __future__ import annotations
 
@@ -106,8 +107,10 @@ def test_live_blissdata_reader_follows_a_sequence_in_bliss_order(session, bliss_
     assert at("NEW_NODE", s1.db_name) < at("NEW_NODE", s2.db_name)
     refs = [e for e in events if e["event"] == "NEW_DATA" and e["db_name"] == f"{master}:scans"]
     assert [ref["node"] for e in refs for ref in e["data"]] == [s1.db_name, s2.db_name]
-    numbers = [e for e in events if e["event"] == "NEW_DATA" and e["db_name"].endswith("scan_numbers")]
+    numbers = [e for e in events
+               if e["event"] == "NEW_DATA" and e["db_name"].endswith("scan_numbers")]
     assert [n for e in numbers for n in e["data"]] == [s1.scan_number, s2.scan_number]
-    diode_points = [e for e in events if e["event"] == "NEW_DATA" and e["db_name"].startswith(s1.db_name)
+    diode_points = [e for e in events
+                    if e["event"] == "NEW_DATA" and e["db_name"].startswith(s1.db_name)
                     and e["db_name"].endswith(":diode")]
     assert sum(len(e["data"]) for e in diode_points) == 3

@@ -18,7 +18,8 @@ blocks = st.lists(st.lists(st.floats(allow_nan=False, width=64), min_size=0, max
                   min_size=1, max_size=6)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(blocks=blocks, data=st.data())
 def test_any_range_reads_back_what_was_emitted(redis_client, blocks, data):
     writer = DataWriter(redis_client)

@@ -126,7 +126,8 @@ def test_listening_to_groups_and_scans(config):
             scan_seq.add_and_run(loopscan(2, 0.01, diode, run=False))
 
     printed = [(node.db_name, node.info["scan_nb"]) for node in
-               get_session_node(current_session.name).iterator.walk(filter='scan_group', wait=False)]
+               get_session_node(current_session.name).iterator.walk(
+                   filter='scan_group', wait=False)]
     parent = f"{current_session.name}:tmp:scans"
     assert printed == [(f"{parent}:3_sequence_of_scans", 3)]
 
@@ -138,7 +139,8 @@ def test_listening_to_groups_and_scans(config):
 
 
 def test_listening_to_scans_added_to_a_sequence(config):
-    """The online-analysis example: walk_events(filter='node_ref_channel') while the sequence runs."""
+    """The online-analysis example: walk_events(filter='node_ref_channel') while the sequence
+    runs."""
     diode = config.get("diode")
     seq = Sequence()
     seen: list[tuple[str, str, list]] = []

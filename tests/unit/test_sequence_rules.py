@@ -72,7 +72,8 @@ def test_group_argument_errors(session, diode):
     container = get_session_node(session.name)
     with pytest.raises(ScanSequenceError, match="^Invalid argument: no scan node corresponds to"):
         Group(container)
-    with pytest.raises(ScanSequenceError, match="^Invalid argument: no scan node corresponds to x$"):
+    with pytest.raises(ScanSequenceError,
+                       match="^Invalid argument: no scan node corresponds to x$"):
         Group("x")
     with pytest.raises(ScanSequenceError, match="^Scan number '99' not found$"):
         Group(99)

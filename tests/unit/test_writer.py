@@ -143,7 +143,8 @@ def test_prepared_end_state_merge_and_ttls(redis_client):
     (_, end), = redis_client.xrange(scan.db_name + "_end")
     assert end[b"__EVENT__"] == b"END_SCAN" and encoding.loads(end[b"__EXCEPTION__"]) == ""
     stored = info(redis_client, scan.db_name)
-    assert stored["state"] == "DONE" and {"end_time", "end_time_str", "end_timestamp"} <= set(stored)
+    assert (stored["state"] == "DONE"
+            and {"end_time", "end_time_str", "end_timestamp"} <= set(stored))
     assert 0 < redis_client.ttl(scan.db_name + ":d:c_data") <= 50
     assert 0 < redis_client.ttl(scan.db_name + ":d") <= 50
     for key in (scan.db_name, scan.db_name + "_end", parent, "demo", "demo_children_list"):
@@ -167,7 +168,8 @@ def test_group_references_scan_numbers_then_scans_and_never_trims(writer, redis_
     last = redis_client.xrevrange(master + ":scans_data", count=1)[0]
     assert last[0] == f"{count}-0".encode()
     assert encoding.loads(last[1][b"__DATA__"]) == f"{parent}:{count - 1}_loopscan"
-    number = encoding.loads(redis_client.xrange(master + ":scan_numbers_data", count=1)[0][1][b"__DATA__"])
+    number = encoding.loads(
+        redis_client.xrange(master + ":scan_numbers_data", count=1)[0][1][b"__DATA__"])
     assert type(number) is numpy.int64
     desc = encoding.loads(redis_client.xrange(master + ":scans_data", count=1)[0][1][b"__DESC__"])
     assert desc["reference"] is True and desc["dtype"] is str
