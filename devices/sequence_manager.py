@@ -51,6 +51,7 @@ def refusals(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return method(self, *args)
         except ManagerError as error:
+            self.warn_stream(f"{method.__name__} refused: {error.reason}: {error.message}")
             Except.throw_exception(error.reason, error.message,
                                    f"SequenceManager.{method.__name__}")
 
@@ -158,6 +159,9 @@ class SequenceManager(Device):
 
     # -- state --------------------------------------------------------------------------------
     def _set_state(self, state: DevState, status: str) -> None:
+        if state != self.get_state():
+            log = self.error_stream if state == DevState.FAULT else self.info_stream
+            log(f"{state}: {status}")
         self.set_state(state)
         self.set_status(status)
         self.push_change_event("State")
