@@ -92,6 +92,10 @@ class SequenceManager(Device):
         dtype=str, default_value="redis://127.0.0.1:6379",
         doc="Data Redis, redis://[:password@]host:port[/db]. Data nodes go to logical db 1 unless "
             "the URL names a db (Bliss's data Redis: the Beacon host, port 25002).")
+    RedisPasswordFile = device_property(
+        dtype=str, default_value="",
+        doc="File whose first line is the Redis password, readable by the server's user only: "
+            "keeps the password out of the Tango database. Used when RedisURL names none.")
     Session = device_property(
         dtype=str, default_value="tango_groups",
         doc="Session name: the root node of everything this device writes (no ':').")
@@ -133,10 +137,10 @@ class SequenceManager(Device):
                                     parent=self.ParentExpiration or None)
             timeout = max(self.RedisTimeout, 2 * BLOCK_MS / 1000)  # readers block in XREAD
             client = connect(self.RedisURL, socket_timeout=timeout,
-                             socket_connect_timeout=timeout)
+                             socket_connect_timeout=timeout, password=self._redis_password())
             session = DataSession(self.Session, redis_url=self.RedisURL,
                                   base_path=self.BasePath, expiration=expiration, client=client)
-        except ValueError as error:
+        except (OSError, ValueError) as error:
             self.manager = None
             self._set_state(DevState.FAULT, f"Invalid property: {error}. Fix the device "
                                             "properties, then run Init.")
@@ -149,6 +153,16 @@ class SequenceManager(Device):
         self.manager.start_monitoring(self.HealthCheckPeriod)
         self.info_stream(f"session {self.Session!r} in {redact(self.RedisURL)}, "
                          f"scans in {self.BasePath}")
+
+    def _redis_password(self) -> str | None:
+        if not self.RedisPasswordFile:
+            return None
+        try:
+            with open(self.RedisPasswordFile, encoding="utf-8") as secret:
+                return secret.readline().rstrip("\r\n")
+        except OSError as error:
+            raise OSError(f"RedisPasswordFile {self.RedisPasswordFile!r} cannot be read "
+                          f"({error.strerror})") from None
 
     def delete_device(self) -> None:
         if self.manager is not None:
@@ -172,10 +186,8 @@ class SequenceManager(Device):
         if not manager.connected:
             self._set_state(DevState.FAULT, manager.connection_error)
         elif manager.running:
-            pending = f", {len(manager.pending)} pending" if manager.pending else ""
-            self._set_state(DevState.RUNNING,
-                            f"Running sequence {manager.sequence_name} "
-                            f"({len(manager.scan_numbers)} scans{pending}). End or Abort it.")
+            self._set_state(DevState.RUNNING, f"Running sequence {manager.sequence_name}: add "
+                                              "scans, emit channel points, then End or Abort it.")
         else:
             last = (f" Last sequence: {manager.sequence_name} ({manager.state.name})."
                     if manager.sequence_name else "")
@@ -195,8 +207,6 @@ class SequenceManager(Device):
                     self.push_data_ready_event(channel, self._data_ready[channel])
             else:
                 self.push_change_event(name, self._value(name))
-        if "ScanCount" in names or "PendingScans" in names:
-            self._update_state()  # the status counts scans
 
     def _value(self, name: str) -> Any:
         manager = self.manager

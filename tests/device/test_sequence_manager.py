@@ -377,3 +377,17 @@ def test_invalid_properties_put_the_device_in_fault(start_device) -> None:
     refused("SequenceManager_NotConfigured", lambda: proxy.Start(""))
     with pytest.raises(tango.DevFailed):
         proxy.read_attribute("ScanCount")
+
+
+def test_redis_password_from_a_file(start_device, tmp_path) -> None:
+    secret = tmp_path / "redis_password"
+    secret.write_text("s3cret\n")
+    with RedisServer(password="s3cret") as server:
+        url = f"redis://127.0.0.1:{server.port}"  # no password in the Tango database
+        proxy = start_device(RedisURL=url, RedisPasswordFile=str(secret)).proxy
+        assert proxy.State() == tango.DevState.ON
+        assert proxy.Start("").endswith("1_sequence_of_scans")
+        proxy.End()
+        missing = start_device(RedisURL=url, RedisPasswordFile=str(tmp_path / "nope")).proxy
+        assert missing.State() == tango.DevState.FAULT
+        assert "RedisPasswordFile" in missing.Status()
