@@ -77,8 +77,8 @@ def play(proxy: tango.DeviceProxy, session: Session, write: Callable[[str], None
         show("client", f"Start -> {db_name}")
         subscriptions = [proxy.subscribe_event(name, tango.EventType.CHANGE_EVENT, on_change)
                          for name in WATCHED]
-        parent = session.scan_saving_parent
-        upcoming = int(session.client.hget(parent, keys.SCAN_COUNTER) or 0) + 1
+        counter = session.client.hget(session.scan_saving_db_name, keys.SCAN_COUNTER)
+        upcoming = int(counter or 0) + 1
         show("client", f"AddScan({upcoming}) -> {proxy.AddScan(str(upcoming))}")
         s1 = loopscan(npoints, count_time, diode, session=session)
         show("client", f"loopscan -> {s1.db_name}")

@@ -202,6 +202,7 @@ class Manager:
         self._sequence: Sequence | None = None
         self._context: SequenceContext | None = None
         self._watchers: list[tuple[WalkIterator, gevent.Greenlet]] = []
+        self._new_scans: WalkIterator | None = None  # the watch of the scan-saving container
         self._pending: dict[int, None] = {}  # insertion-ordered set of scan numbers
         self._no_pending = gevent.event.Event()
         self._monitor: gevent.Greenlet | None = None
@@ -334,21 +335,19 @@ class Manager:
                                        f"scan {number} is already in sequence {self.sequence_name}")
                 if number > self._last_scan_number():
                     # follow new scans first, then look again: a scan allocated in between is
-                    # either found now or registered after the walk started
-                    walk = self._redis(lambda: self._parent().walk_on_new_events(
-                        include_filter="scan", wait=True))
+                    # either found now or registered after the watch started
+                    self._watch_new_scans()
                     node = self._find(number) if number <= self._last_scan_number() else None
                     if node is None:
-                        return self._add_pending(number, walk)
-                    walk.stop()
+                        return self._add_pending(number)
             node = node or self._resolve(reference)
             if node.db_name in self.scan_names:
                 raise ManagerError("DuplicateScan",
                                    f"{node.db_name} is already in sequence {self.sequence_name}")
             number, prepared = self._redis(lambda: _number_and_prepared(node))
             if not prepared:
-                walk = node.walk_events(include_filter="scan", wait=True)
-                return self._add_pending(number, walk)
+                self._watch(node.walk_events(include_filter="scan", wait=True))
+                return self._add_pending(number)
             self._publish(node, number)
             return node.db_name
 
@@ -437,20 +436,27 @@ class Manager:
             walk.stop()
         gevent.joinall([greenlet for _, greenlet in self._watchers])
         self._watchers.clear()
+        self._new_scans = None
 
     def _require_running(self) -> None:
         if self._sequence is None:
             raise ManagerError("NotRunning", "no sequence is running: Start one first")
 
     def _last_scan_number(self) -> int:
-        parent = self.session.scan_saving_parent
+        parent = self.session.scan_saving_db_name
         last = self._redis(lambda: self.session.client.hget(parent, keys.SCAN_COUNTER))
         return int(last or 0)
 
-    def _parent(self) -> DataNode:
-        """The scan-saving container (created when missing): where scan numbers live."""
-        parent = self.session.scan_saving_parent
-        return get_node(parent, connection=self.session.client)
+    def _watch_new_scans(self) -> None:
+        """Follow the scans registered from now on in the scan-saving container (where scan
+        numbers live; created when missing): one watch serves every pending number."""
+        if self._new_scans is None:
+            def walk() -> WalkIterator:
+                parent = get_node(self.session.scan_saving_parent, connection=self.session.client)
+                return parent.walk_on_new_events(include_filter="scan", wait=True)
+
+            self._new_scans = self._redis(walk)
+            self._watch(self._new_scans)
 
     def _find(self, number: int) -> DataNode | None:
         try:
@@ -465,7 +471,7 @@ class Manager:
             if node is None:
                 raise ManagerError("UnknownScan",
                                    f"no scan number {reference} in "
-                                   f"{self.session.scan_saving_parent} (expired, not a scan, or "
+                                   f"{self.session.scan_saving_db_name} (expired, not a scan, or "
                                    "never written); add it by db_name if it lives elsewhere")
             return node
         node = self._redis(lambda: get_node(reference, connection=self.session.client))
@@ -482,22 +488,25 @@ class Manager:
         self.scan_names.append(node.db_name)
         self._notify("ScanNumbers", "ScanNames", "ScanCount")
 
-    def _add_pending(self, number: int, walk: WalkIterator) -> str:
-        """Publish scan ``number`` when ``walk`` (its scans' events) sees it prepared."""
-        self._watchers.append((walk, gevent.spawn(self._watch, walk)))
+    def _add_pending(self, number: int) -> str:
+        """Publish scan ``number`` when a watch sees it prepared."""
         self._pending[number] = None
         self._no_pending.clear()
         self._notify("PendingScans")
         return f"pending:{number}"
 
     def _watch(self, walk: WalkIterator) -> None:
-        """Publish pending scans as their PREPARED events arrive (a greenlet per watch)."""
-        try:
-            for event in walk:
-                if event.type is EventType.PREPARED_SCAN:
-                    self._scan_prepared(event.node)
-        except redis.RedisError as error:
-            self._lost(error)
+        """Publish pending scans as ``walk`` sees them prepared (in a greenlet of its own)."""
+
+        def follow() -> None:
+            try:
+                for event in walk:
+                    if event.type is EventType.PREPARED_SCAN:
+                        self._scan_prepared(event.node)
+            except redis.RedisError as error:
+                self._lost(error)
+
+        self._watchers.append((walk, gevent.spawn(follow)))
 
     def _scan_prepared(self, node: DataNode) -> None:
         with self._lock:

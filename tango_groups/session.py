@@ -60,8 +60,13 @@ class Session:
         self.user_name = getpass.getuser()
 
     @property
+    def scan_saving_db_name(self) -> str:
+        """db_name of the container scans are written to (no Redis access: for reading)."""
+        return ":".join(keys.scan_saving_parts(self.name, self.base_path))
+
+    @property
     def scan_saving_parent(self) -> str:
-        """db_name of the container scans are written to (get-or-create, one round trip)."""
+        """``scan_saving_db_name``, its containers created when missing (one round trip)."""
         return self.writer.ensure_containers(keys.scan_saving_parts(self.name, self.base_path))
 
     def setup(self) -> Session:

@@ -63,7 +63,7 @@ def find_scan_node(session: Session, scan_number: int):
     """
     from ..data.node import get_node
 
-    parent = get_node(session.scan_saving_parent, connection=session.client)
+    parent = get_node(session.scan_saving_db_name, connection=session.client)
     if parent is not None:
         wanted = (f"{scan_number}_", f"_{scan_number}_")
         for node in parent.walk(include_filter="scan", exclude_children=("scan", "scan_group"),
