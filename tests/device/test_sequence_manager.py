@@ -111,11 +111,15 @@ def test_scan_added_before_it_runs_is_referenced_when_it_starts(device) -> None:
     proxy = device.proxy
     proxy.Start("live")
     assert proxy.AddScan("2") == "pending:2"  # the sequence is scan 1; 2 is not allocated yet
-    assert list(proxy.PendingScans) == [2]
+    assert proxy.AddScan("3") == "pending:3"
+    assert list(proxy.PendingScans) == [2, 3]
     refused("SequenceManager_DuplicateScan", lambda: proxy.AddScan("2"))
     s2 = scan(device)
     wait_until(lambda: proxy.ScanCount == 1)
-    assert list(proxy.ScanNames) == [s2.db_name] and list(proxy.PendingScans) == []
+    assert list(proxy.ScanNames) == [s2.db_name] and list(proxy.PendingScans) == [3]
+    s3 = scan(device)
+    wait_until(lambda: proxy.ScanCount == 2)
+    assert list(proxy.ScanNames) == [s2.db_name, s3.db_name] and list(proxy.PendingScans) == []
     assert proxy.End() == "DONE"
 
 
