@@ -571,6 +571,20 @@ def _ours_walk(env: BenchEnv, session: str, repeats: int, include_filter,
     return times, count
 
 
+def _versus_bliss(env: BenchEnv, run: bool, count: int, task: str, **kwargs: Any
+                  ) -> tuple[float | None, str]:
+    """blissdata's median time for the same read (None when not run), and a note: a count that
+    differs from ours, or why it did not run."""
+    if not run:
+        return None, "" if env.full else "blissdata only with --full"
+    res = env.bliss(task, **kwargs)
+    if not res:
+        return None, ""
+    theirs = res["counts"][0]
+    note = "" if theirs == count else f"COUNT MISMATCH ours {count} vs blissdata {theirs}"
+    return median(res["times"]), note
+
+
 def rows_walk_and_refs(env: BenchEnv) -> list[Row]:
     p = env.profile
     rows: list[Row] = []
@@ -593,48 +607,23 @@ def rows_walk_and_refs(env: BenchEnv) -> list[Row]:
         for label, flt, excl, docs in (
                 ("", "scan_group", None, docs_walk),
                 (", exclude_children=('scan','scan_group')", "scan_group", exclude, docs_excl)):
-            note = ""
             times, count = _ours_walk(env, session, reps, flt, excl)
-            ours = median(times)
-            theirs = None
-            if with_bliss:
-                res = env.bliss("walk", session=session, repeats=reps, include_filter=flt,
-                                exclude_children=excl)
-                if res:
-                    theirs = median(res["times"])
-                    if count is None:
-                        count = res["counts"][0]
-                    elif res["counts"][0] != count:
-                        note += f" COUNT MISMATCH ours {count} vs blissdata {res['counts'][0]}"
-            elif not env.full:
-                note = (note + "; " if note else "") + "blissdata only with --full"
-            found = f", found {count}" if count is not None else ""
-            rows.append(Row(f"{nscans:,} scans{label}{found}", ours, theirs, "s",
-                            doc=docs.get(nscans, ""), section=s6, note=note.strip()))
+            theirs, note = _versus_bliss(env, with_bliss, count, "walk", session=session,
+                                         repeats=reps, include_filter=flt, exclude_children=excl)
+            rows.append(Row(f"{nscans:,} scans{label}, found {count}", median(times), theirs,
+                            "s", doc=docs.get(nscans, ""), section=s6, note=note))
 
         # 7. references (same session, same channel, both readers)
-        note = ""
         times = []
         for _ in range(p.repeats):
             t0 = perf()
             nodes = get_node(scans_channel, connection=env.client).get(0, -1)
             times.append(perf() - t0)
             count = sum(1 for n in nodes if n is not None)
-        ours = median(times)
-        theirs = None
-        if with_bliss:
-            res = env.bliss("refs", db_name=scans_channel, repeats=p.repeats)
-            if res:
-                theirs = median(res["times"])
-                if count is None:
-                    count = res["counts"][0]
-                elif res["counts"][0] != count:
-                    note += f" COUNT MISMATCH ours {count} vs blissdata {res['counts'][0]}"
-        elif not env.full:
-            note = (note + "; " if note else "") + "blissdata only with --full"
-        resolved = f", resolved {count}" if count is not None else ""
-        rows.append(Row(f"{nscans:,} references{resolved}", ours, theirs, "s",
-                        doc="0.14 s" if nscans == 1000 else "", section=s7, note=note.strip()))
+        theirs, note = _versus_bliss(env, with_bliss, count, "refs", db_name=scans_channel,
+                                     repeats=p.repeats)
+        rows.append(Row(f"{nscans:,} references, resolved {count}", median(times), theirs, "s",
+                        doc="0.14 s" if nscans == 1000 else "", section=s7, note=note))
         # 8. (ours only) a reference to an ENDED scan re-applies its TTLs with a SCAN of the db
         ended = []
         targets = [(keys.child_db_name(parent, f"{nb}_loopscan"), nb) for nb in range(1, 21)]
