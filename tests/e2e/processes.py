@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -67,3 +68,23 @@ class LineReader:
             self.seen.append(line)
             if predicate(line):
                 return list(self.seen)
+
+
+@contextlib.contextmanager
+def cli_process(*args: str) -> Iterator[tuple[subprocess.Popen, LineReader]]:
+    """``tango-groups ARGS`` as a user runs it (``clean_env``), with a reader of its output;
+    killed when the block ends if it still runs."""
+    process = subprocess.Popen([*cli_command(), *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        yield process, LineReader(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def serve_values(lines: list[str]) -> dict[str, str]:
+    """The ``TANGO_HOST=``, ``REDIS_URL=`` and ``DEVICE=`` values ``tango-groups serve`` printed."""
+    return dict(line.split("=", 1) for line in lines
+                if line.split("=", 1)[0] in ("TANGO_HOST", "REDIS_URL", "DEVICE"))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import LineReader, clean_env, cli_command
+from processes import clean_env, cli_command, cli_process, serve_values
 
 INTEROP = Path(__file__).parents[1] / "interop"
 
@@ -21,19 +21,10 @@ INTEROP = Path(__file__).parents[1] / "interop"
 @pytest.fixture(scope="module")
 def served() -> Iterator[dict[str, str]]:
     """A running ``tango-groups serve``: its TANGO_HOST, REDIS_URL and DEVICE lines."""
-    process = subprocess.Popen([*cli_command(), "serve", "--session", "e2e"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=clean_env())
-    try:
-        lines = LineReader(process).until(lambda line: line == "READY")
-        yield dict(line.split("=", 1) for line in lines
-                   if line.split("=", 1)[0] in ("TANGO_HOST", "REDIS_URL", "DEVICE"))
+    with cli_process("serve", "--session", "e2e") as (process, reader):
+        yield serve_values(reader.until(lambda line: line == "READY"))
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0, process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def run(command: list[str], served: dict[str, str]) -> str:

@@ -15,13 +15,12 @@ Tests that start processes (besides the session's Redis) are marked ``slow``.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
 import tango
-from processes import LineReader, clean_env, cli_command, port_is_open, wait_for
+from processes import cli_process, port_is_open, serve_values, wait_for
 
 from tango_groups.cli import describe, main
 from tango_groups.data.node import get_node
@@ -197,25 +196,21 @@ def test_command_errors_say_what_to_do(redis_url, redis_client, session_name, mo
 
 @pytest.mark.slow
 def test_listen_follows_a_session_live_until_interrupted(redis_url, redis_client, session_name):
-    process = subprocess.Popen(
-        [*cli_command(), "listen", "--redis-url", redis_url, "--session", session_name],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
-    try:
-        reader = LineReader(process)
-        time.sleep(0.5)  # most probably listening by now; what came before is replayed anyway
-        sequence, scans = write_sequence(redis_url, session_name)
-        expected = {f"{event} {name} {number}"
-                    for name, number in ((sequence, 1), (scans[0], 2), (scans[1], 3))
-                    for event in ("NEW_NODE", "PREPARED_SCAN", "END_SCAN")}
+    def expected(first: int, sequence: str, scans: list[str]) -> set[str]:
+        return {f"{event} {name} {number}"
+                for number, name in enumerate((sequence, *scans), start=first)
+                for event in ("NEW_NODE", "PREPARED_SCAN", "END_SCAN")}
+
+    with cli_process("listen", "--redis-url", redis_url, "--session", session_name) as (
+            process, reader):
+        before = expected(1, *write_sequence(redis_url, session_name))  # replayed
         # one round may hold several END_SCANs: they come in node order, not time order
-        lines = reader.until(lambda line: expected <= {*reader.seen})
+        reader.until(lambda line: before <= {*reader.seen})
+        live = expected(4, *write_sequence(redis_url, session_name))  # written while listening
+        lines = reader.until(lambda line: before | live <= {*reader.seen})
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 0, process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert sorted(lines) == sorted(expected)
+    assert sorted(lines) == sorted(before | live)
 
 
 # -- serve ----------------------------------------------------------------------------------------
@@ -223,13 +218,9 @@ def test_listen_follows_a_session_live_until_interrupted(redis_url, redis_client
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
 def test_serve_runs_a_device_and_stops_everything_it_started(stop_signal):
     started = time.monotonic()
-    process = subprocess.Popen([*cli_command(), "serve"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=clean_env())
-    try:
-        lines = LineReader(process).until(lambda line: line == "READY")
+    with cli_process("serve") as (process, reader):
+        values = serve_values(reader.until(lambda line: line == "READY"))
         ready_after = time.monotonic() - started
-        values = dict(line.split("=", 1) for line in lines
-                      if line.split("=", 1)[0] in ("TANGO_HOST", "REDIS_URL", "DEVICE"))
         assert values["DEVICE"] == DEVICE
         assert values["REDIS_URL"].startswith("redis://127.0.0.1:")
 
@@ -241,10 +232,6 @@ def test_serve_runs_a_device_and_stops_everything_it_started(stop_signal):
 
         process.send_signal(stop_signal)
         assert process.wait(30) == 0, process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert ready_after < 20, f"READY after {ready_after:.1f} s"
     tango_host, tango_port = values["TANGO_HOST"].split(":")
     redis_port = int(values["REDIS_URL"].rsplit(":", 1)[1])
