@@ -418,17 +418,22 @@ def _ours_scan(env: BenchEnv, parent: str, npoints: int, point_by_point: bool) -
     scan.end({}, "DONE")
 
 
-def _scan_samples(env: BenchEnv, parent: str, n: int, point_by_point: bool) -> list[list[float]]:
-    _ours_scan(env, parent, 100, point_by_point)  # warm-up
+def _timed(env: BenchEnv, n: int, action: Callable[[], object]) -> list[list[float]]:
+    """Seconds of ``n`` calls of ``action`` per repeat, after one warm-up call."""
+    action()
     out = []
     for _ in range(env.profile.repeats):
         samples = []
         for _ in range(n):
             t0 = perf()
-            _ours_scan(env, parent, 100, point_by_point)
+            action()
             samples.append(perf() - t0)
         out.append(samples)
     return out
+
+
+def _scan_samples(env: BenchEnv, parent: str, n: int, point_by_point: bool) -> list[list[float]]:
+    return _timed(env, n, lambda: _ours_scan(env, parent, 100, point_by_point))
 
 
 def rows_scan(env: BenchEnv) -> list[Row]:
@@ -461,16 +466,7 @@ def _api_loopscan_samples(env: BenchEnv, n: int) -> list[list[float]]:
     from tango_groups.session import Session
 
     session = Session("ours_api", client=env.client, expiration=env.writer.expiration)
-    loopscan(100, 0, session=session)  # warm-up
-    out = []
-    for _ in range(env.profile.repeats):
-        samples = []
-        for _ in range(n):
-            t0 = perf()
-            loopscan(100, 0, session=session)
-            samples.append(perf() - t0)
-        out.append(samples)
-    return out
+    return _timed(env, n, lambda: loopscan(100, 0, session=session))
 
 
 # -- 5. channel stores of big blocks ------------------------------------------------------------
