@@ -191,7 +191,9 @@ class SequenceManager(Device):
             self._queue_state()
             return
         self.manager = manager
-        manager.open(self.HealthCheckPeriod)
+        with AutoTangoMonitor(self):  # held by Init already; at start-up, not yet
+            manager.open(self.HealthCheckPeriod)  # may close or resume what a run left open
+            self._declare_channels(tuple(manager.channels.values()))
         self._queue_state()
         self.info_stream(f"session {self.Session!r} in {redact(self.RedisURL)}, "
                          f"scans in {self.BasePath}: {self.dev_status()}")

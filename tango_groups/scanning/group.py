@@ -239,8 +239,10 @@ class Sequence:
         beyond what this object knew, by channel fullname (``scans``: db_names)."""
         from ..data.node import get_nodes
 
+        if self._group is None or self._group.ended:
+            raise ScanSequenceError(f'the sequence "{self.title}" is not running')
         found = {}
-        for name, channel in self._require_running().channels.items():
+        for name, channel in self._group.channels.items():
             known = channel.length
             if channel.resync() > known:
                 found[name] = channel.read(known)

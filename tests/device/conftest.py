@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
@@ -23,6 +25,7 @@ class Running(NamedTuple):
     proxy: tango.DeviceProxy
     trl: str
     session: Session | None
+    context: DeviceTestContext
 
 
 @pytest.fixture
@@ -38,7 +41,7 @@ def start_device(redis_url: str, session_name: str) -> Iterator[Callable[..., Ru
         props = {"RedisURL": redis_url, "Session": f"{session_name}_{next(_sessions)}",
                  "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, **properties}
         context = DeviceTestContext(SequenceManager, properties=props, process=True,
-                                          timeout=30)
+                                    timeout=30)
         proxy = context.__enter__()
         contexts.append(context)
         proxy.set_timeout_millis(10_000)
@@ -46,13 +49,31 @@ def start_device(redis_url: str, session_name: str) -> Iterator[Callable[..., Ru
         if ":" not in str(props["Session"]):  # else the device refuses it (a test of that)
             session = Session(str(props["Session"]), redis_url=str(props["RedisURL"]))
             sessions.append(session)
-        return Running(proxy, context.get_device_access(), session)
+        return Running(proxy, context.get_device_access(), session, context)
 
     yield start
+    died = []
     for context in reversed(contexts):
+        if context.server is not None and not context.thread.is_alive():
+            died.append(context.thread.exitcode)  # crashed: a segfault is exit code -11
+            context.server = None
         context.__exit__(None, None, None)
     for session in sessions:
         session.close()
+    assert not died, f"a device server process died during the test (exit codes {died})"
+
+
+@pytest.fixture
+def kill_device() -> Callable[[Running], None]:
+    """``kill_device(running)``: SIGKILL its server process, as a crash or ``kill -9`` would."""
+
+    def kill(running: Running) -> None:
+        process = running.context.thread
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(10)
+        running.context.server = None  # nothing left to ask to stop
+
+    return kill
 
 
 @pytest.fixture
