@@ -41,6 +41,7 @@ from tango import (
     DevState,
     DispLevel,
     Except,
+    Util,
 )
 from tango.server import Device, attribute, command, device_property, run
 
@@ -115,6 +116,41 @@ def pushed(name: str, **kwargs: Any) -> attribute:
                      fisallowed=lambda device, request: device.manager is not None, **kwargs)
 
 
+class Pushes:
+    """Values to push, in the order they were queued, from one thread that holds the device
+    monitor while it pushes. ``close`` stops it: queued values are dropped, and with ``wait`` the
+    thread has ended when it returns (the device may be destroyed then)."""
+
+    def __init__(self, device: Device, push: Callable[[str, Any], None]) -> None:
+        self._queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self._open = True
+        self._thread = threading.Thread(target=self._run, args=(device, push),
+                                        name="SequenceManager-events", daemon=True)
+        self._thread.start()
+        self._device = device
+
+    def put(self, name: str, value: Any) -> None:
+        self._queue.put((name, value))
+
+    def _run(self, device: Device, push: Callable[[str, Any], None]) -> None:
+        while (item := self._queue.get()) is not None:
+            if not self._open:
+                continue
+            with AutoTangoMonitor(device):
+                if self._open:
+                    try:
+                        push(*item)
+                    except DevFailed as error:  # e.g. an attribute removed meanwhile
+                        logger.debug("push of %s skipped: %s", item[0], error.args[0].desc)
+
+    def close(self, wait: bool) -> None:
+        with AutoTangoMonitor(self._device):  # no push is under way once we hold it
+            self._open = False
+        self._queue.put(None)
+        if wait:
+            self._thread.join()
+
+
 class SequenceManager(Device):
     """Sequences and groups of scans, written to Redis as Bliss 1.x data nodes.
 
@@ -177,10 +213,7 @@ class SequenceManager(Device):
         self._channel_attributes: dict[str, ChannelDecl] = {}
         self._data_ready: dict[str, int] = {}
         self._invalid = ""
-        if not hasattr(self, "_pushes"):
-            self._pushes: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-            threading.Thread(target=self._dispatch, name="SequenceManager-events",
-                             daemon=True).start()
+        self._pushes = Pushes(self, self._push)
         try:
             manager = self._create_manager()
         except (OSError, ValueError) as error:
@@ -239,6 +272,9 @@ class SequenceManager(Device):
                 self.manager.session.close()
                 self._watch_client.close()
                 self.manager = None
+        # at shutdown the device is destroyed next: wait until nothing pushes any more (Init
+        # holds the monitor and keeps the device: the closed dispatcher just drains)
+        self._pushes.close(wait=Util.instance().is_svr_shutting_down())
         self._declare_channels(())
 
     # -- state --------------------------------------------------------------------------------
@@ -265,7 +301,7 @@ class SequenceManager(Device):
                 f"({manager.redis_url}).{last}")
 
     def _queue_state(self) -> None:
-        self._pushes.put(("State", (self.dev_state(), self.dev_status())))
+        self._pushes.put("State", (self.dev_state(), self.dev_status()))
 
     # -- manager callback -> queued pushes -> dispatcher thread -------------------------------
     def _on_change(self, names: tuple[str, ...]) -> None:
@@ -275,23 +311,14 @@ class SequenceManager(Device):
                 self._queue_state()
             elif name.startswith("channel:"):
                 channel = name.partition(":")[2]
-                self._pushes.put((channel, self._channel_value(channel)))
+                self._pushes.put(channel, self._channel_value(channel))
             else:
                 if name == "ChannelNames":
-                    self._pushes.put((_CHANNELS, tuple(self.manager.channels.values())))
-                self._pushes.put((name, self._value(name)))
-
-    def _dispatch(self) -> None:
-        """Push the queued values in order, under the device monitor (never from a command)."""
-        while True:
-            name, value = self._pushes.get()
-            with AutoTangoMonitor(self):
-                try:
-                    self._push(name, value)
-                except DevFailed as error:  # e.g. an attribute removed by Init meanwhile
-                    logger.debug("push of %s skipped: %s", name, error.args[0].desc)
+                    self._pushes.put(_CHANNELS, tuple(self.manager.channels.values()))
+                self._pushes.put(name, self._value(name))
 
     def _push(self, name: str, value: Any) -> None:
+        """Push one queued value (in the dispatcher thread, holding the device monitor)."""
         if name == "State":
             state, status = value
             if state != self.get_state():

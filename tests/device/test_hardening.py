@@ -220,3 +220,20 @@ def test_a_sequence_left_by_a_killed_server_is_closed_or_resumed(
                         connection=session.client)
         assert list(node.get(0, -1)) == [1.0, 2.0, 3.0]
     assert session.client.xlen(db_name + "_end") == 1
+
+
+def test_a_sequence_lost_by_redis_is_reported_then_cleared(start_device, own_redis) -> None:
+    """Redis loses its data (a restart without persistence, a FLUSHALL) under a sequence."""
+    device = start_device(RedisURL=own_redis.url)
+    proxy = device.proxy
+    db_name = proxy.Start(json.dumps({"channels": ["sum"]}))
+    redis.Redis.from_url(own_redis.url).flushall()
+    wait_until(lambda: proxy.State() == tango.DevState.FAULT)
+    assert db_name in proxy.Status() and "End or Abort" in proxy.Status()
+    for call in (lambda: proxy.AddScan("3"), lambda: proxy.EmitChannel(([1.0], ["sum"])),
+                 lambda: proxy.Start("")):
+        refused("SequenceManager_SequenceLost", call)
+    refused("SequenceManager_SequenceLost", proxy.End)  # says so, and clears it
+    assert proxy.State() == tango.DevState.ON and proxy.SequenceState == 6  # KILLED
+    assert proxy.Start("again").endswith("1_again")  # the counter went with the data
+    assert proxy.End() == "DONE"
