@@ -1,6 +1,5 @@
 """``SequenceManager <instance>`` run the Tango way (registered in a Tango database, started as a
-process) and stopped the way Starter, systemd or a terminal stop it: SIGTERM, SIGINT or SIGHUP
-end it cleanly (exit code 0, no "unforeseen exception"), and a running sequence gets its END
+process) and stopped the way Starter, systemd or Ctrl-C stop it: SIGTERM or SIGINT end it cleanly (exit code 0, no "unforeseen exception"), and a running sequence gets its END
 (KILLED) so that no reader waits for it."""
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from tango_groups.runtime.tango_db import TangoDatabaseServer
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_the_server_and_ends_its_sequence(stop: signal.Signals) -> None:
     with RedisServer() as data, TangoDatabaseServer() as database:
         load_config(sequence_manager_config("1", 1, {"RedisURL": data.url}),
