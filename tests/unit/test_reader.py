@@ -25,6 +25,7 @@ import redis
 
 from tango_groups.data import keys
 from tango_groups.data.encoding import UnsafePickleError
+from tango_groups.data.events import UnreadableEntryError, UnsafeEntryError
 from tango_groups.data.node import (
     ChannelDataNode,
     DataNode,
@@ -285,6 +286,58 @@ def test_a_refused_pickle_raises_and_runs_nothing(finished, redis_client, tmp_pa
         node.get(0, -1)
     with pytest.raises(UnsafePickleError):
         list(node.walk_events(wait=False))
+    assert not marker.exists()
+
+
+def next_or_error(walk: Iterator[Event]) -> Event | Exception | None:
+    """The walk's next event, the error it raised instead, or None when it ended."""
+    try:
+        return next(walk)
+    except StopIteration:
+        return None
+    except Exception as error:  # noqa: BLE001 (the test looks at what was raised)
+        return error
+
+
+def test_an_unreadable_entry_raises_and_the_walk_goes_on(writer, redis_client, session_name,
+                                                         tmp_path):
+    marker = tmp_path / "marker"
+    evil = pickle.dumps(_System(f"touch {marker}"))
+    parent = parent_of(writer, session_name)
+    bad_end, bad_data = run_scan(writer, parent), run_scan(writer, parent)
+    redis_client.delete(bad_end.db_name + keys.END)  # an END whose exception is a refused pickle
+    redis_client.xadd(bad_end.db_name + keys.END, {"__EVENT__": "END_SCAN", "__EXCEPTION__": evil})
+    channel = f"{bad_data.db_name}:timer:0001:empty"  # points that are no pickle at all
+    redis_client.xadd(channel + keys.DATA, {"__EVENT__": "CHANNELDATA", "__NPOINTS__": "1",
+                                            "__DESC__": pickle.dumps({"dtype": float}),
+                                            "__DATA__": b"garbage"}, id="1-0")
+    good = run_scan(writer, parent)
+
+    walk = get_session_node(session_name, connection=redis_client).walk_events(
+        filter=["scan", "channel"], wait=False)
+    seen = []
+    while (item := next_or_error(walk)) is not None:
+        seen.append(item)
+    errors = [item for item in seen if isinstance(item, Exception)]
+    assert sorted(type(error).__name__ for error in errors) == [
+        "UnreadableEntryError", "UnsafeEntryError"]  # in blissdata's order: data before END
+    refused, garbage = sorted(errors, key=lambda error: not isinstance(error, UnsafeEntryError))
+    assert all(isinstance(error, UnreadableEntryError) for error in errors)
+    assert isinstance(refused, UnsafePickleError) and isinstance(garbage, ValueError)
+    assert f"{bad_end.db_name}{keys.END}" in str(refused) and "posix.system" in str(refused)
+    assert f"{channel}{keys.DATA}" in str(garbage)
+    # each error says which event could not be read, without its data
+    assert refused.event == Event(EventType.END_SCAN, refused.event.node, None)
+    assert refused.event.node.db_name == bad_end.db_name
+    assert garbage.event == Event(EventType.NEW_DATA, garbage.event.node, None)
+    assert garbage.event.node.db_name == channel
+    # the unreadable END still ends its scan, and the walk goes on to the next scans
+    events = lines(item for item in seen if isinstance(item, Event))
+    assert [line for line in events if line[1] == bad_end.db_name] == [
+        ("NEW_NODE", bad_end.db_name), ("PREPARED_SCAN", bad_end.db_name)]
+    assert ("END_SCAN", bad_data.db_name) in events
+    assert [line for line in events if line[1] == good.db_name] == [
+        ("NEW_NODE", good.db_name), ("PREPARED_SCAN", good.db_name), ("END_SCAN", good.db_name)]
     assert not marker.exists()
 
 
