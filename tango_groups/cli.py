@@ -146,8 +146,10 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "serve",
         help="run a SequenceManager (with a private Tango DB and Redis when none is given)",
-        description="Register and start SequenceManager devices; print TANGO_HOST=, REDIS_URL=, "
-                    "DEVICE= lines and READY when they answer; stop everything on Ctrl-C.")
+        description="Register and start SequenceManager devices (in a private Tango database "
+                    "and Redis unless --tango-host / --redis-url name existing ones); print "
+                    "TANGO_HOST=, REDIS_URL=, DEVICE= lines and READY when they answer; stop "
+                    "everything started on Ctrl-C, SIGTERM or SIGHUP.")
     parser.add_argument(
         "--tango-host", default=None,
         help="an existing Tango database to register the devices in, host:port (default: start "
