@@ -1,5 +1,4 @@
-"""The SequenceManager in a real device server process (``DeviceTestContext(process=True)``,
-monkey-patched in the child only: ``tango_groups.runtime.test_context``)."""
+"""The SequenceManager in a real device server process (``DeviceTestContext(process=True)``)."""
 
 from __future__ import annotations
 
@@ -9,9 +8,9 @@ from typing import NamedTuple
 
 import pytest
 import tango
+from tango.test_context import DeviceTestContext
 
 from tango_groups.devices.sequence_manager import SequenceManager
-from tango_groups.runtime.test_context import GeventDeviceTestContext
 from tango_groups.session import Session
 
 _sessions = itertools.count()
@@ -32,13 +31,13 @@ def start_device(redis_url: str, session_name: str) -> Iterator[Callable[..., Ru
 
     Defaults: the test Redis, a session of its own, EndTimeout 1 s, Redis pinged every 0.2 s.
     """
-    contexts: list[GeventDeviceTestContext] = []
+    contexts: list[DeviceTestContext] = []
     sessions: list[Session] = []
 
     def start(**properties: object) -> Running:
         props = {"RedisURL": redis_url, "Session": f"{session_name}_{next(_sessions)}",
                  "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, **properties}
-        context = GeventDeviceTestContext(SequenceManager, properties=props, process=True,
+        context = DeviceTestContext(SequenceManager, properties=props, process=True,
                                           timeout=30)
         proxy = context.__enter__()
         contexts.append(context)

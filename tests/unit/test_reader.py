@@ -9,7 +9,6 @@ conditions polled against deadlines, never with sleeps.
 from __future__ import annotations
 
 import datetime
-import os
 import pickle
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import Any, Self
 import numpy
 import pytest
 import redis
+from hostile import evil_pickle
 
 from tango_groups.data import keys
 from tango_groups.data.encoding import UnsafePickleError
@@ -251,21 +251,11 @@ def test_info_is_a_mapping_of_unpickled_values(finished, redis_client):
     assert "scan_nb" not in container.info
 
 
-class _System:
-    """Pickles as a call to ``os.system(command)``: what an attacker would put into Redis."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
-        return os.system, (self.command,)
-
-
 def test_a_refused_pickle_raises_and_runs_nothing(finished, redis_client, tmp_path):
     control, marker = tmp_path / "control", tmp_path / "marker"
-    pickle.loads(pickle.dumps(_System(f"touch {control}")))  # proves the payload runs
+    pickle.loads(evil_pickle(f"touch {control}"))  # proves the payload runs
     assert control.exists()
-    payload = pickle.dumps(_System(f"touch {marker}"))
+    payload = evil_pickle(f"touch {marker}")
     s1 = finished["s1"]
     redis_client.hset(s1 + "_info", "evil", payload)
     info = get_node(s1, connection=redis_client).info
