@@ -17,15 +17,13 @@ Tests that start processes (besides the session's Redis) are marked ``slow``.
 
 from __future__ import annotations
 
-import os
-import pickle
 import signal
 import sys
 import time
-from collections.abc import Callable
 
 import pytest
 import tango
+from hostile import evil_pickle
 from processes import (
     child_pids,
     cli_process,
@@ -227,21 +225,11 @@ def test_listen_follows_a_session_live_until_interrupted(redis_url, redis_client
     assert sorted(lines) == sorted(before | live)
 
 
-class _System:
-    """Pickles as a call to ``os.system(command)``: what an attacker would put into Redis."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
-        return os.system, (self.command,)
-
-
 @pytest.mark.slow
 def test_listen_notes_what_it_cannot_read_and_goes_on(redis_url, redis_client, session_name,
                                                       tmp_path):
     marker = tmp_path / "marker"
-    evil = pickle.dumps(_System(f"touch {marker}"))
+    evil = evil_pickle(f"touch {marker}")
     session = Session(session_name, redis_url=redis_url)
     diode = session.config.get("diode")
     bad_info, bad_end = (loopscan(2, 0.01, diode, session=session) for _ in range(2))

@@ -292,7 +292,7 @@ def next_or_error(walk: Iterator[Event]) -> Event | Exception | None:
 def test_an_unreadable_entry_raises_and_the_walk_goes_on(writer, redis_client, session_name,
                                                          tmp_path):
     marker = tmp_path / "marker"
-    evil = pickle.dumps(_System(f"touch {marker}"))
+    evil = evil_pickle(f"touch {marker}")
     parent = parent_of(writer, session_name)
     bad_end, bad_data = run_scan(writer, parent), run_scan(writer, parent)
     redis_client.delete(bad_end.db_name + keys.END)  # an END whose exception is a refused pickle
