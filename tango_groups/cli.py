@@ -54,13 +54,12 @@ import redis
 import tango
 
 from .data.connection import connect, redact
-from .data.events import Event, EventType, UnreadableEntryError
+from .data.events import Event, EventType
 from .data.node import (
     ChannelDataNode,
     GroupScanNode,
     NodeRefChannel,
     ScanNode,
-    WalkIterator,
     get_node,
     get_session_node,
 )
@@ -330,7 +329,7 @@ def listen(args: argparse.Namespace) -> int:
             sequence = None
             events = get_session_node(args.session, connection=url).walk_events(
                 filter=args.filter, wait=True)
-        for event, problem in _readable(events):
+        for event, problem in events.with_errors():  # bad data in Redis does not stop it
             print(describe(event, problem), flush=True)
             if (sequence is not None and event.type is EventType.END_SCAN
                     and event.node.db_name == sequence.db_name):
@@ -338,18 +337,6 @@ def listen(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
-
-
-def _readable(events: WalkIterator[Event]) -> Iterator[tuple[Event, Exception | None]]:
-    """The walk's events, each with None, or with the error that made its data unreadable (the
-    walk goes on after such an entry)."""
-    while True:
-        try:
-            yield next(events), None
-        except StopIteration:
-            return
-        except UnreadableEntryError as error:
-            yield error.event, error
 
 
 def describe(event: Event, problem: Exception | None = None) -> str:

@@ -107,7 +107,8 @@ class WalkIterator(Generic[T]):
     the consuming thread, and a consumer blocked waiting for data returns within ``BLOCK_MS``.
     ``close()`` stops and closes the underlying generator; it is also what leaving a ``with``
     block does. An entry that cannot be decoded raises ``UnreadableEntryError`` from ``next()``
-    (see ``tango_groups.data.events``); calling ``next()`` again goes on after it.
+    (see ``tango_groups.data.events``); calling ``next()`` again goes on after it, and
+    ``with_errors()`` iterates that way.
     """
 
     def __init__(self, reader: StreamReader, items: Generator[T, None, None]) -> None:
@@ -122,6 +123,17 @@ class WalkIterator(Generic[T]):
         if isinstance(item, UnreadableEntryError):  # the generator lives on: next() continues
             raise item
         return item
+
+    def with_errors(self) -> Iterator[tuple[Any, UnreadableEntryError | None]]:
+        """``(item, None)`` for every item, ``(error.event, error)`` for every entry that cannot
+        be decoded: a loop over this is not ended by bad data in Redis."""
+        while True:
+            try:
+                yield next(self), None
+            except StopIteration:
+                return
+            except UnreadableEntryError as error:
+                yield error.event, error
 
     def stop(self) -> None:
         self._reader.stop()

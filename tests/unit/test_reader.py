@@ -328,6 +328,15 @@ def test_an_unreadable_entry_raises_and_the_walk_goes_on(writer, redis_client, s
     assert ("END_SCAN", bad_data.db_name) in events
     assert [line for line in events if line[1] == good.db_name] == [
         ("NEW_NODE", good.db_name), ("PREPARED_SCAN", good.db_name), ("END_SCAN", good.db_name)]
+    # with_errors() pairs them up, in the same order, and is not ended by them
+    again = get_session_node(session_name, connection=redis_client).walk_events(
+        filter=["scan", "channel"], wait=False)
+    def key(event: Event, error: Exception | None) -> tuple:
+        return event.type, event.node.db_name, event.data is None, str(error)
+
+    assert [key(*paired) for paired in again.with_errors()] == [
+        key(item.event, item) if isinstance(item, Exception) else key(item, None)
+        for item in seen]
     assert not marker.exists()
 
 
