@@ -1,10 +1,10 @@
 """The manager's background threads: following pending scans, and watching Redis's health.
 
 ``Follower`` runs one walk (``tango_groups.data.node`` walks block in ``XREAD`` for at most
-``BLOCK_MS``) in a daemon thread and hands every PREPARED_SCAN event to a callback. One event
-that cannot be handled (a scan whose info the allow-list refuses) is logged and skipped; a Redis
-failure ends the thread after reporting it, and the manager starts a new follower once Redis
-answers again. ``Periodic`` calls a function every ``period`` seconds until stopped.
+``BLOCK_MS``) in a daemon thread and hands every PREPARED_SCAN event to a callback. An entry
+that cannot be decoded, or an event that cannot be handled (a scan whose info or END the
+allow-list refuses), is logged and skipped; a Redis failure ends the thread after reporting it,
+and the manager starts a new follower once Redis answers again. ``Periodic`` calls a function every ``period`` seconds until stopped.
 
 The threads never touch Tango: the manager reports through its callback, and the device pushes
 events from its own dispatcher thread, under the device's monitor.
@@ -44,8 +44,10 @@ class Follower:
 
     def _run(self) -> None:
         try:
-            for event in self._walk:
-                if event.type is EventType.PREPARED_SCAN:
+            for event, error in self._walk.with_errors():
+                if error is not None:  # bad data in another scan's streams: not ours to stop
+                    logger.warning("skipping an unreadable entry: %s", error)
+                elif event.type is EventType.PREPARED_SCAN:
                     try:
                         self._on_prepared(event.node)
                     except redis.RedisError:

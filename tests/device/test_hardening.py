@@ -237,3 +237,17 @@ def test_a_sequence_lost_by_redis_is_reported_then_cleared(start_device, own_red
     assert proxy.State() == tango.DevState.ON and proxy.SequenceState == 6  # KILLED
     assert proxy.Start("again").endswith("1_again")  # the counter went with the data
     assert proxy.End() == "DONE"
+
+
+def test_a_crafted_end_elsewhere_does_not_stop_the_pending_follower(device) -> None:
+    proxy, client = device.proxy, device.session.client
+    proxy.Start("")  # 1
+    assert proxy.AddScan("3") == "pending:3"
+    session = device.session
+    hostile = session.writer.create_scan(session.scan_saving_parent, "hostile", {})  # 2
+    hostile.prepared({})
+    client.xadd(hostile.db_name + "_end", {"__EVENT__": "END_SCAN",
+                                           "__EXCEPTION__": evil_pickle()})
+    awaited = scan(device)  # 3
+    wait_until(lambda: list(proxy.ScanNames) == [awaited.db_name])
+    assert proxy.End() == "DONE"

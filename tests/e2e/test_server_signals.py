@@ -1,6 +1,7 @@
 """``SequenceManager <instance>`` run the Tango way (registered in a Tango database, started as a
-process) and stopped the way Starter, systemd or Ctrl-C stop it: SIGTERM or SIGINT end it cleanly (exit code 0, no "unforeseen exception"), and a running sequence gets its END
-(KILLED) so that no reader waits for it."""
+process) and stopped the way Starter, systemd or Ctrl-C stop it: SIGTERM or SIGINT end it
+cleanly (exit code 0, no "unforeseen exception"), and a running sequence gets its END (KILLED) so
+that no reader waits for it."""
 
 from __future__ import annotations
 
