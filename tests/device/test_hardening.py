@@ -56,11 +56,10 @@ def test_start_refuses_what_tango_or_redis_cannot_hold_and_writes_nothing(device
         desc = refused("SequenceManager_BadChannel",
                        lambda c=channel: proxy.Start(json.dumps({"channels": [c]})))
         assert "x" in desc
-    nested = "[" * 100_000 + "]" * 100_000
-    refused("SequenceManager_BadRequest",
-            lambda: proxy.Start('{"title": "t", "scan_info": {"a": %s}}' % nested))
-    refused("SequenceManager_BadRequest",
-            lambda: proxy.Start('{"scan_info": {"a": %s}}' % ("[" * 40 + "]" * 40)))
+    for depth in (100_000, 40):
+        nested = "[" * depth + "]" * depth
+        refused("SequenceManager_BadRequest",
+                lambda n=nested: proxy.Start(f'{{"title": "t", "scan_info": {{"a": {n}}}}}'))
     refused("SequenceManager_BadRequest", lambda: proxy.Start("t" * 1000))
     assert keys_and_lengths(client) == before
     assert proxy.State() == tango.DevState.ON and proxy.SequenceName == ""
