@@ -305,13 +305,15 @@ class Manager:
         self._adopt(sequence, decls)
         self._redis(self._load_view)
         self._recovered = True
-        if self.recovery == "resume":
+        self._notify("State", *ATTRIBUTES, *(f"channel:{name}" for name in self.channels))
+        if self.recovery == "resume" and sequence.state is ScanState.STARTING:
             logger.warning("resumed sequence %s left open by a previous run", record.db_name)
             self._pending = dict.fromkeys(record.pending)
-            self._no_pending.clear() if self._pending else self._no_pending.set()
-            self._notify("State", *ATTRIBUTES, *(f"channel:{name}" for name in self.channels))
+            if self._pending:
+                self._no_pending.clear()
+                self._notify("PendingScans")
             self._follow_pending()
-        else:
+        else:  # a sequence that never reached STARTING cannot be resumed: close it too
             logger.warning("closing sequence %s left open by a previous run", record.db_name)
             self._finish(ScanState.KILLED)
 
