@@ -369,14 +369,10 @@ class Manager:
         if reason == "SequenceLost":
             raise ManagerError(reason, self.lost_message)
 
-    def start(self, request: StartRequest,
-              declare: Callable[[tuple[ChannelDecl, ...]], None] = lambda channels: None) -> str:
-        """Create the sequence (scan_group) and return its db_name. ``declare(channels)`` runs
-        after every check and before anything is written: the device declares its channel
-        attributes there (raising ``ManagerError`` refuses the request)."""
+    def start(self, request: StartRequest) -> str:
+        """Create the sequence (scan_group) and return its db_name."""
         with self._lock:
             self._begin(Command.START)
-            declare(request.channels)
             sequence = Sequence(scan_info=request.scan_info, title=request.title,
                                 session=self.session)
             for decl in request.channels:
