@@ -25,6 +25,7 @@ Run it the Tango way, ``SequenceManager <instance>`` (``tango_groups.devices.__m
 from __future__ import annotations
 
 import functools
+import math
 import json
 import logging
 import queue
@@ -396,7 +397,9 @@ class SequenceManager(Device):
             points = self.manager.points(name)
         else:
             points = numpy.empty((0,) + decl.shape, dtype=decl.dtype)
-        return points if points.ndim <= 2 else points.reshape(len(points), -1)
+        # an image attribute holds one point per row (points of [n, m] are flattened)
+        return points if points.ndim <= 2 else points.reshape(len(points), -1 if len(points)
+                                                               else math.prod(decl.shape))
 
     def read_channel(self, attr: Any) -> None:
         attr.set_value(self._channel_value(attr.get_name()))

@@ -430,20 +430,19 @@ class Manager:
             raise ManagerError("DuplicateScan",
                                f"scan {number} is already in sequence {self.sequence_name}")
         client, container = self.session.client, self.session.scan_saving_db_name
-        facts = self._lookup(lambda: lookup.find_scan(client, container, number))
-        if facts is not None:
-            return facts
-        if number > self._redis(lambda: lookup.allocated_number(client, container)):
-            # follow new scans first, then look again: a scan registered in between is either
-            # found now or seen by the follower
-            self._follow_container()
-            return self._lookup(lambda: lookup.find_scan(client, container, number))
-        if number > self._redis(lambda: lookup.newest_registered_number(client, container)):
-            self._follow_container()  # allocated, its node not registered yet
-            return self._lookup(lambda: lookup.find_scan(client, container, number))
-        raise ManagerError("UnknownScan",
-                           f"no scan number {number} in {container} (expired, not a scan, or "
-                           "never written); add it by db_name if it lives elsewhere")
+        search = self._lookup(lambda: lookup.search_number(client, container, number))
+        if search.facts is not None:
+            return search.facts
+        if search.registered or (search.settled and number <= self._redis(
+                lambda: lookup.allocated_number(client, container))):
+            raise ManagerError("UnknownScan",
+                               f"no scan number {number} in {container} (expired, not a scan, or "
+                               "never written); add it by db_name if it lives elsewhere")
+        # not allocated yet, or allocated and its node not registered yet (other scans may
+        # register first): follow new scans first, then look again, so that a scan registered
+        # in between is either found now or seen by the follower
+        self._follow_container()
+        return self._lookup(lambda: lookup.find_scan(client, container, number))
 
     def _find_name(self, db_name: str) -> ScanFacts:
         if db_name == self.sequence_name:
@@ -456,7 +455,7 @@ class Manager:
             raise ManagerError("NotAScan", f"{db_name} is a {facts.node_type} node, not a scan")
         return facts
 
-    def _lookup(self, action: Callable[[], ScanFacts | None]) -> ScanFacts | None:
+    def _lookup(self, action: Callable[[], Any]) -> Any:
         try:
             return self._redis(action)
         except UnreadableScan as error:

@@ -61,7 +61,11 @@ def test_numbers_are_found_as_bliss_finds_them(session) -> None:
     client.delete(names[10])  # expired
     assert lookup.find_scan(client, container, 11) is None
     assert lookup.allocated_number(client, container) == 151
-    assert lookup.newest_registered_number(client, container) == 151
+    expired = lookup.search_number(client, container, 11)
+    assert expired.registered and expired.facts is None
+    assert not expired.settled  # only 10 registrations are older: 11 could still cross them
+    absent = lookup.search_number(client, container, 152)  # never registered
+    assert not absent.registered and absent.settled  # 64 older ones came after: it will not
 
 
 def test_registrations_that_cross_are_found(session) -> None:
