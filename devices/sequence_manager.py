@@ -25,9 +25,9 @@ Run it the Tango way, ``SequenceManager <instance>`` (``tango_groups.devices.__m
 from __future__ import annotations
 
 import functools
-import math
 import json
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable

@@ -24,10 +24,10 @@ import redis
 from . import encoding, keys
 
 __all__ = [
+    "NumberSearch",
     "ScanFacts",
     "UnreadableScan",
     "allocated_number",
-    "NumberSearch",
     "find_scan",
     "scan_facts",
     "search_number",
