@@ -1,7 +1,7 @@
 """Shared fixtures: a real redis-server on a free loopback port, one per test session.
 
 Each test gets its own Redis client on a flushed data db (1), and a unique session name, so tests
-never see each other's nodes.
+never see each other's nodes. ``--soak SECONDS`` lengthens the device stress and load tests.
 """
 
 from __future__ import annotations
@@ -15,6 +15,19 @@ from tango_groups.data.connection import connect
 from tango_groups.runtime.redis_server import RedisServer
 
 _names = itertools.count(1)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak", type=float, default=0.0, metavar="SECONDS",
+        help="run the stress and load tests of the device (tests/device/test_stress.py, "
+             "test_load.py) for SECONDS instead of their short default duration")
+
+
+@pytest.fixture
+def soak(request: pytest.FixtureRequest) -> float:
+    """``--soak SECONDS`` (0.0 when not given: the tests use their short default)."""
+    return float(request.config.getoption("soak"))
 
 
 @pytest.fixture(scope="session")

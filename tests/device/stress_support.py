@@ -1,0 +1,370 @@
+"""Helpers of the stress and load tests (``test_stress.py``, ``test_load.py``).
+
+* ``sequence_manager(...)``: a SequenceManager server run the Tango way (its own embedded Tango
+  database, ``SequenceManager <instance>``), so that the test owns the server process and knows how
+  it ended: ``Device.death()`` says whether it died and how (a signal such as SIGSEGV, an exit
+  code), with the tail of its log (``PYTHONFAULTHANDLER`` is on: a crash logs every thread's
+  Python stack).
+* ``cpu_load()``: one busy-loop process per core while the test runs.
+* ``Workers``: client processes (``multiprocessing`` spawn: fresh interpreters, no state forked
+  from pytest's Tango client) that report one result each; ``read_everything`` and
+  ``record_events`` are the readers and subscribers both tests use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import multiprocessing
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy
+import tango
+
+from tango_groups.runtime.device_server import DeviceServer
+from tango_groups.runtime.fixtures import load_config, sequence_manager_config
+from tango_groups.runtime.tango_db import TangoDatabaseServer, log_tail
+
+SPAWN = multiprocessing.get_context("spawn")
+CLIENT_TIMEOUT_MS = 10_000  # under CPU load a busy device may answer late; late is not wrong
+
+# -- the device server ------------------------------------------------------------------------
+
+
+def how_it_ended(code: int) -> str:
+    """``exited with code 1`` / ``was killed by signal 11 (SIGSEGV)``."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = "unknown signal"
+    return f"was killed by signal {-code} ({name})"
+
+
+@dataclass
+class Device:
+    """A running SequenceManager: its server process, full TRL and a proxy to it."""
+
+    server: DeviceServer
+    trl: str
+    proxy: tango.DeviceProxy
+
+    def log(self, lines: int = 40) -> str:
+        return log_tail(self.server.log_path, lines)
+
+    def death(self) -> str | None:
+        """None while the server process runs, else how it ended, with its log."""
+        code = self.server.poll()
+        if code is None:
+            return None
+        return (f"the SequenceManager server {how_it_ended(code)}; its log ends with:\n"
+                f"{self.log()}")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGINT (a clean shutdown), then the exit code; SIGKILL if it does not exit in time."""
+        if self.server.poll() is None:
+            os.kill(self.server.pid, signal.SIGINT)
+            deadline = time.monotonic() + timeout
+            while self.server.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        code = self.server.poll()
+        if code is None:
+            os.kill(self.server.pid, signal.SIGKILL)
+            raise AssertionError(f"the SequenceManager server did not exit within {timeout:g} s "
+                                 f"of SIGINT; its log ends with:\n{self.log()}")
+        return code
+
+
+@contextlib.contextmanager
+def sequence_manager(redis_url: str, session: str, instance: str = "stress",
+                     **properties: object) -> Iterator[Device]:
+    """A SequenceManager server (device ``tango_groups/sequence_manager/<instance>``) registered in
+    a private Tango database; stopped (SIGKILL if need be) at exit."""
+    props = {"RedisURL": redis_url, "Session": session, **properties}
+    with TangoDatabaseServer() as database:
+        config = sequence_manager_config(instance, 1, {k: str(v) for k, v in props.items()})
+        load_config(config, database.tango_host)
+        server = DeviceServer(instance, database.tango_host)
+        saved = os.environ.get("PYTHONFAULTHANDLER")
+        os.environ["PYTHONFAULTHANDLER"] = "1"  # the server inherits it: stacks on a crash
+        try:
+            server.start()
+        finally:
+            if saved is None:
+                del os.environ["PYTHONFAULTHANDLER"]
+            else:
+                os.environ["PYTHONFAULTHANDLER"] = saved
+        try:
+            trl = f"tango://{database.tango_host}/{server.devices[0]}"
+            proxy = tango.DeviceProxy(trl)
+            proxy.set_timeout_millis(CLIENT_TIMEOUT_MS)
+            yield Device(server, trl, proxy)
+        finally:
+            server.stop(timeout=5)
+
+
+# -- CPU load -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def cpu_load(processes: int | None = None) -> Iterator[list[subprocess.Popen]]:
+    """``processes`` busy loops (default: one per core) until the block exits."""
+    count = processes if processes is not None else os.cpu_count() or 1
+    burners: list[subprocess.Popen] = []
+    try:
+        for _ in range(count):
+            burners.append(subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                                            stdin=subprocess.DEVNULL))
+        yield burners
+    finally:
+        for burner in burners:
+            burner.kill()
+        for burner in burners:
+            burner.wait()
+
+
+# -- client processes ---------------------------------------------------------------------------
+
+
+class Workers:
+    """Client processes that each put one result (a picklable dict) on a shared queue.
+
+    ``start(target, *args)`` runs ``target(*args, stop, results, key)`` in a spawned process:
+    it loops until ``stop`` is set, then puts ``(key, result)``. ``collect()`` sets ``stop`` and
+    gathers one result per process (a process that dies or does not report in time is an error
+    naming its exit code). At exit, processes still alive are killed.
+    """
+
+    def __init__(self) -> None:
+        self.stop = SPAWN.Event()
+        self.results: Any = SPAWN.Queue()
+        self.processes: dict[str, Any] = {}
+        self.received: dict[str, dict[str, Any]] = {}
+
+    def start(self, key: str, target: Callable[..., None], *args: Any) -> None:
+        process = SPAWN.Process(target=target, args=(*args, self.stop, self.results, key),
+                                name=key, daemon=True)
+        process.start()
+        self.processes[key] = process
+
+    def receive(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for one message (kept in ``received``); False if none came."""
+        try:
+            key, result = self.results.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        self.received[key] = result
+        return True
+
+    def wait_for(self, keys: list[str], timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+        """The messages of ``keys``; a process that dies or is silent until ``timeout`` fails."""
+        deadline = time.monotonic() + timeout
+        while missing := [key for key in keys if key not in self.received]:
+            if self.receive(0.2):
+                continue
+            owners = {key: self.processes[key.partition(":")[0]] for key in missing}
+            if time.monotonic() > deadline or all(p.exitcode is not None
+                                                  for p in owners.values()):
+                while self.receive(0.5):  # a dead process's message may still be in the pipe
+                    pass
+                lost = {key: p.exitcode for key, p in owners.items() if key not in self.received}
+                if lost:
+                    raise AssertionError("client processes gave no result: " + ", ".join(
+                        f"{key} ({'still running' if code is None else how_it_ended(code)})"
+                        for key, code in lost.items()))
+        return {key: self.received[key] for key in keys}
+
+    def collect(self, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+        """Set ``stop`` and return every process's result (by key)."""
+        self.stop.set()
+        collected = self.wait_for(list(self.processes), timeout)
+        for process in self.processes.values():
+            process.join(10)
+        return collected
+
+    def close(self) -> None:
+        self.stop.set()
+        for process in self.processes.values():
+            if process.is_alive():
+                process.kill()
+            process.join(10)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def reason(error: tango.DevFailed) -> str:
+    return error.args[0].reason
+
+
+def client(trl: str) -> tango.DeviceProxy:
+    proxy = tango.DeviceProxy(trl)
+    proxy.set_timeout_millis(CLIENT_TIMEOUT_MS)
+    return proxy
+
+
+def plain(value: object) -> object:
+    """An attribute value as JSON-like Python (lists, ints, floats, str)."""
+    if isinstance(value, numpy.ndarray):
+        return value.tolist()
+    if isinstance(value, tango.DevState):
+        return str(value)
+    if isinstance(value, numpy.generic):
+        return value.item()
+    if isinstance(value, enum.Enum):  # DevEnum values: a class made by PyTango, not picklable
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def read_everything(trl: str, hot: bool, stop: Any, results: Any, key: str) -> None:
+    """Worker: read the device's attributes until ``stop``, the attribute list asked again each
+    round (so the channel attributes of each sequence are read too).
+
+    Each round reads every attribute at once (``read_attributes``), then one by one; with ``hot``
+    it reads only what commands push most (the channel attributes, ScanNumbers, ScanNames), one
+    by one, ten times a round. Result: ``{"reads": n, "errors": {reason: count}, "examples":
+    {reason: description}}``.
+    """
+    proxy = client(trl)
+    reads, errors, examples = 0, Counter(), {}
+
+    def failed(error: tango.DevErrorList | tango.DevFailed) -> None:
+        first = error.args[0] if isinstance(error, tango.DevFailed) else error[0]
+        errors[first.reason] += 1
+        examples.setdefault(first.reason, first.desc.strip()[:300])
+
+    while not stop.is_set():
+        try:
+            names = list(proxy.get_attribute_list())
+        except tango.DevFailed as error:
+            failed(error)
+            continue
+        if hot:
+            names = [n for n in names if n not in STATIC_ATTRIBUTES] + ["ScanNumbers",
+                                                                        "ScanNames"]
+            names *= 10
+        else:
+            try:
+                for attr in proxy.read_attributes(names):
+                    if attr.has_failed:
+                        failed(attr.get_err_stack())
+                    else:
+                        reads += 1
+            except tango.DevFailed as error:
+                failed(error)
+        for name in names:
+            if stop.is_set():
+                break
+            try:
+                proxy.read_attribute(name)
+                reads += 1
+            except tango.DevFailed as error:
+                failed(error)
+    results.put((key, {"reads": reads, "errors": dict(errors), "examples": examples}))
+
+
+STATIC_ATTRIBUTES = ("State", "Status", "SequenceName", "SequenceNumber", "Title",
+                     "SequenceState", "ScanNumbers", "ScanNames", "ScanCount", "PendingScans",
+                     "ChannelNames", "ScanInfo")
+
+
+def record_events(trl: str, names: list[str], until: list[tuple[str, object]],
+                  follow_channels: bool, stop: Any, results: Any, key: str) -> None:
+    """Worker: subscribe to the change events of ``names`` and record them, in order.
+
+    With ``follow_channels``, the channel attributes of each new sequence are subscribed as they
+    appear (every 0.2 s the attribute list is read again; data-ready events too). Puts
+    ``("<key>:ready", {})`` once every initial event of ``names`` is in. Stops when ``stop`` is set
+    and the events after the initial ones have carried the ``until`` values, ``(attribute,
+    value)`` pairs seen in that order (waiting at most 15 s after ``stop``). Result:
+    ``{"events": [[attr, value]...], "errors": [[attr, reason]...], "until_seen": bool,
+    "subscribe_errors": {reason: count}}``.
+    """
+    proxy = client(trl)
+    lock = threading.Condition()
+    events: list[list[object]] = []
+    errors: list[list[str]] = []
+    initial: set[str] = set()
+    wanted = [(name.lower(), value) for name, value in until]
+    subscribe_errors: Counter = Counter()
+
+    def callback(event: tango.EventData) -> None:
+        name = event.attr_name.rsplit("/", 1)[-1].partition("#")[0].lower()
+        with lock:
+            if event.err:
+                errors.append([name, event.errors[0].reason])
+            elif event.event == "data_ready":
+                events.append([name + "#data_ready", event.ctr])
+            else:
+                value = plain(event.attr_value.value)
+                if wanted and name in initial and (name, value) == wanted[0]:
+                    wanted.pop(0)
+                initial.add(name)
+                events.append([name, value])
+            lock.notify_all()
+
+    subscriptions: dict[str, list[int]] = {}
+
+    def subscribe(name: str, *kinds: tango.EventType) -> None:
+        try:
+            subscriptions[name] = [proxy.subscribe_event(name, kind, callback) for kind in kinds]
+        except tango.DevFailed as error:
+            subscribe_errors[reason(error)] += 1
+
+    for name in names:
+        subscribe(name, tango.EventType.CHANGE_EVENT)
+    with lock:
+        if not lock.wait_for(lambda: {n.lower() for n in names} <= initial, timeout=30):
+            results.put((key, {"failed": f"initial events missing: got {sorted(initial)}"}))
+            return
+    results.put((f"{key}:ready", {}))
+    known = {name.lower() for name in names}
+    while not stop.wait(0.2):
+        if not follow_channels:
+            continue
+        try:
+            listed = {n for n in proxy.get_attribute_list()
+                      if n not in STATIC_ATTRIBUTES and n.lower() not in known}
+        except tango.DevFailed as error:
+            subscribe_errors[reason(error)] += 1
+            continue
+        for name in sorted(listed):
+            known.add(name.lower())
+            subscribe(name, tango.EventType.CHANGE_EVENT, tango.EventType.DATA_READY_EVENT)
+    with lock:
+        lock.wait_for(lambda: not wanted, timeout=15)
+        result = {"events": list(events), "errors": list(errors), "until_seen": not wanted,
+                  "subscribe_errors": dict(subscribe_errors)}
+    for ids in subscriptions.values():
+        for event_id in ids:
+            with contextlib.suppress(tango.DevFailed):
+                proxy.unsubscribe_event(event_id)
+    results.put((key, result))
+
+
+def wait_ready(workers: Workers, keys: list[str], timeout: float = 60.0) -> None:
+    """Wait for the ``<key>:ready`` messages of the ``record_events`` workers ``keys``."""
+    try:
+        workers.wait_for([f"{key}:ready" for key in keys], timeout)
+    except AssertionError:
+        failed = {key: workers.received[key]["failed"] for key in keys
+                  if "failed" in workers.received.get(key, {})}
+        if failed:
+            raise AssertionError(f"subscribers failed: {failed}") from None
+        raise
