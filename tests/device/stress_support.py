@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import itertools
 import multiprocessing
 import os
 import queue
@@ -29,11 +30,15 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy
+import redis
 import tango
 
+from tango_groups.data.writer import DataWriter
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import load_config, sequence_manager_config
 from tango_groups.runtime.tango_db import TangoDatabaseServer, log_tail
+from tango_groups.scanning.simulation import loopscan
+from tango_groups.session import Session
 
 SPAWN = multiprocessing.get_context("spawn")
 CLIENT_TIMEOUT_MS = 10_000  # under CPU load a busy device may answer late; late is not wrong
@@ -368,3 +373,109 @@ def wait_ready(workers: Workers, keys: list[str], timeout: float = 60.0) -> None
         if failed:
             raise AssertionError(f"subscribers failed: {failed}") from None
         raise
+
+
+# -- the load test's client ---------------------------------------------------------------------
+
+
+class AddWhenAllocated(DataWriter):
+    """A writer that calls ``on_number(n)`` right after allocating scan number ``n`` (Bliss's
+    HINCRBY) and before creating the scan's node: a client adding ``n`` meanwhile sees a number
+    that is allocated but not registered yet."""
+
+    def __init__(self, client: redis.Redis, on_number: Callable[[int], None]) -> None:
+        super().__init__(client)
+        self.on_number = on_number
+
+    def next_scan_number(self, parent: str, shadow: bool = False) -> int:
+        number = super().next_scan_number(parent, shadow)
+        self.on_number(number)
+        return number
+
+
+def load_client(index: int, trl: str, redis_url: str, session_name: str, shared: list[list],
+                stop: Any, results: Any, key: str) -> None:
+    """Worker of the load test: until ``stop``, cycles of
+
+    * a scan of its own (``loopscan``), added by number (odd cycles) or db_name (even ones);
+    * one to three points on its channel ``c<index>`` and one on ``shared``, values unique to the
+      client (``index * 1e6 + n``);
+    * a read of ``c<index>`` (must be exactly the points this client emitted: nobody else writes
+      it) and of ``shared`` (must hold them in order);
+    * an attempt at one of the ``shared`` scans (``[number, db_name]``, made before the clients
+      started; several clients race for each, by number or by db_name);
+    * every third cycle, a scan whose number the client adds between its allocation and its
+      node's creation (``AddWhenAllocated``): the device must answer ``pending:<number>`` and
+      reference the scan when it starts.
+
+    Result: ``{"calls": [...], "problems": [...]}``; each call is a dict ``command``, ``arg``,
+    ``kind`` (own, shared, allocated, emit), ``scan`` (db_name), ``channel``, ``values``,
+    ``result`` or ``reason`` + ``desc``, in call order.
+    """
+    proxy = client(trl)
+    session = Session(session_name, redis_url=redis_url)
+    diode = session.config.get("diode")
+    calls: list[dict[str, Any]] = []
+    problems: list[str] = []
+    own, own_points, shared_points = f"c{index}", [], []
+    serial = itertools.count()
+
+    def call(command: str, *args: Any, **record: Any) -> dict[str, Any]:
+        entry = {"command": command, **record}
+        try:
+            entry["result"] = plain(proxy.command_inout(command, *args))
+        except tango.DevFailed as error:
+            entry["reason"], entry["desc"] = reason(error), error.args[0].desc.strip()[:300]
+        calls.append(entry)
+        return entry
+
+    def emit(channel: str, count: int) -> None:
+        values = [index * 1e6 + next(serial) for _ in range(count)]
+        entry = call("EmitChannel", (values, [channel]), kind="emit", channel=channel,
+                     values=values)
+        if "result" in entry:
+            (own_points if channel == own else shared_points).extend(values)
+
+    def read(channel: str) -> numpy.ndarray | None:
+        try:
+            return proxy.read_attribute(channel).value
+        except tango.DevFailed as error:
+            problems.append(f"read {channel}: {reason(error)}: {error.args[0].desc.strip()}")
+            return None
+
+    def add_allocated(number: int) -> None:
+        entry = call("AddScan", str(number), kind="allocated", arg=str(number), number=number)
+        if entry.get("result", f"pending:{number}") != f"pending:{number}":
+            problems.append(f"AddScan({number}) of an allocated, unregistered number answered "
+                            f"{entry['result']!r}, not 'pending:{number}'")
+
+    allocating = Session(session_name, redis_url=redis_url, client=session.client)
+    allocating.writer = AddWhenAllocated(session.client, add_allocated)
+    cycle = 0
+    while not stop.is_set():
+        cycle += 1
+        scan = loopscan(1, 0.0, diode, session=session)
+        ref = str(scan.scan_number) if cycle % 2 else scan.db_name
+        call("AddScan", ref, kind="own", arg=ref, scan=scan.db_name, number=scan.scan_number)
+        emit(own, 1 + cycle % 3)
+        emit("shared", 1)
+        mine = read(own)
+        if mine is not None and list(mine) != own_points:
+            problems.append(f"read {own}: {len(mine)} points, not the {len(own_points)} emitted")
+        everyone = read("shared")
+        if everyone is not None:
+            seen = [v for v in everyone if int(v) // 1_000_000 == index]
+            if seen != shared_points:
+                problems.append(f"read shared: this client's points {seen[:5]}... are not the "
+                                f"{len(shared_points)} it emitted, in order")
+        number, db_name = shared[(cycle * 5 + index) % len(shared)]
+        ref = str(number) if (cycle + index) % 2 else db_name
+        call("AddScan", ref, kind="shared", arg=ref, scan=db_name, number=number)
+        if cycle % 3 == 0:
+            scan = loopscan(1, 0.0, diode, session=allocating)
+            for entry in reversed(calls):
+                if entry["kind"] == "allocated":
+                    entry["scan"] = scan.db_name
+                    break
+    session.close()
+    results.put((key, {"calls": calls, "problems": problems}))
