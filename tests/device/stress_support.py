@@ -212,6 +212,12 @@ class Workers:
         self.close()
 
 
+def summarised(problems: list[str], shown: int = 3) -> list[str]:
+    """The first ``shown`` problems, then how many more there are."""
+    more = [f"... and {len(problems) - shown} more like them"] if len(problems) > shown else []
+    return problems[:shown] + more
+
+
 def reason(error: tango.DevFailed) -> str:
     return error.args[0].reason
 

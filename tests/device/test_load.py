@@ -36,6 +36,7 @@ from stress_support import (
     load_client,
     record_events,
     sequence_manager,
+    summarised,
     wait_ready,
 )
 
@@ -231,12 +232,6 @@ def event_problems(key: str, recorded: dict[str, Any], redis_state: dict[str, li
         problems.append(f"{key}: ScanCount events {counts[-5:]} do not grow to "
                         f"{len(redis_state['ScanNames'])}")
     return problems
-
-
-def summarised(problems: list[str], shown: int = 3) -> list[str]:
-    """The first ``shown`` problems, then how many more there are."""
-    more = [f"... and {len(problems) - shown} more like them"] if len(problems) > shown else []
-    return problems[:shown] + more
 
 
 def run_for(duration: float, device: Device, workers: Workers) -> None:

@@ -44,6 +44,7 @@ from stress_support import (
     read_everything,
     record_events,
     sequence_manager,
+    summarised,
     wait_ready,
 )
 
@@ -199,7 +200,7 @@ def test_server_survives_reads_subscriptions_and_pushes_under_cpu_load(
             results = workers.collect()
         death = device.death()
         assert death is None, f"{death}\n(after {driver.sequences} sequences)"
-        problems = [f"command failed: {failure}" for failure in driver.failures[:10]]
+        problems = summarised([f"command failed: {failure}" for failure in driver.failures])
         if driver.sequences < 3:
             problems.append(f"only {driver.sequences} sequences in {duration:g} s")
         if (state := device.proxy.State()) != tango.DevState.ON:
