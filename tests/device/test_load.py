@@ -102,6 +102,9 @@ def test_concurrent_clients_every_accepted_call_once_in_redis_and_events(
         problems += event_problems(key, recorded, redis_state)
     session.close()
     calls = Counter(call["command"] for key in clients for call in results[key]["calls"])
+    print(f"{dict(calls)} calls, {len(redis_state['ScanNames'])} scans referenced, "
+          f"{sum(len(v) for k, v in redis_state.items() if k in CHANNELS)} points;",
+          {key: len(recorded["events"]) for key, recorded in events.items()}, "events")
     assert not problems, (f"{len(problems)} problems ({dict(calls)} calls in {duration:g} s):\n"
                           + "\n".join(problems[:30]))
     assert calls["AddScan"] >= CLIENTS and len(redis_state["ScanNames"]) >= CLIENTS
