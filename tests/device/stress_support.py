@@ -66,7 +66,12 @@ class Device:
     proxy: tango.DeviceProxy
 
     def log(self, lines: int = 40) -> str:
-        return log_tail(self.server.log_path, lines)
+        """The end of the server's log; after a crash, from the lines before the first "Fatal
+        Python error" (what libc or libtango said, then every thread's Python stack)."""
+        text = log_tail(self.server.log_path, 100_000).splitlines()
+        fatal = next((k for k, line in enumerate(text) if "Fatal Python error" in line), None)
+        first = max(0, fatal - 3) if fatal is not None else -lines
+        return "\n".join(text[first:][:200])
 
     def death(self) -> str | None:
         """None while the server process runs, else how it ended, with its log."""
