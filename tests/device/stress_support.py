@@ -295,6 +295,25 @@ def read_everything(trl: str, hot: bool, stop: Any, results: Any, key: str) -> N
     results.put((key, {"reads": reads, "errors": dict(errors), "examples": examples}))
 
 
+def list_attributes(trl: str, stop: Any, results: Any, key: str) -> None:
+    """Worker: what a GUI does when it connects, in a loop until ``stop``: the attribute list,
+    then the configuration of every channel attribute in it. Result as ``read_everything``'s."""
+    proxy = client(trl)
+    reads, errors, examples = 0, Counter(), {}
+    while not stop.is_set():
+        try:
+            names = [n for n in proxy.get_attribute_list() if n not in STATIC_ATTRIBUTES]
+            reads += 1
+            for name in names:
+                proxy.get_attribute_config(name)
+                reads += 1
+        except tango.DevFailed as error:
+            first = error.args[0]
+            errors[first.reason] += 1
+            examples.setdefault(first.reason, first.desc.strip()[:300])
+    results.put((key, {"reads": reads, "errors": dict(errors), "examples": examples}))
+
+
 STATIC_ATTRIBUTES = ("State", "Status", "SequenceName", "SequenceNumber", "Title",
                      "SequenceState", "ScanNumbers", "ScanNames", "ScanCount", "PendingScans",
                      "ChannelNames", "ScanInfo")

@@ -11,9 +11,15 @@ or corruption"), reads failing with ``API_AttrValueNotSet``, reads hanging on an
 that is never released (the server then ignores SIGINT), ``Init`` failing with
 ``API_CommandTimedOut`` and leaving the device unconfigured.
 
+With the device in synchronous mode (pushes and reads under the device monitor), a crash was
+still seen: clients asking for the attribute list and configurations (what every GUI does when
+it connects; libtango answers them outside the device monitor) while ``Start`` removes and adds
+the channel attributes.
+
 The server runs the Tango way (its own database, ``SequenceManager <instance>``), so its exit
 status is known. Reader processes read every attribute in a loop, others hammer the attributes
-commands push most (the channel attributes, ScanNumbers, ScanNames); subscriber processes hold
+commands push most (the channel attributes, ScanNumbers, ScanNames), others ask for the attribute
+list and the channel attributes' configurations; subscriber processes hold
 change events on every attribute and follow each sequence's channel attributes; the test drives
 commands that push events (Start with channels, AddScan by number, by db_name and pending,
 EmitChannel, EmitChannelEncoded, End, Abort, and Init in the second variant); one busy loop per
@@ -41,6 +47,7 @@ from stress_support import (
     Workers,
     cpu_load,
     how_it_ended,
+    list_attributes,
     read_everything,
     record_events,
     sequence_manager,
@@ -57,6 +64,7 @@ from tango_groups.session import Session
 DURATION = 10.0  # seconds of driving per variant by default (--soak for more)
 READERS = 2  # of every attribute
 HOT_READERS = 2  # of the channel attributes, ScanNumbers and ScanNames
+LISTERS = 2  # of the attribute list and the channel attributes' configurations
 SUBSCRIBERS = 2
 EMITS = 8  # EmitChannel calls of BLOCK points per sequence on the float channel
 BLOCK = 200
@@ -190,6 +198,8 @@ def test_server_survives_reads_subscriptions_and_pushes_under_cpu_load(
             workers.start(f"reader{k}", read_everything, device.trl, False)
         for k in range(HOT_READERS):
             workers.start(f"hot{k}", read_everything, device.trl, True)
+        for k in range(LISTERS):
+            workers.start(f"lister{k}", list_attributes, device.trl)
         driver = Driver(device, session, endings)
         with cpu_load():
             deadline = time.monotonic() + duration
@@ -228,7 +238,7 @@ def test_server_survives_reads_subscriptions_and_pushes_under_cpu_load(
 def reader_problems(results: dict[str, dict]) -> list[str]:
     problems = []
     for key, reader in sorted(results.items()):
-        if key.startswith(("reader", "hot")):
+        if key.startswith(("reader", "hot", "lister")):
             unexpected = {r: n for r, n in reader["errors"].items() if r not in REMOVED}
             if unexpected:
                 problems.append(f"{key}: reads failed {unexpected} ({reader['reads']} succeeded);"
