@@ -195,9 +195,10 @@ class SequenceManager(Device):
             f"{MAX_REDIS_TIMEOUT}: a client must get the device's answer before its own 3 s "
             "timeout).")
     HealthCheckPeriod = device_property(
-        dtype=float, default_value=2.0,
+        dtype=float, default_value=1.0,
         doc="Seconds between two checks of the data Redis (FAULT when it does not answer, or "
-            "when it lost the running sequence).")
+            "when it lost the running sequence). While it fails, commands are refused at once "
+            "and the device recovers within this period once it answers.")
     RecoveryMode = device_property(
         dtype=str, default_value="close",
         doc="What the device does at start-up with a sequence a previous run left open (a "

@@ -155,7 +155,7 @@ class Manager:
         does), then check Redis every ``health_period`` seconds."""
         with self._lock:
             try:
-                self._sync()
+                self._sync(probe=True)
             except ManagerError:
                 pass  # reported through State; the health check retries
         self._health = Periodic(self.check_health, health_period, "tango_groups-health")
@@ -194,7 +194,7 @@ class Manager:
                     self.sequence_name == name):
                 self._sequence_lost()
             try:
-                self._sync()
+                self._sync(probe=True)
             except ManagerError:
                 return False
         return True
@@ -229,11 +229,17 @@ class Manager:
             self._uncertain = _Uncertain(uncertain)
         raise self._unreachable(failure) from None
 
-    def _sync(self) -> None:
+    def _sync(self, probe: bool = False) -> None:
         """Before writing after a failure (or at start): Redis answers, a sequence left open by a
-        previous run is dealt with, and the open sequence is re-read from Redis."""
+        previous run is dealt with, and the open sequence is re-read from Redis.
+
+        While Redis is known to fail, commands are refused at once (a hung Redis would make each
+        of them wait ``RedisTimeout``, and clients queued behind them time out): only the health
+        check (``probe``) tries Redis again."""
         if self._checked:
             return
+        if not (self.connected or probe):
+            raise ManagerError("RedisUnavailable", self.connection_error)
         self._redis(self.session.client.ping)
         if not self._recovered:
             self._recover()
@@ -305,13 +311,15 @@ class Manager:
         self._adopt(sequence, decls)
         self._redis(self._load_view)
         self._recovered = True
-        if self.recovery == "resume":
+        self._notify("State", *ATTRIBUTES, *(f"channel:{name}" for name in self.channels))
+        if self.recovery == "resume" and sequence.state is ScanState.STARTING:
             logger.warning("resumed sequence %s left open by a previous run", record.db_name)
             self._pending = dict.fromkeys(record.pending)
-            self._no_pending.clear() if self._pending else self._no_pending.set()
-            self._notify("State", *ATTRIBUTES, *(f"channel:{name}" for name in self.channels))
+            if self._pending:
+                self._no_pending.clear()
+                self._notify("PendingScans")
             self._follow_pending()
-        else:
+        else:  # a sequence that never reached STARTING cannot be resumed: close it too
             logger.warning("closing sequence %s left open by a previous run", record.db_name)
             self._finish(ScanState.KILLED)
 

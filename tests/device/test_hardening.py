@@ -17,8 +17,11 @@ import tango
 from hostile import evil_pickle
 from test_sequence_manager import npy, refused, scan, wait_until
 
+from tango_groups.data import running
 from tango_groups.data.node import get_node
+from tango_groups.data.writer import GroupWriter
 from tango_groups.runtime.redis_server import RedisServer
+from tango_groups.session import Session
 
 
 def keys_and_lengths(client: redis.Redis) -> dict[bytes, object]:
@@ -250,3 +253,22 @@ def test_a_crafted_end_elsewhere_does_not_stop_the_pending_follower(device) -> N
     awaited = scan(device)  # 3
     wait_until(lambda: list(proxy.ScanNames) == [awaited.db_name])
     assert proxy.End() == "DONE"
+
+
+def test_a_sequence_left_before_it_was_prepared_is_closed(start_device, session_name,
+                                                          redis_url) -> None:
+    """A crash between the node's creation and its PREPARED: even resume closes it."""
+    name = f"{session_name}_early"
+    with contextlib.closing(Session(name, redis_url=redis_url)) as session:
+        group = session.writer.create_scan(session.scan_saving_parent, "early",
+                                           {"state": "PREPARING"},
+                                           node_type="scan_group",
+                                           channels=GroupWriter.channel_specs(),
+                                           writer_class=GroupWriter)
+        key = running.record_key(name, "test/nodb/sequencemanager")
+        running.save(session.client, key, running.RunningRecord(group.db_name))
+        proxy = start_device(Session=name, RecoveryMode="resume").proxy
+        assert proxy.State() == tango.DevState.ON and proxy.SequenceName == group.db_name
+        assert session.client.xlen(group.db_name + "_end") == 1
+        assert get_node(group.db_name, connection=session.client).info["state"] == "KILLED"
+        assert session.client.get(key) is None
