@@ -134,13 +134,14 @@ class Driver:
 
     def _sequence(self, index: int) -> None:
         """Three channels: scalar float64, scalar int32 whose name changes from one sequence to
-        the next (so Start removes and adds attributes), uint16 points of shape [2, 2] (an image
-        attribute); scans added by number, by db_name and pending (referenced
+        the next (so Start removes and adds attributes), uint16 points of shape [3] or [2, 2]
+        (image attributes); scans added by number, by db_name and pending (referenced
         by the device's watcher, not by a command), blocks of points, then the ending."""
         names = ["ch_a", f"ch_{index % 3}", "img"]
+        shape = [2, 2] if index % 2 else [3]
         self.call("Start", json.dumps({"title": f"stress {index}", "channels": [
             {"name": names[0]}, {"name": names[1], "dtype": "int32"},
-            {"name": names[2], "dtype": "uint16", "shape": [2, 2]}]}))
+            {"name": names[2], "dtype": "uint16", "shape": shape}]}))
         self.sequences += 1
         done = self.scan()
         self.check(self.call("AddScan", str(done.scan_number)) == done.db_name, "AddScan number")
@@ -154,7 +155,7 @@ class Driver:
             if k % 2:
                 self.check(self.call("EmitChannel", ([float(k)], [names[1]])) == 1,
                            "EmitChannel int32")
-                block = numpy.full((2, 2, 2), k, dtype=numpy.uint16)
+                block = numpy.full((2, *shape), k, dtype=numpy.uint16)
                 self.check(self.call("EmitChannelEncoded", (names[2], npy(block))) == 2,
                            "EmitChannelEncoded")
             if k == EMITS // 2:
