@@ -7,8 +7,9 @@
   Python stack).
 * ``cpu_load()``: one busy-loop process per core while the test runs.
 * ``Workers``: client processes (``multiprocessing`` spawn: fresh interpreters, no state forked
-  from pytest's Tango client) that report one result each; ``read_everything`` and
-  ``record_events`` are the readers and subscribers both tests use.
+  from pytest's Tango client) that report one result each: ``read_everything`` (readers),
+  ``list_attributes`` (attribute lists and configurations), ``record_events`` (subscribers) and
+  ``load_client`` (the load test's clients).
 """
 
 from __future__ import annotations

@@ -170,7 +170,8 @@ def reference_problems(results: dict[str, Any], clients: list[str],
         problems.append(f"scans referenced more than once: {duplicated}")
     if redis_state["scan_nb"] != redis_state["ScanNumbers"]:
         problems.append("scan_numbers is not aligned with the scans' own numbers")
-    wanted = {call["scan"] for _, call in accepted(results, clients) if call["command"] == "AddScan"}
+    wanted = {call["scan"] for _, call in accepted(results, clients)
+              if call["command"] == "AddScan"}
     if missing := wanted - set(names):
         problems.append(f"{len(missing)} accepted scans not referenced: {sorted(missing)[:5]}")
     if extra := set(names) - wanted:
