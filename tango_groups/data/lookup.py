@@ -37,7 +37,9 @@ _NUMBERED = re.compile(rb"^_?(\d+)_")  # local names of scans: "12_loopscan", sh
 _PAGE = 64  # registrations read per round trip, newest first
 # registrations are in allocation order except for scans created concurrently, whose
 # registrations may cross: once this many registrations in a row are older than the number asked
-# for, it is not registered (that many concurrent scan creations in one container do not happen)
+# for, it is not among the older ones; once this many higher numbers registered, a number not
+# registered yet never will be (that many concurrent scan creations in one container do not
+# happen)
 _REORDER_WINDOW = 64
 
 
@@ -129,21 +131,22 @@ class NumberSearch:
 
     facts: ScanFacts | None  # its ``scan`` node, when there is one
     registered: bool  # a node with that number was registered (it may have expired since)
-    settled: bool  # so many later registrations are older that it can no longer register
+    settled: bool  # so many higher numbers registered since that it can no longer register
 
 
 def search_number(client: redis.Redis, container: str, number: int) -> NumberSearch:
     """Look for the ``scan`` node numbered ``number`` in ``container``, reading the
     registrations newer than it and a window of older ones (registrations of scans created
     concurrently may cross)."""
-    candidates, older, settled = [], 0, False
+    candidates, older, higher = [], 0, 0
     for registered, db_name in _registrations(client, container):
         if registered == number:
             candidates.append(db_name)
+        higher += registered > number
         older = older + 1 if registered < number else 0
         if older >= _REORDER_WINDOW:
-            settled = True
             break
+    settled = higher >= _REORDER_WINDOW
     if not candidates:
         return NumberSearch(None, False, settled)
     with client.pipeline(transaction=False) as pipe:

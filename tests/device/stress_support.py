@@ -104,7 +104,7 @@ def sequence_manager(redis_url: str, session: str, instance: str = "stress",
     a private Tango database; stopped (SIGKILL if need be) at exit."""
     props = {"RedisURL": redis_url, "Session": session, **properties}
     with TangoDatabaseServer() as database:
-        config = sequence_manager_config(instance, 1, {k: str(v) for k, v in props.items()})
+        config = sequence_manager_config(instance, 1, props)
         load_config(config, database.tango_host)
         server = DeviceServer(instance, database.tango_host)
         saved = os.environ.get("PYTHONFAULTHANDLER")

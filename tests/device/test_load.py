@@ -60,7 +60,8 @@ def test_concurrent_clients_every_accepted_call_once_in_redis_and_events(
     diode = session.config.get("diode")
     shared = [loopscan(1, 0.0, diode, session=session) for _ in range(SHARED_SCANS)]
     with (sequence_manager(redis_url, session_name, instance="load", EndTimeout=3.0,
-                           HealthCheckPeriod=0.2) as device, Workers() as workers):
+                           HealthCheckPeriod=0.2, Channels=CHANNELS) as device,
+          Workers() as workers):
         db_name = device.proxy.Start(json.dumps({"title": "load", "channels": CHANNELS}))
         for k in range(SUBSCRIBERS):
             workers.start(f"sub{k}", record_events, device.trl, EVENTS, [("SequenceState", 4)],

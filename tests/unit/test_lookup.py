@@ -63,9 +63,14 @@ def test_numbers_are_found_as_bliss_finds_them(session) -> None:
     assert lookup.allocated_number(client, container) == 151
     expired = lookup.search_number(client, container, 11)
     assert expired.registered and expired.facts is None
-    assert not expired.settled  # only 10 registrations are older: 11 could still cross them
-    absent = lookup.search_number(client, container, 152)  # never registered
-    assert not absent.registered and absent.settled  # 64 older ones came after: it will not
+    assert lookup.search_number(client, container, 152) == lookup.NumberSearch(None, False, False)
+    client.delete(f"{container}:50_loopscan")
+    children = f"{container}_children_list"
+    client.xdel(children, *[entry_id for entry_id, fields in client.xrange(children)
+                            if fields[b"db_name"].endswith(b":50_loopscan")])  # no trace of 50
+    # 100 higher numbers registered since: 50 will not register any more
+    assert lookup.search_number(client, container, 50) == lookup.NumberSearch(None, False, True)
+    assert not lookup.search_number(client, container, 140).settled  # 11 higher only
 
 
 def test_registrations_that_cross_are_found(session) -> None:
