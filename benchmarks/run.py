@@ -6,8 +6,9 @@
 
 Starts its own ``redis-server`` (``tango_groups.runtime.redis_server.RedisServer``, nothing
 persisted), then for every row of the performance anchors (``spec/performance_anchors.md`` of
-the shared design notes) measures our library in this process and the anchor in the same run: raw redis-py for the Redis floor, and blissdata
-0.3.1 (the Bliss 1.x data-node library) in a subprocess (``benchmarks/bliss_side.py``; blissdata
+the shared design notes) measures our library in this process and the anchor in the same run:
+raw redis-py for the Redis floor, and blissdata 0.3.1 (the Bliss 1.x data-node library) in a
+subprocess (``benchmarks/bliss_side.py``; blissdata
 needs gevent's monkey patching, which must not leak into the process measuring us). It prints one
 plain-text table::
 
