@@ -1,2 +1,2 @@
 """Tango device servers of tango_groups: the SequenceManager (a thin layer over
-tango_groups.manager)."""
+tango_groups.service)."""

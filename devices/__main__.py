@@ -1,13 +1,4 @@
-"""``SequenceManager <instance>`` / ``python -m tango_groups.devices <instance>``.
-
-gevent's monkey patching comes first, before Redis, sockets or Tango are imported: the device runs
-in gevent green mode and its Redis readers block in greenlets. Threads stay unpatched (omniORB's
-threads are real threads).
-"""
-
-from gevent import monkey
-
-monkey.patch_all(thread=False)
+"""``SequenceManager <instance>`` / ``python -m tango_groups.devices <instance>``."""
 
 import sys
 

@@ -1,59 +1,99 @@
-"""The SequenceManager Tango device: a thin Tango layer over ``tango_groups.manager.Manager``.
+"""The SequenceManager Tango device: a thin Tango layer over ``tango_groups.service``.
 
 Commands map to manager calls; a refused request becomes a ``DevFailed`` whose reason is the
-manager's stable ``SequenceManager_*`` reason. The manager reports every change through one
-callback, which pushes the change events of the attributes it names (after the Redis write they
-describe has committed). All attributes are read-only and pushed by the device (change events,
-detect off; channel attributes also push data-ready events); nothing is polled.
+manager's stable ``SequenceManager_*`` reason (anything unforeseen is
+``SequenceManager_InternalError``, logged with its traceback: a client never sees a bare Python
+error). All attributes are read-only and pushed by the device (change events, detect off; channel
+attributes also push data-ready events); nothing is polled.
+
+Threads and locks: the device runs in Tango's synchronous mode, where the device monitor
+serialises commands, attribute reads and the subscriptions' first reads. The manager reports
+changes from command threads and from its own threads (pending-scan followers, health check); the
+device turns each report into the values to push *at once* (so events come in the order of the
+changes) and queues them; one dispatcher thread pushes them while holding the device monitor, so
+no push ever races a read of the same attribute inside libtango (the cause of the segfaults of the
+gevent version, which runs without the monitor). State and Status are computed from the manager
+when read, so a client sees the state a command left without waiting for the events.
 
 Tango state: ON (idle, Redis answers), RUNNING (a sequence is running), FAULT (Redis unreachable,
-or invalid properties; the Status says what to do). State and Status push change events too.
+the running sequence lost by Redis, or invalid properties; the Status says what to do).
 
-Run it the Tango way, ``SequenceManager <instance>`` (``tango_groups.devices.__main__``, which
-applies gevent's monkey patching first), or let ``tango-groups serve`` start everything.
+Run it the Tango way, ``SequenceManager <instance>`` (``tango_groups.devices.__main__``), or let
+``tango-groups serve`` start everything.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy
-from tango import AttrDataFormat, AttrWriteType, DevFailed, DevState, DispLevel, Except, GreenMode
+from tango import (
+    AttrDataFormat,
+    AttrWriteType,
+    AutoTangoMonitor,
+    DevFailed,
+    DevState,
+    DispLevel,
+    Except,
+    Util,
+)
 from tango.server import Device, attribute, command, device_property, run
 
 from tango_groups.data.connection import connect, redact
 from tango_groups.data.streams import BLOCK_MS
 from tango_groups.data.writer import Expiration
-from tango_groups.manager import ATTRIBUTES, ChannelDecl, Manager, ManagerError, decode_npy
 from tango_groups.scanning.scan import ScanState
+from tango_groups.service.manager import ATTRIBUTES, RECOVERY_MODES, Manager
+from tango_groups.service.requests import (
+    ChannelDecl,
+    ManagerError,
+    decode_npy,
+    parse_start_request,
+)
+from tango_groups.service.states import Phase
 from tango_groups.session import Session as DataSession
 
 __all__ = ["SequenceManager", "main"]
 
+logger = logging.getLogger(__name__)
+
 MAX_SCANS = 1_000_000  # max_dim_x of the scan spectra: far beyond any sequence
 MAX_POINTS = 100_000_000  # points of one channel attribute (Tango's limit, not a memory budget)
+MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client gets our answer
 TANGO_TYPES = {"b": "DevBoolean", "f4": "DevFloat", "f8": "DevDouble", "i1": "DevShort",
                "i2": "DevShort", "i4": "DevLong", "i8": "DevLong64", "u1": "DevUChar",
                "u2": "DevUShort", "u4": "DevULong", "u8": "DevULong64"}
+_CHANNELS = "\0channels"  # a dispatcher item: make the channel attributes match the manager's
 
 
 def refusals(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ``ManagerError`` into a DevFailed with its stable reason."""
+    """Turn a ``ManagerError`` into a DevFailed with its stable reason, anything else into
+    ``SequenceManager_InternalError`` (with the traceback in the log)."""
 
     @functools.wraps(method)
     def wrapper(self: SequenceManager, *args: Any) -> Any:
+        where = f"SequenceManager.{method.__name__}"
         if self.manager is None:
-            Except.throw_exception("SequenceManager_NotConfigured", self.get_status(),
-                                   f"SequenceManager.{method.__name__}")
+            Except.throw_exception("SequenceManager_NotConfigured", self.dev_status(), where)
         try:
             return method(self, *args)
         except ManagerError as error:
             self.warn_stream(f"{method.__name__} refused: {error.reason}: {error.message}")
-            Except.throw_exception(error.reason, error.message,
-                                   f"SequenceManager.{method.__name__}")
+            Except.throw_exception(error.reason, error.message, where)
+        except DevFailed:
+            raise
+        except Exception as error:
+            logger.exception("%s failed", method.__name__)
+            self.error_stream(f"{method.__name__} failed: {type(error).__name__}: {error}")
+            Except.throw_exception("SequenceManager_InternalError",
+                                   f"{type(error).__name__}: {error} (a bug: please report it "
+                                   "with the server log)", where)
 
     return wrapper
 
@@ -76,6 +116,41 @@ def pushed(name: str, **kwargs: Any) -> attribute:
                      fisallowed=lambda device, request: device.manager is not None, **kwargs)
 
 
+class Pushes:
+    """Values to push, in the order they were queued, from one thread that holds the device
+    monitor while it pushes. ``close`` stops it: queued values are dropped, and with ``wait`` the
+    thread has ended when it returns (the device may be destroyed then)."""
+
+    def __init__(self, device: Device, push: Callable[[str, Any], None]) -> None:
+        self._queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self._open = True
+        self._thread = threading.Thread(target=self._run, args=(device, push),
+                                        name="SequenceManager-events", daemon=True)
+        self._thread.start()
+        self._device = device
+
+    def put(self, name: str, value: Any) -> None:
+        self._queue.put((name, value))
+
+    def _run(self, device: Device, push: Callable[[str, Any], None]) -> None:
+        while (item := self._queue.get()) is not None:
+            if not self._open:
+                continue
+            with AutoTangoMonitor(device):
+                if self._open:
+                    try:
+                        push(*item)
+                    except DevFailed as error:  # e.g. an attribute removed meanwhile
+                        logger.debug("push of %s skipped: %s", item[0], error.args[0].desc)
+
+    def close(self, wait: bool) -> None:
+        with AutoTangoMonitor(self._device):  # no push is under way once we hold it
+            self._open = False
+        self._queue.put(None)
+        if wait:
+            self._thread.join()
+
+
 class SequenceManager(Device):
     """Sequences and groups of scans, written to Redis as Bliss 1.x data nodes.
 
@@ -84,8 +159,6 @@ class SequenceManager(Device):
     consumer (blissdata 0.3.x, Flint, online analysis) follows the sequence in Redis; Tango
     clients follow the change events of this device.
     """
-
-    green_mode = GreenMode.Gevent
 
     # -- device properties ------------------------------------------------------------------
     RedisURL = device_property(
@@ -104,9 +177,9 @@ class SequenceManager(Device):
         doc="Scan-saving path; its directories become containers below the session, as in Bliss "
             "(/tmp/scans -> <session>:tmp:scans). Scan numbers are counted in that container.")
     EndTimeout = device_property(
-        dtype=float, default_value=2.0,
-        doc="Seconds End waits for scans added by number that have not started yet. Keep it "
-            "below the clients' Tango timeout (3 s by default).")
+        dtype=float, default_value=1.5,
+        doc="Seconds End waits for scans added by number that have not started yet. End takes "
+            "up to EndTimeout + RedisTimeout: keep that below the clients' Tango timeout (3 s).")
     DataExpiration = device_property(
         dtype=int, default_value=600,
         doc="Seconds channel data and device nodes live in Redis after their scan ends (0: "
@@ -116,12 +189,19 @@ class SequenceManager(Device):
         doc="Seconds scan nodes and their containers live after the scan ends (0: forever). "
             "Bliss's default is 86400.")
     RedisTimeout = device_property(
-        dtype=float, default_value=5.0,
-        doc="Seconds a Redis request may take before the device reports FAULT (a Redis that "
-            "hangs is as unusable as one that is down).")
+        dtype=float, default_value=1.0,
+        doc=f"Seconds a Redis request may take before the command fails with "
+            f"SequenceManager_RedisUnavailable and the device reports FAULT (at most "
+            f"{MAX_REDIS_TIMEOUT}: a client must get the device's answer before its own 3 s "
+            "timeout).")
     HealthCheckPeriod = device_property(
         dtype=float, default_value=2.0,
-        doc="Seconds between two pings of the data Redis (FAULT when it does not answer).")
+        doc="Seconds between two checks of the data Redis (FAULT when it does not answer, or "
+            "when it lost the running sequence).")
+    RecoveryMode = device_property(
+        dtype=str, default_value="close",
+        doc="What the device does at start-up with a sequence a previous run left open (a "
+            "crash, a kill): 'close' ends it as KILLED, 'resume' takes it over (RUNNING).")
 
     manager: Manager | None = None
 
@@ -130,29 +210,49 @@ class SequenceManager(Device):
         super().init_device()
         self.set_change_event("State", True, False)
         self.set_change_event("Status", True, False)
-        self._channel_attributes: list[str] = []
+        self._channel_attributes: dict[str, ChannelDecl] = {}
         self._data_ready: dict[str, int] = {}
+        self._invalid = ""
+        self._pushes = Pushes(self, self._push)
         try:
-            expiration = Expiration(data=self.DataExpiration or None,
-                                    parent=self.ParentExpiration or None)
-            timeout = max(self.RedisTimeout, 2 * BLOCK_MS / 1000)  # readers block in XREAD
-            client = connect(self.RedisURL, socket_timeout=timeout,
-                             socket_connect_timeout=timeout, password=self._redis_password())
-            session = DataSession(self.Session, redis_url=self.RedisURL,
-                                  base_path=self.BasePath, expiration=expiration, client=client)
+            manager = self._create_manager()
         except (OSError, ValueError) as error:
             self.manager = None
-            self._set_state(DevState.FAULT, f"Invalid property: {error}. Fix the device "
-                                            "properties, then run Init.")
+            self._invalid = (f"Invalid property: {error}. Fix the device properties, then run "
+                             "Init.")
+            self.error_stream(self._invalid)
+            self._queue_state()
             return
-        self.manager = Manager(session, self.RedisURL, end_timeout=self.EndTimeout,
-                               on_change=self._on_change,
-                               reserved_names=(*ATTRIBUTES, "State", "Status"))
-        self.manager.check_connection()
-        self._update_state()
-        self.manager.start_monitoring(self.HealthCheckPeriod)
+        self.manager = manager
+        with AutoTangoMonitor(self):  # held by Init already; at start-up, not yet
+            manager.open(self.HealthCheckPeriod)  # may close or resume what a run left open
+            self._declare_channels(tuple(manager.channels.values()))
+        self._queue_state()
         self.info_stream(f"session {self.Session!r} in {redact(self.RedisURL)}, "
-                         f"scans in {self.BasePath}")
+                         f"scans in {self.BasePath}: {self.dev_status()}")
+
+    def _create_manager(self) -> Manager:
+        if not 0 < self.RedisTimeout <= MAX_REDIS_TIMEOUT:
+            raise ValueError(f"RedisTimeout {self.RedisTimeout} s: use a value in "
+                             f"(0, {MAX_REDIS_TIMEOUT}]")
+        if self.RecoveryMode not in RECOVERY_MODES:
+            raise ValueError(f"RecoveryMode {self.RecoveryMode!r}: use one of "
+                             f"{', '.join(RECOVERY_MODES)}")
+        expiration = Expiration(data=self.DataExpiration or None,
+                                parent=self.ParentExpiration or None)
+        password = self._redis_password()
+        client = connect(self.RedisURL, socket_timeout=self.RedisTimeout,
+                         socket_connect_timeout=self.RedisTimeout, password=password)
+        # the followers block in XREAD for up to BLOCK_MS: their socket timeout must cover it
+        follow = BLOCK_MS / 1000 + self.RedisTimeout
+        watch_client = connect(self.RedisURL, socket_timeout=follow,
+                               socket_connect_timeout=self.RedisTimeout, password=password)
+        session = DataSession(self.Session, redis_url=self.RedisURL, base_path=self.BasePath,
+                              expiration=expiration, client=client)
+        self._watch_client = watch_client
+        return Manager(session, self.RedisURL, owner=self.get_name(),
+                       watch_client=watch_client, end_timeout=self.EndTimeout,
+                       recovery=self.RecoveryMode, on_change=self._on_change)
 
     def _redis_password(self) -> str | None:
         if not self.RedisPasswordFile:
@@ -166,47 +266,76 @@ class SequenceManager(Device):
 
     def delete_device(self) -> None:
         if self.manager is not None:
-            self.manager.close()
-            self.manager.session.close()
-            self.manager = None
-        self._remove_channel_attributes()
+            try:
+                self.manager.close()
+            finally:
+                self.manager.session.close()
+                self._watch_client.close()
+                self.manager = None
+        # at shutdown the device is destroyed next: wait until nothing pushes any more (Init
+        # holds the monitor and keeps the device: the closed dispatcher just drains)
+        self._pushes.close(wait=Util.instance().is_svr_shutting_down())
+        self._declare_channels(())
 
     # -- state --------------------------------------------------------------------------------
-    def _set_state(self, state: DevState, status: str) -> None:
-        if state != self.get_state():
-            log = self.error_stream if state == DevState.FAULT else self.info_stream
-            log(f"{state}: {status}")
-        self.set_state(state)
-        self.set_status(status)
-        self.push_change_event("State")
-        self.push_change_event("Status")
+    def dev_state(self) -> DevState:
+        if self.manager is None:
+            return DevState.FAULT
+        return DevState.names[self.manager.tango_state]
 
-    def _update_state(self) -> None:
+    def dev_status(self) -> str:
         manager = self.manager
+        if manager is None:
+            return self._invalid or "Not initialised: run Init."
         if not manager.connected:
-            self._set_state(DevState.FAULT, manager.connection_error)
-        elif manager.running:
-            self._set_state(DevState.RUNNING, f"Running sequence {manager.sequence_name}: add "
-                                              "scans, emit channel points, then End or Abort it.")
-        else:
-            last = (f" Last sequence: {manager.sequence_name} ({manager.state.name})."
-                    if manager.sequence_name else "")
-            self._set_state(DevState.ON, f"Idle: Start a sequence in session "
-                                         f"{self.Session!r} ({manager.redis_url}).{last}")
+            return manager.connection_error
+        if manager.phase is Phase.LOST:
+            return manager.lost_message
+        if manager.running:
+            pending = f" Waiting for scans {manager.pending}." if manager.pending else ""
+            return (f"Running sequence {manager.sequence_name}: add scans, emit channel points, "
+                    f"then End or Abort it.{pending}")
+        last = (f" Last sequence: {manager.sequence_name} ({manager.state.name})."
+                if manager.sequence_name else "")
+        return (f"Idle: Start a sequence in session {self.Session!r} "
+                f"({manager.redis_url}).{last}")
 
-    # -- manager callback -> events -----------------------------------------------------------
+    def _queue_state(self) -> None:
+        self._pushes.put("State", (self.dev_state(), self.dev_status()))
+
+    # -- manager callback -> queued pushes -> dispatcher thread -------------------------------
     def _on_change(self, names: tuple[str, ...]) -> None:
+        """Called with the manager's lock held: snapshot the values now, push them later."""
         for name in names:
             if name == "State":
-                self._update_state()
+                self._queue_state()
             elif name.startswith("channel:"):
                 channel = name.partition(":")[2]
-                if channel in self._channel_attributes:
-                    self.push_change_event(channel, self._channel_value(channel))
-                    self._data_ready[channel] += 1
-                    self.push_data_ready_event(channel, self._data_ready[channel])
+                self._pushes.put(channel, self._channel_value(channel))
             else:
-                self.push_change_event(name, self._value(name))
+                if name == "ChannelNames":
+                    self._pushes.put(_CHANNELS, tuple(self.manager.channels.values()))
+                self._pushes.put(name, self._value(name))
+
+    def _push(self, name: str, value: Any) -> None:
+        """Push one queued value (in the dispatcher thread, holding the device monitor)."""
+        if name == "State":
+            state, status = value
+            if state != self.get_state():
+                log = self.error_stream if state == DevState.FAULT else self.info_stream
+                log(f"{state}: {status}")
+            self.set_state(state)
+            self.set_status(status)
+            self.push_change_event("State")
+            self.push_change_event("Status")
+        elif name == _CHANNELS:
+            self._declare_channels(value)
+        elif name in self._channel_attributes:
+            self.push_change_event(name, value)
+            self._data_ready[name] += 1
+            self.push_data_ready_event(name, self._data_ready[name])
+        elif name in ATTRIBUTES:
+            self.push_change_event(name, value)
 
     def _value(self, name: str) -> Any:
         manager = self.manager
@@ -261,7 +390,27 @@ class SequenceManager(Device):
         return points if points.ndim <= 2 else points.reshape(len(points), -1)
 
     def read_channel(self, attr: Any) -> None:
-        attr.set_value(self._channel_value(attr.get_name()))
+        name = attr.get_name()
+        if self.manager is None or name not in self.manager.channels:
+            Except.throw_exception("SequenceManager_UnknownChannel",
+                                   f"channel {name} belongs to no sequence any more",
+                                   "SequenceManager.read_channel")
+        attr.set_value(self._channel_value(name))
+
+    def _declare_channels(self, decls: tuple[ChannelDecl, ...]) -> None:
+        """Make the channel attributes those of ``decls`` (nothing changes if they already are):
+        one attribute per custom channel, with change and data-ready events."""
+        if tuple(self._channel_attributes.values()) == tuple(decls):
+            return
+        for name in self._channel_attributes:
+            self.remove_attribute(name)
+        self._channel_attributes, self._data_ready = {}, {}
+        for decl in decls:
+            try:
+                self._add_channel_attribute(decl)
+            except DevFailed as error:
+                raise ManagerError("BadChannel", f"channel {decl.name!r} cannot be declared as a "
+                                                 f"Tango attribute: {error.args[0].desc}") from None
 
     def _add_channel_attribute(self, decl: ChannelDecl) -> None:
         image = bool(decl.shape)
@@ -270,7 +419,7 @@ class SequenceManager(Device):
         self.add_attribute(attribute(
             name=decl.name, dtype=_tango_type(decl.dtype),
             dformat=AttrDataFormat.IMAGE if image else AttrDataFormat.SPECTRUM,
-            max_dim_x=width, max_dim_y=MAX_POINTS // width if image else 0,
+            max_dim_x=width, max_dim_y=max(MAX_POINTS // width, 1) if image else 0,
             access=AttrWriteType.READ, unit=decl.unit or "", label=decl.name,
             doc=f"Custom channel {decl.name} ({decl.dtype.name}{shape}): the points emitted in "
                 "the current (or last) sequence",
@@ -278,14 +427,8 @@ class SequenceManager(Device):
         # the attribute() flags are not applied to dynamic attributes: declare the events here
         self.set_change_event(decl.name, True, False)
         self.set_data_ready_event(decl.name, True)
-        self._channel_attributes.append(decl.name)
+        self._channel_attributes[decl.name] = decl
         self._data_ready[decl.name] = 0
-
-    def _remove_channel_attributes(self) -> None:
-        for name in self._channel_attributes:
-            self.remove_attribute(name)
-        self._channel_attributes = []
-        self._data_ready = {}
 
     # -- commands -----------------------------------------------------------------------------
     @command(dtype_in=str, dtype_out=str,
@@ -294,12 +437,13 @@ class SequenceManager(Device):
              doc_out="db_name of the new sequence (scan_group node)")
     @refusals
     def Start(self, request: str) -> str:
-        """Start a sequence; refused while one runs."""
-        db_name = self.manager.start(request)
-        self._remove_channel_attributes()
-        for decl in self.manager.channels.values():
-            self._add_channel_attribute(decl)
-        return db_name
+        """Start a sequence; refused while one runs. Nothing is written when it is refused."""
+        parsed = parse_start_request(request, RESERVED_NAMES)
+        try:
+            return self.manager.start(parsed, declare=self._declare_channels)
+        except BaseException:
+            self._declare_channels(tuple(self.manager.channels.values()))  # as they were
+            raise
 
     @command(dtype_in=str, dtype_out=str,
              doc_in="A scan number (of the BasePath container) or a scan db_name",
@@ -354,8 +498,11 @@ class SequenceManager(Device):
         return self.manager.create_group(request)
 
 
+RESERVED_NAMES = frozenset(name.lower() for name in (*ATTRIBUTES, "State", "Status"))
+
+
 def main(args: list[str] | None = None) -> int:
-    """``SequenceManager <instance>``: run the server (gevent must be patched already)."""
+    """``SequenceManager <instance>``: run the server."""
     try:
         run((SequenceManager,), args=args)
     except DevFailed as error:

@@ -5,8 +5,7 @@ Bliss-shaped API (Sequence, Group, scans), ``tango_groups.session`` the session 
 the ``SequenceManager`` Tango device (``tango_groups.devices``) serves it all to Tango clients.
 
 ``Session`` and ``current_session`` are imported on first use, so that importing the package costs
-nothing: the device server's entry point must apply gevent's monkey patching before Redis and the
-socket machinery are imported.
+nothing.
 """
 
 from typing import Any

@@ -3,12 +3,15 @@
 Subcommands (``tango-groups COMMAND --help`` for each one's options):
 
 ``serve``
-    A ready-to-use ``SequenceManager``: uses the Tango database at ``--tango-host`` (default
-    ``$TANGO_HOST``) and the Redis at ``--redis-url`` (default ``$TANGO_GROUPS_REDIS_URL``), and
-    starts a private one of each that is not given (``tango_groups.runtime``). It registers the
-    devices (``tango_db_fixtures/sequence_manager.json``, with ``RedisURL`` and ``Session`` set;
-    nothing else in the database is removed), starts ``SequenceManager <instance>`` and, once every
-    device answers, prints lines a script can parse, then human hints, then ``READY``::
+    A ready-to-use ``SequenceManager``: uses the Redis at ``--redis-url`` (default
+    ``$TANGO_GROUPS_REDIS_URL``) and the Tango database at ``--tango-host``, and starts a private
+    one of each that is not given (``tango_groups.runtime``). ``$TANGO_HOST`` is *not* a default:
+    on a beamline it names the shared database, which serve changes only when asked explicitly
+    (``--tango-host $TANGO_HOST``); without ``--tango-host`` a private database runs whatever the
+    environment says. It registers the devices (``tango_db_fixtures/sequence_manager.json``, with
+    ``RedisURL`` and ``Session`` set; nothing else in the database is changed), starts
+    ``SequenceManager <instance>`` and, once every device answers, prints lines a script can parse,
+    then human hints, then ``READY``::
 
         TANGO_HOST=127.0.0.1:41025
         REDIS_URL=redis://127.0.0.1:38211
@@ -16,12 +19,18 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
         ...
         READY
 
-    A Redis password is never printed. Ctrl-C or SIGTERM stops what it started, in reverse order
-    (device server, database, Redis), and nothing else; the exit code is then 0.
+    A Redis password is never printed. Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops what
+    it started, in reverse order (device server, database, Redis), and nothing else; the exit code
+    is then 0.
+``demo``
+    Plays the seed's sequence through a device: ``--device NAME``, else a private stack started
+    as ``serve`` starts it without ``--tango-host`` (``$TANGO_HOST`` is not used for it either).
 ``listen``
     One line per event of a session's scans and groups (``--filter``, node types), or of the scans
     added to one sequence (``--sequence DB_NAME``, which ends with that sequence), from the first
-    event on and then live: the seed page's listening examples as a command.
+    event on and then live: the seed page's listening examples as a command. What cannot be read
+    (a pickle the allow-list refuses, a value that is no pickle) is noted on the event's line as
+    ``(unreadable: ...)`` and listening goes on.
 ``loopscan``
     Writes one simulated loopscan into a session and prints its db_name and scan number.
 
@@ -34,10 +43,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import pickle
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 import redis
@@ -66,8 +76,15 @@ DEFAULT_SESSION = "tango_groups"  # the SequenceManager's default Session proper
 REDIS_URL_VARIABLE = "TANGO_GROUPS_REDIS_URL"
 
 
-class _Stopped(Exception):
-    """SIGINT or SIGTERM arrived: stop what was started."""
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal closed
+
+
+class _Stopped(BaseException):  # like KeyboardInterrupt: no "except Exception" swallows it
+    """SIGINT, SIGTERM or SIGHUP arrived: stop what was started."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,11 +145,14 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "serve",
         help="run a SequenceManager (with a private Tango DB and Redis when none is given)",
-        description="Register and start SequenceManager devices; print TANGO_HOST=, REDIS_URL=, "
-                    "DEVICE= lines and READY when they answer; stop everything on Ctrl-C.")
+        description="Register and start SequenceManager devices (in a private Tango database "
+                    "and Redis unless --tango-host / --redis-url name existing ones); print "
+                    "TANGO_HOST=, REDIS_URL=, DEVICE= lines and READY when they answer; stop "
+                    "everything started on Ctrl-C, SIGTERM or SIGHUP.")
     parser.add_argument(
-        "--tango-host", default=os.environ.get("TANGO_HOST"),
-        help="the Tango database, host:port (default: $TANGO_HOST; none: start a private one)")
+        "--tango-host", default=None,
+        help="an existing Tango database to register the devices in, host:port (default: start "
+             "a private one; $TANGO_HOST is not used unless given here: --tango-host $TANGO_HOST)")
     _add_redis_options(parser, session_default=None)
     parser.add_argument("--instance", default="1",
                         help="the server instance, SequenceManager/<instance> (default: 1)")
@@ -150,26 +170,35 @@ def _check_tango_host(tango_host: str) -> None:
     except tango.DevFailed as error:
         raise RuntimeError(
             f"the Tango database at {tango_host} does not answer ({error.args[0].desc.strip()}): "
-            "start it, or unset TANGO_HOST (and drop --tango-host) to use a private one") from None
+            "start it, or drop --tango-host to use a private one") from None
 
 
 def _raise_stopped(signum: int, frame: object) -> None:
-    for name in (signal.SIGINT, signal.SIGTERM):  # one signal is enough: shutdown is bounded
+    for name in _STOP_SIGNALS:  # one signal is enough: shutdown is bounded
         signal.signal(name, signal.SIG_IGN)
-    raise _Stopped(signal.Signals(signum).name)
+    raise _Stopped(signum)
 
 
-def serve(args: argparse.Namespace) -> int:
-    handlers = {name: signal.signal(name, _raise_stopped) for name in (signal.SIGINT,
-                                                                       signal.SIGTERM)}
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """Inside the block, SIGINT, SIGTERM and SIGHUP raise ``_Stopped``: the ``ExitStack`` that
+    holds what was started then stops it. The children run in their own process groups, so a
+    closed terminal reaches only this process, which must stop them."""
+    handlers = {name: signal.signal(name, _raise_stopped) for name in _STOP_SIGNALS}
     try:
-        with contextlib.ExitStack() as started:
-            _serve(args, started)
-    except _Stopped:
-        return 0
+        yield
     finally:
         for name, handler in handlers.items():
             signal.signal(name, handler)
+
+
+def serve(args: argparse.Namespace) -> int:
+    with _stopped_by_signals():
+        try:
+            with contextlib.ExitStack() as started:
+                _serve(args, started)
+        except _Stopped:
+            return 0
 
 
 def _start(
@@ -205,6 +234,10 @@ def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
     for device in server.devices:
         lines.append(f"{device}: {server.proxy(device).State()} (server {server.name}, "
                      f"session {session})")
+    environment = os.environ.get("TANGO_HOST")
+    if environment and environment != tango_host:
+        lines.append(f"(TANGO_HOST={environment} of the environment is not used; to register "
+                     f"there instead: tango-groups serve --tango-host {environment})")
     lines += [
         "Drive it from itango:",
         f"    TANGO_HOST={tango_host} itango3 -i -c \"d = Device('{server.devices[0]}')\"",
@@ -228,7 +261,9 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         description="A client runs the seed page's sequence (two simulated loopscans of a diode, "
                     "a custom sum channel) through a SequenceManager while the Redis events and "
                     "the device's change events are printed; exit code 0 when the result is "
-                    "right. Without --device, starts its own device (as serve does) first.")
+                    "right. Without --device, starts its own device first, with a private "
+                    "Redis and Tango database (as serve does without options; $TANGO_HOST is "
+                    "not used for it).")
     parser.add_argument("--device", help="a running SequenceManager (TANGO_HOST from the "
                                           "environment, or a full tango:// name)")
     parser.add_argument("--tango-host", default=None, help=argparse.SUPPRESS)
@@ -239,18 +274,22 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import play
 
-    with contextlib.ExitStack() as started:
-        if args.device:
-            proxy = tango.DeviceProxy(args.device)
-        else:
-            _, args.redis_url, server = _start(args, started)
-            proxy = server.proxy(server.devices[0])
-        properties = proxy.get_property(["RedisURL", "Session", "BasePath"])
-        redis_url = args.redis_url or properties["RedisURL"][0]
-        session = Session(args.session or properties["Session"][0], redis_url=redis_url,
-                          base_path=properties["BasePath"][0])
-        started.callback(session.close)
-        problems = play(proxy, session)
+    with _stopped_by_signals():
+        try:
+            with contextlib.ExitStack() as started:
+                if args.device:
+                    proxy = tango.DeviceProxy(args.device)
+                else:
+                    _, args.redis_url, server = _start(args, started)
+                    proxy = server.proxy(server.devices[0])
+                properties = proxy.get_property(["RedisURL", "Session", "BasePath"])
+                redis_url = args.redis_url or properties["RedisURL"][0]
+                session = Session(args.session or properties["Session"][0], redis_url=redis_url,
+                                  base_path=properties["BasePath"][0])
+                started.callback(session.close)
+                problems = play(proxy, session)
+        except _Stopped as stopped:  # what it started is stopped: the usual code of a signal
+            return 128 + stopped.signum
     for problem in problems:
         print(f"WRONG: {problem}", file=sys.stderr)
     print("demo: the sequence is right" if not problems else "demo: FAILED", flush=True)
@@ -290,8 +329,8 @@ def listen(args: argparse.Namespace) -> int:
             sequence = None
             events = get_session_node(args.session, connection=url).walk_events(
                 filter=args.filter, wait=True)
-        for event in events:
-            print(describe(event), flush=True)
+        for event, problem in events.with_errors():  # bad data in Redis does not stop it
+            print(describe(event, problem), flush=True)
             if (sequence is not None and event.type is EventType.END_SCAN
                     and event.node.db_name == sequence.db_name):
                 break
@@ -300,24 +339,31 @@ def listen(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(event: Event) -> str:
+def describe(event: Event, problem: Exception | None = None) -> str:
     """One line for an event: its name, the node's db_name, then what it carries.
 
     Scans and groups show their scan number (``NEW_NODE demo:tmp:scans:3_loopscan 3``), an
     END_SCAN its exception text when there is one, a NEW_DATA of node references the db_names
-    of the new references, any other NEW_DATA the indexes of its points.
+    of the new references, any other NEW_DATA the indexes of its points. What cannot be read
+    (``problem``, the walk's error for the event's data; a refused value in the scan's info)
+    ends the line as ``(unreadable: ...)``.
     """
     node = event.node
     words = [event.name, node.db_name]
+    problems = [] if problem is None else [problem]
     if isinstance(node, ScanNode):
-        words.append(str(node.info.get("scan_nb", "")))
-        if event.type is EventType.END_SCAN and event.data.description:
+        try:
+            words.append(str(node.info.get("scan_nb", "")))
+        except (pickle.UnpicklingError, ValueError) as error:  # what NodeInfo raises
+            problems.append(error)
+        if event.type is EventType.END_SCAN and event.data and event.data.description:
             words.append(str(event.data.description))
-    elif event.type is EventType.NEW_DATA and isinstance(node, NodeRefChannel):
+    elif event.type is EventType.NEW_DATA and event.data and isinstance(node, NodeRefChannel):
         words += [ref.db_name if ref is not None else "(expired)" for ref in event.data.data]
-    elif event.type is EventType.NEW_DATA and isinstance(node, ChannelDataNode):
+    elif event.type is EventType.NEW_DATA and event.data and isinstance(node, ChannelDataNode):
         first = event.data.first_index
         words.append(f"points {first}..{first + event.data.block_size - 1}")
+    words += [f"(unreadable: {error})" for error in problems]
     return " ".join(words)
 
 

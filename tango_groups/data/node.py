@@ -49,6 +49,7 @@ from .events import (
     new_node_names,
     npoints,
     scan_event,
+    unreadable,
 )
 from .streams import StreamReader, WalkIterator
 
@@ -611,9 +612,19 @@ class _Walk:
                 node, suffix = subscription.context
                 if suffix == keys.DATA:
                     if _matches(node, self.include, True) and not self.reader.stopped:
-                        yield None, Event(EventType.NEW_DATA, node, node._event_data(entries))
+                        yield None, self._new_data(subscription.key, node, entries)
                 else:
-                    yield from self._scan_events(node, entries)
+                    yield from self._scan_events(subscription.key, node, entries)
+
+    @staticmethod
+    def _new_data(key: str, node: DataNode, entries: list[StreamEntry]) -> Any:
+        """The NEW_DATA event of ``entries``, or the error saying they cannot be decoded."""
+        try:
+            return Event(EventType.NEW_DATA, node, node._event_data(entries))
+        except redis.RedisError:
+            raise
+        except Exception as error:  # noqa: BLE001 (bad data in Redis: an error for this event)
+            return unreadable(key, entries, error, EventType.NEW_DATA, node)
 
     def _new_nodes(self, batch: list) -> Iterator[tuple[bytes | None, Any]]:
         registered = [new_node_names(entries) for _, entries in batch]
@@ -628,13 +639,17 @@ class _Walk:
                 if _matches(node, self.include, True) and not self.reader.stopped:
                     yield entry_id, (Event(EventType.NEW_NODE, node) if self.events else node)
 
-    def _scan_events(self, node: DataNode, entries: list[StreamEntry]
+    def _scan_events(self, key: str, node: DataNode, entries: list[StreamEntry]
                      ) -> Iterator[tuple[bytes | None, Any]]:
         for entry in entries:
-            decoded = scan_event(entry)
+            try:
+                decoded = scan_event(entry)
+            except Exception as error:  # noqa: BLE001 (bad data in Redis: an error for this event)
+                kind = EventType.END_SCAN if key.endswith(keys.END) else EventType.PREPARED_SCAN
+                decoded = kind, unreadable(key, [entry], error, kind, node)
             if decoded is None or not _matches(node, self.include, True) or self.reader.stopped:
                 continue
             event_type, data = decoded
-            yield None, Event(event_type, node, data)
-            if event_type is EventType.END_SCAN:
+            yield None, data if isinstance(data, Exception) else Event(event_type, node, data)
+            if event_type is EventType.END_SCAN:  # readable or not, the END ends the scan
                 self.reader.unsubscribe_prefix(node.db_name)

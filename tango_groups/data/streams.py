@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import redis
 
-from .events import StreamEntry
+from .events import StreamEntry, UnreadableEntryError
 
 __all__ = ["BLOCK_MS", "Batch", "StreamReader", "Subscription", "WalkIterator"]
 
@@ -106,7 +106,9 @@ class WalkIterator(Generic[T]):
     ``stop()`` may be called from any thread (or greenlet): nothing is yielded after it returns in
     the consuming thread, and a consumer blocked waiting for data returns within ``BLOCK_MS``.
     ``close()`` stops and closes the underlying generator; it is also what leaving a ``with``
-    block does.
+    block does. An entry that cannot be decoded raises ``UnreadableEntryError`` from ``next()``
+    (see ``tango_groups.data.events``); calling ``next()`` again goes on after it, and
+    ``with_errors()`` iterates that way.
     """
 
     def __init__(self, reader: StreamReader, items: Generator[T, None, None]) -> None:
@@ -117,7 +119,21 @@ class WalkIterator(Generic[T]):
         return self
 
     def __next__(self) -> T:
-        return next(self._items)
+        item = next(self._items)
+        if isinstance(item, UnreadableEntryError):  # the generator lives on: next() continues
+            raise item
+        return item
+
+    def with_errors(self) -> Iterator[tuple[Any, UnreadableEntryError | None]]:
+        """``(item, None)`` for every item, ``(error.event, error)`` for every entry that cannot
+        be decoded: a loop over this is not ended by bad data in Redis."""
+        while True:
+            try:
+                yield next(self), None
+            except StopIteration:
+                return
+            except UnreadableEntryError as error:
+                yield error.event, error
 
     def stop(self) -> None:
         self._reader.stop()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy
@@ -237,27 +237,45 @@ class ScanWriter:
     def scan_nb(self) -> int:
         return int(self.info["scan_nb"])
 
-    def queue_channels(self, pipe: redis.client.Pipeline, specs: Sequence[ChannelSpec]) -> None:
-        """Queue device containers (registered once) and channels, parents before children."""
+    def _layout(self, specs: Sequence[ChannelSpec]) -> Iterator[tuple[str, ChannelSpec | None]]:
+        """Nodes the channels need below the scan, parents first: each device container once
+        (``(db_name, None)``), then each channel (``(db_name, spec)``)."""
         created = set(self._data_nodes)
         for spec in specs:
             parent = self.db_name
             for device in spec.device:
                 parent = keys.child_db_name(parent, device)
                 if parent not in created:
-                    self.writer.queue_node(pipe, parent, keys.DEVICE_TYPE, [keys.CHILDREN])
                     created.add(parent)
-                    self._data_nodes.append(parent)
+                    yield parent, None
             db_name = keys.child_db_name(parent, spec.name)
             if db_name in created:
                 raise ValueError(f"duplicate channel {db_name!r}")
-            info = {"shape": tuple(spec.shape), "dtype": spec.dtype,
-                    "fullname": spec.channel_fullname, "unit": spec.unit}
-            self.writer.queue_node(pipe, db_name, spec.node_type, [keys.DATA],
-                                   name=spec.channel_fullname, info=info)
             created.add(db_name)
-            self._data_nodes.append(db_name)
+            yield db_name, spec
+
+    def _attach(self, db_name: str, spec: ChannelSpec | None) -> None:
+        self._data_nodes.append(db_name)
+        if spec is not None:
             self.channels[spec.channel_fullname] = ChannelWriter(self.writer, db_name, spec)
+
+    def queue_channels(self, pipe: redis.client.Pipeline, specs: Sequence[ChannelSpec]) -> None:
+        """Queue device containers (registered once) and channels, parents before children."""
+        for db_name, spec in self._layout(specs):
+            if spec is None:
+                self.writer.queue_node(pipe, db_name, keys.DEVICE_TYPE, [keys.CHILDREN])
+            else:
+                info = {"shape": tuple(spec.shape), "dtype": spec.dtype,
+                        "fullname": spec.channel_fullname, "unit": spec.unit}
+                self.writer.queue_node(pipe, db_name, spec.node_type, [keys.DATA],
+                                       name=spec.channel_fullname, info=info)
+            self._attach(db_name, spec)
+
+    def attach_channels(self, specs: Sequence[ChannelSpec]) -> None:
+        """Writers for channels already in Redis (a scan re-opened by another process); their
+        ``resync`` finds where to continue."""
+        for db_name, spec in self._layout(specs):
+            self._attach(db_name, spec)
 
     def channel(self, fullname: str) -> ChannelWriter:
         try:
@@ -301,12 +319,24 @@ class ScanWriter:
             self._queue_info_update(pipe, {"state": state})
             pipe.execute()
 
-    def end(self, scan_info: Mapping[str, Any], state: str, exception: str = "") -> None:
+    def end(self, scan_info: Mapping[str, Any], state: str, exception: str = "",
+            once: bool = False) -> str:
         """END_SCAN with end times, final state and TTLs: one transaction, nothing after it.
+        Returns the final state.
 
         Bliss writes the final state just after END_SCAN; writing it in the same transaction means
-        a reader reacting to END_SCAN already reads the final state.
+        a reader reacting to END_SCAN already reads the final state. ``once``: first check (one
+        more round trip) that no END_SCAN is there yet, for a retry after a failed attempt that
+        may have landed; if one is, nothing is written and the stored state is returned.
         """
+        if once:
+            with self.writer.client.pipeline(transaction=False) as pipe:
+                pipe.xlen(self.db_name + keys.END)
+                pipe.hget(self.db_name + keys.INFO, "state")
+                ended, stored = pipe.execute()
+            if ended:
+                self.ended = True
+                return str(encoding.loads(stored)) if stored is not None else state
         end_dt, end_stamp = _now()
         update = {**scan_info, "end_time": end_dt,
                   "end_time_str": end_dt.strftime(STRTIME_FORMAT), "end_timestamp": end_stamp,
@@ -327,6 +357,7 @@ class ScanWriter:
                                          expiration.parent)
             pipe.execute()
         self.ended = True
+        return state
 
 
 class GroupWriter(ScanWriter):

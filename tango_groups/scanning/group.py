@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Sequence as Items
 from typing import Any
 
-from ..data import keys
+from ..data import encoding, keys, lookup
 from ..data.writer import ChannelSpec, GroupWriter
 from ..session import Session, get_current_session
 from .chain import AcquisitionChannel
@@ -58,20 +59,20 @@ def scans_not_finished(title: str) -> ScanSequenceError:
 def find_scan_node(session: Session, scan_number: int):
     """The scan node numbered ``scan_number`` in the session's scan-saving container.
 
-    As in Bliss: only nodes of type ``scan`` are candidates (not groups), searched in registration
-    order; expired scans are not found; a shadow scan (``_N_ct``) with that number matches too.
+    As in Bliss: only nodes of type ``scan`` are candidates (not groups); expired scans are not
+    found; a shadow scan (``_N_ct``) with that number matches too. Raises ``ScanSequenceError``
+    when there is none, or when its info cannot be read safely.
     """
     from ..data.node import get_node
 
-    parent = get_node(session.scan_saving_db_name, connection=session.client)
-    if parent is not None:
-        wanted = (f"{scan_number}_", f"_{scan_number}_")
-        for node in parent.walk(include_filter="scan", exclude_children=("scan", "scan_group"),
-                                wait=False):
-            local = keys.local_name(node.db_name)
-            if local.startswith(wanted) and node.info.get("scan_nb") == scan_number:
-                return node
-    raise ScanSequenceError(f"Scan number '{scan_number}' not found")
+    try:
+        facts = lookup.find_scan(session.client, session.scan_saving_db_name, scan_number)
+    except lookup.UnreadableScan as error:
+        raise ScanSequenceError(f"Scan number '{scan_number}' cannot be added: {error}") from None
+    node = get_node(facts.db_name, connection=session.client) if facts else None
+    if node is None:
+        raise ScanSequenceError(f"Scan number '{scan_number}' not found")
+    return node
 
 
 class SequenceContext:
@@ -121,6 +122,8 @@ class Sequence:
         self._pending: set[Scan] = set()
         self._published: set[str] = set()
         self._closed = False
+        self._unfinished: list[Scan] = []
+        self._end_attempted = False  # a failed attempt may have landed: check before retrying
         self._changed = threading.Condition(threading.RLock())
 
     # -- what a user reads -------------------------------------------------------------------
@@ -171,8 +174,13 @@ class Sequence:
                   for name, c in self.custom_channels.items()]
         return GroupWriter.channel_specs(custom)
 
-    def start(self) -> SequenceContext:
-        """Create the scan_group node with its channels and publish PREPARED (one sequence once)."""
+    def start(self, on_created: Callable[[str], None] | None = None) -> SequenceContext:
+        """Create the scan_group node with its channels and publish PREPARED (one sequence once).
+
+        ``on_created(db_name)`` runs between the two (a service records what it runs there).
+        When a step fails after the node was created, the node is ended as KILLED (so that no
+        reader waits for it) and ``RuntimeError`` is raised from the failure.
+        """
         if self._group is not None:
             raise ScanSequenceError(f'the sequence "{self.title}" has already been started')
         specs = self._channel_specs()
@@ -183,22 +191,90 @@ class Sequence:
             self._group = self.session.writer.create_scan(
                 self.session.scan_saving_parent, node_name, info, node_type="scan_group",
                 channels=specs, writer_class=GroupWriter)
+            if on_created is not None:
+                on_created(self._group.db_name)
             self._group.prepared({})
         except Exception as error:
+            if self._group is not None:
+                with contextlib.suppress(Exception):  # Redis may be gone: the error says why
+                    self._group.end({}, ScanState.KILLED.name, str(type(error)))
+                self._state = ScanState.KILLED
             raise RuntimeError("Failed to prepare scan sequence") from error
         self._state = ScanState.STARTING
+        self._bind_channels()
+        return SequenceContext(self)
+
+    @classmethod
+    def reopen(cls, db_name: str, channels: Items[AcquisitionChannel] = (), *,
+               session: Session | None = None) -> Sequence:
+        """The running sequence ``db_name`` as another process left it (same custom channels),
+        to add scans and points or end it from here. Raises ``ScanSequenceError`` when it is
+        not a sequence that still runs, or its info cannot be read safely."""
+        from ..data.node import get_node
+
+        session = session or get_current_session()
+        node = get_node(db_name, connection=session.client)
+        if node is None or node.type != "scan_group":
+            raise ScanSequenceError(f"{db_name} is not a sequence in Redis")
+        try:
+            info = node.info.get_all()
+        except (encoding.UnsafePickleError, ValueError) as error:
+            raise ScanSequenceError(f"{db_name}: {error}") from None
+        if info.get("state") != ScanState.STARTING.name or lookup.scan_facts(
+                session.client, db_name).ended:
+            raise ScanSequenceError(f"{db_name} is not running (state {info.get('state')})")
+        sequence = cls(title=info.get("title"), session=session)
+        for channel in channels:
+            sequence.add_custom_channel(channel)
+        sequence._group = GroupWriter(session.writer, db_name, info)
+        sequence._group.attach_channels(sequence._channel_specs())
+        sequence._state = ScanState.STARTING
+        sequence.resync()
+        sequence._bind_channels()
+        return sequence
+
+    def resync(self) -> dict[str, Any]:
+        """Re-read what Redis holds of every channel and continue from there (after a write whose
+        outcome is unknown: a request that timed out may have landed). Returns the points found
+        beyond what this object knew, by channel fullname (``scans``: db_names)."""
+        from ..data.node import get_nodes
+
+        if self._group is None or self._group.ended:
+            raise ScanSequenceError(f'the sequence "{self.title}" is not running')
+        found = {}
+        for name, channel in self._group.channels.items():
+            known = channel.length
+            if channel.resync() > known:
+                found[name] = channel.read(known)
+        names = [str(db_name) for db_name in found.get(keys.SCANS_CHANNEL, ())]
+        with self._changed:
+            self._published.update(names)
+            self.scans.extend(n for n in get_nodes(*names, connection=self.session.client) if n)
+        return found
+
+    def _bind_channels(self) -> None:
         for name, channel in self.custom_channels.items():
             channel.bind(self._group.channels[name])
-        return SequenceContext(self)
+
+    @property
+    def writer(self) -> GroupWriter | None:
+        """The writer of the sequence's node (None before it started)."""
+        return self._group
 
     @contextlib.contextmanager
     def sequence_context(self) -> Iterator[SequenceContext]:
-        """Run the sequence for the duration of the ``with`` block (see the module docstring)."""
+        """Run the sequence for the duration of the ``with`` block (see the module docstring).
+
+        An exception in the block ends the sequence as KILLED (a Ctrl-C: USER_ABORTED)."""
         context = self.start()
         try:
             yield context
-        finally:
-            self.end()
+        except BaseException as error:
+            with contextlib.suppress(Exception):  # the error of the block is the one to see
+                self.end(ScanState.USER_ABORTED if isinstance(error, KeyboardInterrupt)
+                         else ScanState.KILLED)
+            raise
+        self.end()
 
     # -- adding scans ------------------------------------------------------------------------
     def _require_running(self) -> GroupWriter:
@@ -257,13 +333,21 @@ class Sequence:
 
     # -- ending ------------------------------------------------------------------------------
     def _aggregated_state(self) -> ScanState:
-        """Bliss's StatePreset: a KILLED, else USER_ABORTED sub-scan sets the sequence's state."""
+        """Bliss's StatePreset: a KILLED, else USER_ABORTED sub-scan sets the sequence's state.
+
+        A scan node whose state cannot be read (expired, or refused by the allow-list) counts as
+        DONE: it can no longer change how the sequence ended."""
         states = [ScanState.DONE]
         for scan in self.scans:
             if isinstance(scan, Scan):
                 states.append(scan.state)
-            else:
-                states.append(ScanState[scan.info.get("state", "DONE")])
+                continue
+            try:
+                facts = lookup.scan_facts(self.session.client, scan.db_name)
+            except lookup.UnreadableScan:
+                continue
+            if facts is not None and facts.state in ScanState.__members__:
+                states.append(ScanState[facts.state])
         worst = max(states)
         return worst if worst in (ScanState.KILLED, ScanState.USER_ABORTED) else ScanState.DONE
 
@@ -272,28 +356,36 @@ class Sequence:
 
         ``state`` forces the final state (e.g. USER_ABORTED for an abort); otherwise the sub-scans'
         states decide. Scans added but never started are dropped, and ``ScanSequenceError`` is
-        raised after the sequence has been ended.
+        raised after the sequence has been ended. When the write fails (Redis unreachable), the
+        sequence takes no more scans and ``end`` can be called again.
         """
-        group = self._require_running()
+        group = self._group
+        if group is None or group.ended:
+            raise ScanSequenceError(f'the sequence "{self.title}" is not running')
         with self._changed:
             self._closed = True
             unfinished = list(self._pending)
+            self._unfinished.extend(unfinished)
             self._pending.clear()
             self._changed.notify_all()
         for scan in unfinished:
             scan.remove_state_listener(self._on_scan_state)
         final = state if state is not None else self._aggregated_state()
-        group.end({}, final.name)
+        self._end_attempted, retry = True, self._end_attempted
+        final = ScanState[group.end({}, final.name, once=retry)]
         self._state = final
         for channel in self.custom_channels.values():
             channel.bind(None)
-        if unfinished:
+        if self._unfinished:
             raise scans_not_finished(self.title)
         return final
 
 
 class Group(Sequence):
-    """Bundle scans that already ran: ``Group(s1, s2)``, ``Group(node)``, ``Group(55, 56)``."""
+    """Bundle scans that already ran: ``Group(s1, s2)``, ``Group(node)``, ``Group(55, 56)``.
+
+    Every argument is checked before anything is written: a refused group leaves nothing in
+    Redis (and a group that fails half-way because Redis went away is ended as KILLED)."""
 
     default_title = "group_of_scans"
 
@@ -301,18 +393,31 @@ class Group(Sequence):
                  scan_info: Mapping[str, Any] | None = None, session: Session | None = None
                  ) -> None:
         super().__init__(scan_info=scan_info, title=title, session=session)
+        members = [self._member(scan) for scan in scans]
+        with self.sequence_context() as context:
+            for scan, number in members:
+                if isinstance(scan, Scan):
+                    context.add(scan)
+                else:
+                    context.add_node(scan, number)
+
+    def _member(self, scan: Any) -> tuple[Any, int | None]:
+        """A scan to group, checked: (Scan object or scan node, its number for nodes)."""
         from ..data.node import ScanNode
 
-        with self.sequence_context() as context:
-            for scan in scans:
-                if isinstance(scan, ScanNode):
-                    context.add_node(scan)
-                elif isinstance(scan, Scan):
-                    if scan.state < ScanState.STARTING:
-                        raise ScanSequenceError(
-                            "Only scans that have been run before can be added to group")
-                    context.add(scan)
-                elif isinstance(scan, int) and not isinstance(scan, bool):
-                    context.add_node(find_scan_node(self.session, scan))
-                else:
-                    raise ScanSequenceError(f"Invalid argument: no scan node corresponds to {scan}")
+        if isinstance(scan, Scan):
+            if scan.state < ScanState.STARTING:
+                raise ScanSequenceError(
+                    "Only scans that have been run before can be added to group")
+            return scan, None
+        if isinstance(scan, int) and not isinstance(scan, bool):
+            scan = find_scan_node(self.session, scan)
+        if not isinstance(scan, ScanNode):
+            raise ScanSequenceError(f"Invalid argument: no scan node corresponds to {scan}")
+        try:
+            facts = lookup.scan_facts(scan.connection, scan.db_name)
+        except lookup.UnreadableScan as error:
+            raise ScanSequenceError(f"{scan.db_name} cannot be added: {error}") from None
+        if facts is None or not facts.is_scan:
+            raise ScanSequenceError("Only scans can be added to group")
+        return scan, facts.number

@@ -1,17 +1,18 @@
-"""The SequenceManager in a real device server process (``DeviceTestContext(process=True)``,
-monkey-patched in the child only: ``tango_groups.runtime.test_context``)."""
+"""The SequenceManager in a real device server process (``DeviceTestContext(process=True)``)."""
 
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import pytest
 import tango
+from tango.test_context import DeviceTestContext
 
 from tango_groups.devices.sequence_manager import SequenceManager
-from tango_groups.runtime.test_context import GeventDeviceTestContext
 from tango_groups.session import Session
 
 _sessions = itertools.count()
@@ -24,6 +25,7 @@ class Running(NamedTuple):
     proxy: tango.DeviceProxy
     trl: str
     session: Session | None
+    context: DeviceTestContext
 
 
 @pytest.fixture
@@ -32,14 +34,14 @@ def start_device(redis_url: str, session_name: str) -> Iterator[Callable[..., Ru
 
     Defaults: the test Redis, a session of its own, EndTimeout 1 s, Redis pinged every 0.2 s.
     """
-    contexts: list[GeventDeviceTestContext] = []
+    contexts: list[DeviceTestContext] = []
     sessions: list[Session] = []
 
     def start(**properties: object) -> Running:
         props = {"RedisURL": redis_url, "Session": f"{session_name}_{next(_sessions)}",
                  "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, **properties}
-        context = GeventDeviceTestContext(SequenceManager, properties=props, process=True,
-                                          timeout=30)
+        context = DeviceTestContext(SequenceManager, properties=props, process=True,
+                                    timeout=30)
         proxy = context.__enter__()
         contexts.append(context)
         proxy.set_timeout_millis(10_000)
@@ -47,13 +49,31 @@ def start_device(redis_url: str, session_name: str) -> Iterator[Callable[..., Ru
         if ":" not in str(props["Session"]):  # else the device refuses it (a test of that)
             session = Session(str(props["Session"]), redis_url=str(props["RedisURL"]))
             sessions.append(session)
-        return Running(proxy, context.get_device_access(), session)
+        return Running(proxy, context.get_device_access(), session, context)
 
     yield start
+    died = []
     for context in reversed(contexts):
+        if context.server is not None and not context.thread.is_alive():
+            died.append(context.thread.exitcode)  # crashed: a segfault is exit code -11
+            context.server = None
         context.__exit__(None, None, None)
     for session in sessions:
         session.close()
+    assert not died, f"a device server process died during the test (exit codes {died})"
+
+
+@pytest.fixture
+def kill_device() -> Callable[[Running], None]:
+    """``kill_device(running)``: SIGKILL its server process, as a crash or ``kill -9`` would."""
+
+    def kill(running: Running) -> None:
+        process = running.context.thread
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(10)
+        running.context.server = None  # nothing left to ask to stop
+
+    return kill
 
 
 @pytest.fixture

@@ -193,7 +193,9 @@ def test_unknown_scan_number(device) -> None:
     proxy.Start("")  # scan 2
     desc = refused("SequenceManager_UnknownScan", lambda: proxy.AddScan("1"))
     assert "no scan number 1" in desc
-    refused("SequenceManager_UnknownScan", lambda: proxy.AddScan("2"))  # 2 is the sequence
+    desc = refused("SequenceManager_NotAScan", lambda: proxy.AddScan("2"))  # 2: the sequence
+    assert "the running sequence itself" in desc
+    refused("SequenceManager_NotAScan", lambda: proxy.AddScan(proxy.SequenceName))
     proxy.Abort()
 
 

@@ -32,6 +32,37 @@ def port_is_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def child_pids(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (Linux ``/proc``)."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def command_line(pid: int) -> str:
+    """The command line of process ``pid``, words separated by spaces ("" when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def is_running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -71,11 +102,12 @@ class LineReader:
 
 
 @contextlib.contextmanager
-def cli_process(*args: str) -> Iterator[tuple[subprocess.Popen, LineReader]]:
-    """``tango-groups ARGS`` as a user runs it (``clean_env``), with a reader of its output;
-    killed when the block ends if it still runs."""
+def cli_process(*args: str, env: dict[str, str] | None = None
+                ) -> Iterator[tuple[subprocess.Popen, LineReader]]:
+    """``tango-groups ARGS`` as a user runs it (``clean_env``, plus ``env``), with a reader of its
+    output; killed when the block ends if it still runs."""
     process = subprocess.Popen([*cli_command(), *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=clean_env())
+                               stderr=subprocess.PIPE, text=True, env=clean_env() | (env or {}))
     try:
         yield process, LineReader(process)
     finally:

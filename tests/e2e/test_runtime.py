@@ -4,10 +4,13 @@
   afterwards); the dsconfig fixtures load (and load again: json2tango exits with 0 or 2); the
   device server runtime reports unregistered instances and servers that die with their log.
 * ``tango-groups loopscan`` / ``listen`` against the test Redis, in-process where they end by
-  themselves and as subprocesses where only a signal ends them.
+  themselves and as subprocesses where only a signal ends them; ``listen`` notes what it cannot
+  read (crafted pickles in a scan's info and END) and goes on.
 * ``tango-groups serve`` as a user runs it: a subprocess with nothing given (private Redis and Tango
-  database), its output parsed, the device driven, then SIGINT or SIGTERM: exit code 0 and the
-  Redis and database ports closed.
+  database), its output parsed, the device driven, then SIGINT, SIGTERM or SIGHUP: exit code 0,
+  the Redis and database ports closed, every process it started gone (``demo`` too). With
+  ``TANGO_HOST`` in the environment naming a "beamline" database, serve leaves that database
+  alone; with an explicit ``--tango-host`` it adds its own server and changes nothing else.
 
 Tests that start processes (besides the session's Redis) are marked ``slow``.
 """
@@ -20,7 +23,16 @@ import time
 
 import pytest
 import tango
-from processes import cli_process, port_is_open, serve_values, wait_for
+from hostile import evil_pickle
+from processes import (
+    child_pids,
+    cli_process,
+    command_line,
+    is_running,
+    port_is_open,
+    serve_values,
+    wait_for,
+)
 
 from tango_groups.cli import describe, main
 from tango_groups.data.node import get_node
@@ -213,14 +225,56 @@ def test_listen_follows_a_session_live_until_interrupted(redis_url, redis_client
     assert sorted(lines) == sorted(before | live)
 
 
+@pytest.mark.slow
+def test_listen_notes_what_it_cannot_read_and_goes_on(redis_url, redis_client, session_name,
+                                                      tmp_path):
+    marker = tmp_path / "marker"
+    evil = evil_pickle(f"touch {marker}")
+    session = Session(session_name, redis_url=redis_url)
+    diode = session.config.get("diode")
+    bad_info, bad_end = (loopscan(2, 0.01, diode, session=session) for _ in range(2))
+    redis_client.hset(bad_info.db_name + "_info", "scan_nb", evil)
+    redis_client.delete(bad_end.db_name + "_end")
+    redis_client.xadd(bad_end.db_name + "_end", {"__EVENT__": "END_SCAN", "__EXCEPTION__": evil})
+    try:
+        with cli_process("listen", "--redis-url", redis_url, "--session", session_name) as (
+                process, reader):
+            reader.until(lambda line: line.startswith(f"END_SCAN {bad_end.db_name} "))
+            good = loopscan(2, 0.01, diode, session=session)  # written while listening
+            reader.until(lambda line: line == f"END_SCAN {good.db_name} 3")
+            process.send_signal(signal.SIGINT)
+            assert process.wait(10) == 0
+            assert "Traceback" not in process.stderr.read()
+    finally:
+        session.close()
+    unreadable_info = f"(unreadable: {bad_info.db_name}_info field 'scan_nb': refusing to unpickle"
+    by_node = {name: [line for line in reader.seen if line.split()[1] == name]
+               for name in (bad_info.db_name, bad_end.db_name, good.db_name)}
+    assert [line.split(" (")[0] for line in by_node[bad_info.db_name]] == [
+        f"{event} {bad_info.db_name}" for event in ("NEW_NODE", "PREPARED_SCAN", "END_SCAN")]
+    assert all(unreadable_info in line for line in by_node[bad_info.db_name])
+    assert by_node[bad_end.db_name][:2] == [f"NEW_NODE {bad_end.db_name} 2",
+                                            f"PREPARED_SCAN {bad_end.db_name} 2"]
+    assert by_node[bad_end.db_name][2].startswith(
+        f"END_SCAN {bad_end.db_name} 2 (unreadable: {bad_end.db_name}_end entry ")
+    assert "refusing to unpickle" in by_node[bad_end.db_name][2]
+    assert len(by_node[bad_end.db_name]) == 3
+    assert by_node[good.db_name] == [f"{event} {good.db_name} 3"
+                                     for event in ("NEW_NODE", "PREPARED_SCAN", "END_SCAN")]
+    assert not marker.exists()
+
+
 # -- serve ----------------------------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["INT", "TERM", "HUP"])  # HUP: the terminal was closed
 def test_serve_runs_a_device_and_stops_everything_it_started(stop_signal):
     started = time.monotonic()
     with cli_process("serve") as (process, reader):
         values = serve_values(reader.until(lambda line: line == "READY"))
         ready_after = time.monotonic() - started
+        started_processes = child_pids(process.pid)
+        assert len(started_processes) == 3  # redis-server, the database, the device server
         assert values["DEVICE"] == DEVICE
         assert values["REDIS_URL"].startswith("redis://127.0.0.1:")
 
@@ -239,3 +293,80 @@ def test_serve_runs_a_device_and_stops_everything_it_started(stop_signal):
     assert not port_is_open("127.0.0.1", redis_port)
     with pytest.raises(tango.DevFailed):
         proxy.ping()
+    assert not [pid for pid in started_processes if is_running(pid)]
+
+
+@pytest.mark.slow
+def test_demo_stopped_by_a_signal_stops_what_it_started():
+    def device_server_started() -> bool:
+        return any("SequenceManager" in command_line(pid) for pid in child_pids(process.pid))
+
+    with cli_process("demo") as (process, _):
+        # its private stack is starting: Redis and the database run, the device server starts
+        assert wait_for(device_server_started, timeout=30)
+        started_processes = child_pids(process.pid)
+        assert len(started_processes) == 3
+        process.send_signal(signal.SIGHUP)
+        assert process.wait(30) == 128 + signal.SIGHUP, process.stderr.read()
+    assert not [pid for pid in started_processes if is_running(pid)]
+
+
+BEAMLINE_REDIS = "redis://beamline-redis:25002"
+
+
+@pytest.fixture(scope="module")
+def beamline(tango_db) -> tango.Database:
+    """The module's database as a beamline's: ``SequenceManager/1`` registered with the beamline's
+    ``RedisURL``, not running."""
+    load_config(sequence_manager_config("1", 1, {"RedisURL": BEAMLINE_REDIS}), tango_db.tango_host)
+    host, port = tango_db.tango_host.split(":")
+    return tango.Database(host, int(port))
+
+
+def registrations(db: tango.Database) -> dict[str, object]:
+    """What a serve could change in a database: the servers with their devices and classes, the
+    exported devices, the properties of the beamline's device."""
+    return {
+        "servers": {server: list(db.get_device_class_list(server).value_string)
+                    for server in db.get_server_list("*").value_string},
+        "exported": sorted(db.get_device_exported("*").value_string),
+        "properties": {name: list(value) for name, value in db.get_device_property(
+            DEVICE, ["RedisURL", "Session", "BasePath"]).items()},
+    }
+
+
+@pytest.mark.slow
+def test_serve_leaves_the_tango_host_of_the_environment_alone(tango_db, beamline):
+    before = registrations(beamline)
+    assert before["properties"]["RedisURL"] == [BEAMLINE_REDIS]
+    with cli_process("serve", env={"TANGO_HOST": tango_db.tango_host}) as (process, reader):
+        lines = reader.until(lambda line: line == "READY")
+        values = serve_values(lines)
+        assert values["TANGO_HOST"] != tango_db.tango_host  # its private database
+        assert registrations(beamline) == before
+        proxy = tango.DeviceProxy(f"tango://{values['TANGO_HOST']}/{DEVICE}")
+        assert proxy.get_property("RedisURL")["RedisURL"] == [values["REDIS_URL"]]
+        # the user is told how to register into the environment's database instead
+        assert any(tango_db.tango_host in line and "--tango-host" in line for line in lines)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0, process.stderr.read()
+    assert registrations(beamline) == before
+
+
+@pytest.mark.slow
+def test_serve_with_an_explicit_tango_host_writes_only_its_own_devices(tango_db, beamline):
+    before = registrations(beamline)
+    with cli_process("serve", "--tango-host", tango_db.tango_host, "--instance", "explicit") as (
+            process, reader):
+        values = serve_values(reader.until(lambda line: line == "READY"))
+        assert values["TANGO_HOST"] == tango_db.tango_host
+        assert values["DEVICE"] == "tango_groups/sequence_manager/explicit"
+        proxy = tango.DeviceProxy(f"tango://{tango_db.tango_host}/{values['DEVICE']}")
+        assert proxy.get_property("RedisURL")["RedisURL"] == [values["REDIS_URL"]]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0, process.stderr.read()
+    after = registrations(beamline)
+    assert after["servers"].pop("SequenceManager/explicit") == [
+        "dserver/SequenceManager/explicit", "DServer",
+        "tango_groups/sequence_manager/explicit", "SequenceManager"]
+    assert after == before

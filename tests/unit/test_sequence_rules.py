@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hostile import evil_pickle
 
 from tango_groups.data.node import get_node, get_session_node
 from tango_groups.data.writer import ChannelDataError, ChannelSpec, Expiration
@@ -89,14 +90,20 @@ def test_group_by_number_finds_scans_but_not_groups(session, diode):
         Group(first.scan_nb)
 
 
-def test_errors_in_a_group_still_end_it_with_the_scans_added_so_far(session, diode):
+def test_a_refused_group_writes_nothing(session, diode):
     scan = loopscan(2, 0.01, diode)
-    with pytest.raises(ScanSequenceError):
+    planted = loopscan(2, 0.01, diode)
+    session.client.hset(planted.db_name + "_info", "state", evil_pickle())
+    before = sorted(session.client.keys("*"))
+    counter = session.client.hget(session.scan_saving_db_name, "last_scan_number")
+    with pytest.raises(ScanSequenceError, match="Scan number '12345' not found"):
         Group(scan, 12345, title="partial")
-    group = next(get_session_node(session.name).walk(include_filter="scan_group", wait=False))
-    assert group.info["title"] == "partial" and ended(group)
-    assert [n.db_name for n in get_node(group.db_name + ":GroupingMaster:scans").get(0, -1)] \
-        == [scan.db_name]
+    with pytest.raises(ScanSequenceError, match="cannot be added.*state"):
+        Group(scan, planted.node, title="partial")
+    with pytest.raises(ScanSequenceError, match="cannot be added.*state"):
+        Group(scan, planted.scan_number, title="partial")
+    assert sorted(session.client.keys("*")) == before
+    assert session.client.hget(session.scan_saving_db_name, "last_scan_number") == counter
 
 
 @pytest.mark.parametrize("error, state", [(RuntimeError("boom"), ScanState.KILLED),

@@ -1,0 +1,244 @@
+"""What clients send the SequenceManager, parsed and checked before anything is written.
+
+Every function here either returns a typed request or raises ``ManagerError`` with a stable
+reason (``SequenceManager_*``) and a message that says what to send instead. The limits are the
+ones Tango and Redis impose further down, checked up front so that a refusal never leaves a
+half-written sequence: channel dtypes a Tango attribute can carry, point shapes an attribute can
+declare, scan numbers that fit Bliss's 64-bit counter, JSON that pickles without recursion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import re
+from typing import Any
+
+import numpy
+
+__all__ = [
+    "MAX_POINT_SIZE",
+    "SUPPORTED_DTYPES",
+    "ChannelDecl",
+    "ManagerError",
+    "StartRequest",
+    "decode_npy",
+    "parse_group_request",
+    "parse_scan_reference",
+    "parse_start_request",
+]
+
+CHANNEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
+SUPPORTED_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                    "uint64", "float32", "float64")
+MAX_POINT_SIZE = 2**24  # values in one point (a 4096 x 4096 image): a Tango image row is a point
+MAX_NUMBER = 2**63 - 1  # Bliss counts scans with HINCRBY: a signed 64-bit integer
+MAX_TITLE = 255
+MAX_NESTING = 32  # levels of lists and objects in scan_info
+_DIGITS = re.compile(r"[0-9]+")
+
+
+class ManagerError(Exception):
+    """A refused request: ``reason`` is stable (``SequenceManager_*``), the message says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = f"SequenceManager_{reason}"
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelDecl:
+    """A custom channel as ``Start`` declares it."""
+
+    name: str
+    dtype: numpy.dtype
+    shape: tuple[int, ...] = ()
+    unit: str | None = None
+
+    @classmethod
+    def from_json(cls, item: Any) -> ChannelDecl:
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or "name" not in item:
+            raise ManagerError("BadChannel", f"a channel is a name or an object with a \"name\", "
+                                             f"not {item!r:.80}")
+        unknown = set(item) - {"name", "dtype", "shape", "unit"}
+        if unknown:
+            raise ManagerError("BadChannel", f"unknown channel field(s) {sorted(unknown)}: use "
+                                             "name, dtype, shape, unit")
+        name = item["name"]
+        if not isinstance(name, str) or not CHANNEL_NAME.fullmatch(name):
+            raise ManagerError("BadChannel", f"invalid channel name {name!r:.80}: use a letter "
+                                             "then letters, digits or '_' (it names a Tango "
+                                             "attribute)")
+        dtype_name = item.get("dtype", "float64")
+        if dtype_name not in SUPPORTED_DTYPES:
+            raise ManagerError("BadChannel", f"channel {name!r}: unsupported dtype "
+                                             f"{dtype_name!r:.40}: use one of "
+                                             f"{', '.join(SUPPORTED_DTYPES)}")
+        shape = item.get("shape", [])
+        if (not isinstance(shape, list) or len(shape) > 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                           for n in shape)
+                or math.prod(shape) > MAX_POINT_SIZE):
+            raise ManagerError("BadChannel", f"channel {name!r}: shape must be [] (scalar points), "
+                                             f"[n] or [n, m] with positive sizes and at most "
+                                             f"{MAX_POINT_SIZE} values per point, not "
+                                             f"{shape!r:.80}")
+        unit = item.get("unit")
+        if unit is not None and not isinstance(unit, str):
+            raise ManagerError("BadChannel", f"channel {name!r}: unit must be a string")
+        return cls(name, numpy.dtype(dtype_name), tuple(shape), unit)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype.name, "shape": list(self.shape),
+                "unit": self.unit}
+
+
+@dataclasses.dataclass(frozen=True)
+class StartRequest:
+    """``Start``'s argument, checked."""
+
+    title: str | None = None
+    scan_info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    channels: tuple[ChannelDecl, ...] = ()
+
+
+def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset()
+                        ) -> StartRequest:
+    """``Start``'s argument: empty, a title, or JSON ``{"title", "scan_info", "channels"}``.
+
+    ``reserved_names`` (lower case) are names a channel may not take (the device's own
+    attributes)."""
+    text = text.strip()
+    if not text.startswith("{"):
+        return StartRequest(_title(text) if text else None)
+    request = _json_object(text, "Start", {"title", "scan_info", "channels"})
+    title = request.get("title")
+    if title is not None:
+        if not isinstance(title, str) or not title.strip():
+            raise ManagerError("BadRequest", "\"title\" must be a non-empty string")
+        title = _title(title)
+    channels = request.get("channels", [])
+    if not isinstance(channels, list):
+        raise ManagerError("BadRequest", "\"channels\" must be a list of channel objects")
+    decls = tuple(ChannelDecl.from_json(item) for item in channels)
+    names = [decl.name.lower() for decl in decls]
+    if len(set(names)) != len(names):
+        raise ManagerError("BadChannel", "channel names must be unique (case-insensitively)")
+    for decl in decls:
+        if decl.name.lower() in reserved_names:
+            raise ManagerError("BadChannel", f"channel name {decl.name!r} is taken by a device "
+                                             "attribute: choose another name")
+    return StartRequest(title, _scan_info(request), decls)
+
+
+def parse_scan_reference(reference: Any) -> int | str:
+    """A scan as ``AddScan`` or ``CreateGroup`` names it: a number (ASCII digits, 1 to 2**63-1)
+    or a db_name (``session:...:12_loopscan``)."""
+    if isinstance(reference, int) and not isinstance(reference, bool):
+        reference = str(reference)
+    if not isinstance(reference, str) or not reference.strip():
+        raise ManagerError("BadRequest", f"give a scan number or a scan db_name, not "
+                                         f"{reference!r:.80}")
+    reference = reference.strip()
+    if _DIGITS.fullmatch(reference):
+        number = int(reference)
+        if not 1 <= number <= MAX_NUMBER:
+            raise ManagerError("BadRequest", f"scan number {reference:.40} is out of range "
+                                             f"(1 to {MAX_NUMBER})")
+        return number
+    if ":" not in reference or any(not part for part in reference.split(":")):
+        raise ManagerError("BadRequest", f"{reference!r:.80} is neither a scan number (digits) "
+                                         "nor a scan db_name (session:...:12_loopscan)")
+    return reference
+
+
+def parse_group_request(text: str) -> tuple[list[int | str], str | None, dict[str, Any]]:
+    """``CreateGroup``'s argument: JSON ``{"scans", "title", "scan_info"}``, a JSON list, or
+    numbers / db_names separated by commas or blanks. Returns (scans, title, scan_info)."""
+    text = text.strip()
+    title, scan_info, scans = None, {}, None
+    if text.startswith("{"):
+        request = _json_object(text, "CreateGroup", {"scans", "title", "scan_info"})
+        scans, title = request.get("scans"), request.get("title")
+        if title is not None:
+            if not isinstance(title, str):
+                raise ManagerError("BadRequest", "\"title\" must be a string")
+            title = _title(title)
+        scan_info = _scan_info(request)
+    elif text.startswith("["):
+        scans = _json(text, "CreateGroup")
+    else:
+        scans = text.replace(",", " ").split()
+    if not isinstance(scans, list) or not scans:
+        raise ManagerError("BadRequest", "give at least one scan: numbers or db_names, e.g. "
+                                         "'12 13' or '{\"scans\": [12, 13], \"title\": \"t\"}'")
+    references = [parse_scan_reference(scan) for scan in scans]
+    if len(set(references)) != len(references):
+        raise ManagerError("DuplicateScan", "a scan is listed twice")
+    return references, title, scan_info
+
+
+def decode_npy(payload: bytes) -> numpy.ndarray:
+    """An array from ``.npy`` bytes (``numpy.save``); pickled object arrays are refused."""
+    try:
+        return numpy.load(io.BytesIO(payload), allow_pickle=False)
+    except Exception as error:  # numpy raises ValueError, EOFError, OSError... on bad bytes
+        raise ManagerError("BadData", f"not .npy data without pickles ({type(error).__name__}: "
+                                      f"{error}): send the bytes numpy.save writes") from error
+
+
+def _title(title: str) -> str:
+    if len(title) > MAX_TITLE:
+        raise ManagerError("BadRequest", f"the title has {len(title)} characters; at most "
+                                         f"{MAX_TITLE}")
+    return title
+
+
+def _scan_info(request: dict[str, Any]) -> dict[str, Any]:
+    scan_info = request.get("scan_info", {})
+    if not isinstance(scan_info, dict):
+        raise ManagerError("BadRequest", "\"scan_info\" must be a JSON object")
+    return scan_info
+
+
+def _json(text: str, command: str) -> Any:
+    too_deep = ManagerError("BadRequest", f"{command}: JSON nested deeper than {MAX_NESTING} "
+                                          "levels")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ManagerError("BadRequest", f"{command}: invalid JSON: {error}") from None
+    except RecursionError:
+        raise too_deep from None
+    if _nesting(value) > MAX_NESTING:
+        raise too_deep
+    return value
+
+
+def _json_object(text: str, command: str, fields: set[str]) -> dict[str, Any]:
+    request = _json(text, command)
+    if not isinstance(request, dict):
+        raise ManagerError("BadRequest", f"{command}: expected a JSON object")
+    unknown = set(request) - fields
+    if unknown:
+        raise ManagerError("BadRequest", f"{command}: unknown field(s) {sorted(unknown)}; "
+                                         f"allowed: {sorted(fields)}")
+    return request
+
+
+def _nesting(value: Any) -> int:
+    """How deeply lists and objects nest in a JSON value (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_NESTING:
+                stack.extend((child, depth + 1)
+                             for child in (item.values() if isinstance(item, dict) else item))
+    return deepest

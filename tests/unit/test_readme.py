@@ -1,0 +1,195 @@
+"""The examples of README.rst run as written.
+
+Every ``.. code-block:: python`` (or fenced python) block of README.rst is found and run against the
+test Redis, its ``redis://...`` URLs replaced by the test's:
+
+* blocks of the sections in ``WALK_THROUGHS`` are one itango session driving a device: they run in
+  order, in one namespace where ``Device`` is itango's (a ``DeviceProxy``), against a real device
+  server registered in a private Tango database, and the console commands between them
+  (``tango-groups loopscan``...) are run too, as the text says; a command the test does not know
+  fails it, so the walk-through cannot drift from what is tested;
+* every other block runs on its own, in a fresh namespace; ``EXPECTED_OUTPUT`` holds what some of
+  them must print;
+* ``SKIPPED`` lists the blocks that cannot run here, each with its reason (keep it short).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tango
+
+from tango_groups import session as session_module
+from tango_groups.cli import main
+from tango_groups.data import node
+from tango_groups.runtime.device_server import DeviceServer
+from tango_groups.runtime.fixtures import load_config, sequence_manager_config
+from tango_groups.runtime.tango_db import TangoDatabaseServer
+
+README = Path(__file__).parents[2] / "README.rst"
+
+WALK_THROUGHS = {"Five-minute walk-through"}
+SKIPPED: dict[str, str] = {}  # first line of a block -> why it cannot run in the tests
+EXPECTED_OUTPUT = {  # section -> lines its standalone python block prints
+    "The Python library": ["demo:tmp:scans:1_sequence_of_scans 1",
+                           "demo:tmp:scans:5_group_of_scans 5"],
+}
+
+_DIRECTIVE = re.compile(r"^(\s*)\.\. code-block::\s*(\S+)\s*$")
+_OPTION = re.compile(r"^\s+:[\w-]+:")
+_FENCE = re.compile(r"^(\s*)```\s*(\w*)\s*$")
+_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+])\1+\s*$")
+_REDIS_URL = re.compile(r"redis://[^\s\"']+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    language: str
+    code: str
+    line: int  # of the directive or fence, from 1
+    section: str  # the title of the section it is in
+
+    @property
+    def first_line(self) -> str:
+        return self.code.strip().splitlines()[0]
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def code_blocks(text: str) -> list[Block]:
+    """The code blocks of reStructuredText ``text`` (and fenced ones), with their sections."""
+    lines = text.splitlines()
+    found: list[Block] = []
+    section = ""
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if (line.strip() and not line[0].isspace() and _UNDERLINE.match(following)
+                and len(following.strip()) >= len(line.strip())):
+            section = line.strip()
+        if directive := _DIRECTIVE.match(line):
+            j = i + 1
+            while j < len(lines) and _OPTION.match(lines[j]):
+                j += 1
+            body = []
+            while j < len(lines) and (not lines[j].strip()
+                                      or _indent(lines[j]) > len(directive.group(1))):
+                body.append(lines[j])
+                j += 1
+            code = textwrap.dedent("\n".join(body)).strip("\n") + "\n"
+            found.append(Block(directive.group(2), code, i + 1, section))
+            i = j
+            continue
+        if fence := _FENCE.match(line):
+            j = i + 1
+            while j < len(lines) and not lines[j].strip().startswith("```"):
+                j += 1
+            code = textwrap.dedent("\n".join(lines[i + 1:j])).strip("\n") + "\n"
+            found.append(Block(fence.group(2), code, i + 1, section))
+            i = j + 1
+            continue
+        i += 1
+    return found
+
+
+BLOCKS = code_blocks(README.read_text())
+PYTHON = [block for block in BLOCKS if block.language == "python"]
+STANDALONE = [block for block in PYTHON
+              if block.section not in WALK_THROUGHS and block.first_line not in SKIPPED]
+
+
+@pytest.fixture
+def clean_session_state() -> Iterator[None]:
+    """A block's ``Session(...).setup()`` is undone afterwards (current session, reader default)."""
+    yield
+    current = session_module._current
+    if current is not None:
+        current.close()
+    node.set_default_connection(None)
+
+
+def test_every_python_block_is_found_and_run_or_skipped_with_a_reason():
+    text = README.read_text()
+    assert len(PYTHON) == text.count(".. code-block:: python") + text.count("```python")
+    assert {block.section for block in PYTHON} >= {"The Python library", *WALK_THROUGHS}
+    assert set(SKIPPED) <= {block.first_line for block in PYTHON}, "a SKIPPED block is gone"
+    assert set(EXPECTED_OUTPUT) <= {block.section for block in STANDALONE}
+
+
+@pytest.mark.parametrize("block", STANDALONE, ids=[f"line{block.line}" for block in STANDALONE])
+def test_standalone_python_block_runs(block, redis_url, redis_client, clean_session_state,
+                                      capsys):
+    code = _REDIS_URL.sub(redis_url, block.code)
+    exec(compile(code, f"README.rst:{block.line}", "exec"), {"__name__": "readme"})  # noqa: S102
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == EXPECTED_OUTPUT.get(block.section, printed)
+
+
+# -- the device walk-through ----------------------------------------------------------------------
+class WalkThrough:
+    """Runs a walk-through's blocks against a served device: its console commands and its itango
+    session (one namespace)."""
+
+    def __init__(self, tango_host: str, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self.variables = {"REDIS": redis_url, "TANGO_HOST": tango_host}
+        self.namespace = {"Device": lambda name: tango.DeviceProxy(f"tango://{tango_host}/{name}")}
+
+    def run(self, block: Block) -> None:
+        if block.language == "console":
+            for line in block.code.splitlines():
+                if line.startswith("$ "):
+                    self.command(shlex.split(line[2:], comments=True))
+        elif block.language == "python":
+            code = compile(block.code, f"README.rst:{block.line}", "exec")
+            exec(code, self.namespace)  # noqa: S102
+        else:
+            raise AssertionError(f"README.rst:{block.line}: a {block.language} block")
+
+    def command(self, words: list[str]) -> None:
+        words = [re.sub(r"\$(\w+)", lambda match: self.variables[match.group(1)], word)
+                 for word in words]
+        if words == ["./dev.sh", "serve"] or words == [".venv/bin/itango3"]:
+            return  # the test's device stands for the first, the namespace for the second
+        if words[0] == "export":
+            return  # the test's values are in self.variables already
+        if words[0] == ".venv/bin/tango-groups" and words[1] == "loopscan":
+            assert main(words[1:]) == 0, words
+            return
+        raise AssertionError(f"the README walk-through runs {words}: teach the test how to")
+
+
+@pytest.fixture
+def served_device(redis_url: str, redis_client) -> Iterator[str]:
+    """Device tango_groups/sequence_manager/1 on the test Redis, as ``./dev.sh serve`` runs it
+    (flushed Redis: scan numbers start at 1); yields the private TANGO_HOST."""
+    with TangoDatabaseServer() as database:
+        load_config(sequence_manager_config("1", 1, {"RedisURL": redis_url}), database.tango_host)
+        with DeviceServer("1", database.tango_host):
+            yield database.tango_host
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("section", sorted(WALK_THROUGHS))
+def test_walk_through_runs_against_a_device(section, served_device, redis_url, capsys):
+    walk = WalkThrough(served_device, redis_url)
+    for block in BLOCKS:
+        if block.section == section:
+            walk.run(block)
+    device = walk.namespace["d"]
+    assert list(device.ScanNumbers) == [1, 3]
+    assert [name.rsplit(":", 1)[1] for name in device.ScanNames] == ["1_loopscan", "3_loopscan"]
+    assert list(device.sum) == [1.5, 2.5]
+    assert device.SequenceState.name == "DONE"
+    printed = capsys.readouterr().out.split()
+    assert printed == [f"tango_groups:tmp:scans:{n}_loopscan" if i % 2 == 0 else str(n)
+                       for n in (1, 3, 4) for i in (0, 1)]  # what the three loopscans printed

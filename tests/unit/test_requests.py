@@ -1,0 +1,93 @@
+"""Requests of the SequenceManager are checked before anything is written: any text gives a typed
+request or a ``ManagerError`` with a stable reason, never another exception."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tango_groups.service.requests import (
+    MAX_NUMBER,
+    ManagerError,
+    decode_npy,
+    parse_group_request,
+    parse_scan_reference,
+    parse_start_request,
+)
+
+REASONS = {"SequenceManager_BadRequest", "SequenceManager_BadChannel",
+           "SequenceManager_DuplicateScan", "SequenceManager_BadData"}
+
+
+def reason_of(call) -> str | None:
+    try:
+        call()
+    except ManagerError as error:
+        assert error.reason in REASONS and error.message
+        return error.reason
+    return None
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                           lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                           max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text() | json_values.map(json.dumps))
+def test_any_text_is_a_request_or_a_stable_refusal(text: str) -> None:
+    for parse in (parse_start_request, parse_scan_reference, parse_group_request):
+        reason_of(lambda p=parse: p(text))
+
+
+@pytest.mark.parametrize("text, expected", [("12", 12), (" 7 ", 7), (str(MAX_NUMBER), MAX_NUMBER),
+                                            ("s:tmp:scans:1_loopscan", "s:tmp:scans:1_loopscan")])
+def test_scan_references(text: str, expected: int | str) -> None:
+    assert parse_scan_reference(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", str(MAX_NUMBER + 1), "9" * 30, "²", "١٢", "-1", "1.5",
+                                  "", "loopscan", "a:", ":b", "a::b"])
+def test_references_that_name_no_scan(text: str) -> None:
+    assert reason_of(lambda: parse_scan_reference(text)) == "SequenceManager_BadRequest"
+
+
+@pytest.mark.parametrize("channel", [{"name": "x", "dtype": "float16"},
+                                     {"name": "x", "dtype": "longdouble"},
+                                     {"name": "x", "dtype": "complex64"},
+                                     {"name": "x", "shape": [100_000_000_000]},
+                                     {"name": "x", "shape": [100_000, 100_000]},
+                                     {"name": "x", "shape": [0]}, {"name": "x", "shape": [1, 2, 3]},
+                                     {"name": "x", "shape": [True]}, {"name": "1x"}])
+def test_channels_tango_cannot_declare(channel: dict) -> None:
+    request = json.dumps({"channels": [channel]})
+    assert reason_of(lambda: parse_start_request(request)) == "SequenceManager_BadChannel"
+
+
+def test_nesting_is_bounded_whatever_the_depth() -> None:
+    for depth in (33, 10_000, 1_000_000):
+        text = '{"scan_info": {"a": %s}}' % ("[" * depth + "]" * depth)
+        assert reason_of(lambda t=text: parse_start_request(t)) == "SequenceManager_BadRequest"
+    assert parse_start_request('{"scan_info": {"a": %s}}' % ("[" * 30 + "]" * 30)).scan_info
+
+
+def test_group_requests_name_each_scan_once() -> None:
+    assert parse_group_request("1, 2 s:a:3_x") == ([1, 2, "s:a:3_x"], None, {})
+    assert reason_of(lambda: parse_group_request("[1, 1]")) == "SequenceManager_DuplicateScan"
+    assert reason_of(lambda: parse_group_request("[1, true]")) == "SequenceManager_BadRequest"
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x93NUMPY", b"not npy"])
+def test_npy_that_is_not_npy(payload: bytes) -> None:
+    assert reason_of(lambda: decode_npy(payload)) == "SequenceManager_BadData"
+
+
+def test_pickled_npy_is_refused() -> None:
+    buffer = io.BytesIO()
+    numpy.save(buffer, numpy.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert reason_of(lambda: decode_npy(buffer.getvalue())) == "SequenceManager_BadData"
