@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -37,7 +38,7 @@ from typing import Any
 import numpy
 import pytest
 import tango
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from redis_checker import KeySnapshot, channel_points, problems, references
 from sequence_server import SequenceServer, poll
@@ -130,6 +131,7 @@ class World:
 
     def __init__(self, server: SequenceServer) -> None:
         self.server = server
+        self.initial_scans: list[tuple[str, int]] = []  # what every example starts with
         self.scans: list[tuple[str, int]] = []  # finished scans: (db_name, number)
         self.ended: list[str] = []  # ended sequences and groups
         self.running = False
@@ -141,11 +143,21 @@ class World:
     def __repr__(self) -> str:
         return f"World(running={self.running}, sequence={self.sequence!r})"
 
+    def reset(self, scans: list[tuple[str, int]]) -> None:
+        """Start an example from the same world (the same draws resolve to the same kinds)."""
+        self.scans, self.ended, self.log = list(scans), [], []
+        self.refresh()
+
     def refresh(self) -> None:
         proxy = self.server.proxy
-        self.running = proxy.State() == tango.DevState.RUNNING
-        self.sequence = proxy.SequenceName
-        self.sequence_number = int(proxy.SequenceNumber)
+        try:
+            self.running = proxy.State() == tango.DevState.RUNNING
+            self.sequence = proxy.SequenceName
+            self.sequence_number = int(proxy.SequenceNumber)
+        except tango.DevFailed as failure:
+            error = failure.args[0]
+            raise AssertionError(f"the device's State / SequenceName / SequenceNumber cannot be "
+                                 f"read after {self.log}: {error.reason}: {error.desc}") from None
         if not self.running:
             self.channels = {}
             if self.sequence and self.sequence not in self.ended:
@@ -187,9 +199,9 @@ def resolve_reference(world: World, item: str | Ref) -> tuple[str, frozenset[str
     if item.kind == "ended":
         names = world.ended or [name for name, _ in world.scans]
         return names[pick % len(names)], None
-    if item.kind == "non_scan":
+    if item.kind == "non_scan":  # (the session's root name is not even a db_name of a scan)
         names = world.non_scan_nodes()
-        return names[pick % len(names)], reasons("NotAScan")
+        return names[pick % len(names)], reasons("NotAScan", "BadRequest")
     if item.kind == "unallocated":  # a scan that has not run yet: pending
         return str(world.server.last_scan_number() + 1 + pick % 3), None
     if item.kind == "sequence":  # the running sequence itself (or the last one)
@@ -247,8 +259,12 @@ def resolve(world: World, call: Call) -> tuple[Any, frozenset[str] | None]:
         return extra, (reasons("BadRequest") if form == "nested" else None)
     if call.command == "EmitChannel":
         values, labels = call.spec
-        return ((values, [channel_name(world, label) for label in labels]),
-                None if running else ANY_REASON)
+        names = [channel_name(world, label) for label in labels]
+        if isinstance(values, tuple):  # ("fit", n): n points of ones for the first channel
+            channel = world.channels.get(names[0]) if names else None
+            size = math.prod(channel.shape) if channel else 1
+            values = [1.0] * (values[1] * size)
+        return (values, names), None if running else ANY_REASON
     if call.command == "EmitChannelEncoded":
         name_item, (kind, detail) = call.spec
         name = channel_name(world, name_item)
@@ -329,7 +345,14 @@ def channel_declarations(draw: st.DrawFn) -> tuple[Any, bool]:
 
 @st.composite
 def start_calls(draw: st.DrawFn) -> Call:
-    kind = draw(st.sampled_from(["plain", "request", "request", "nested", "garbage"]))
+    kind = draw(st.sampled_from(["plain", "valid", "valid", "request", "request", "nested",
+                                 "garbage"]))
+    if kind == "valid":  # channels data can be emitted on
+        names = draw(st.lists(st.sampled_from(["x", "y", "roi"]), min_size=1, max_size=3,
+                              unique=True))
+        return Call("Start", json.dumps({"title": draw(text(max_size=12)), "channels": [
+            {"name": name, "dtype": draw(st.sampled_from(GOOD_DTYPES)),
+             "shape": draw(st.sampled_from(GOOD_SHAPES))} for name in names]}))
     if kind == "plain":
         return Call("Start", draw(st.one_of(st.sampled_from(["", "  ", "my title", "²"]),
                                             text(max_size=20))))
@@ -374,13 +397,18 @@ def create_group_calls(draw: st.DrawFn) -> Call:
 
 
 emit_values = st.one_of(
+    st.integers(0, 3).map(lambda count: ("fit", count)),
+    st.integers(1, 3).map(lambda count: ("fit", count)),
     st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=8),
     st.lists(st.integers(-(2**64), 2**64).map(float), max_size=4),
     st.sampled_from([(0.0,) * 100_000, (0.5,) * 7, ()]).map(list))
-emit_labels = st.one_of(channel_refs.map(lambda item: (item,)),
+emit_labels = st.one_of(refs("channel").map(lambda item: (item,)),
+                        refs("channel").map(lambda item: (item,)),
+                        channel_refs.map(lambda item: (item,)),
                         st.sampled_from([(), ("State",), ("",)]),
                         channel_refs.map(lambda item: (item, item)))
 payloads = st.one_of(st.tuples(st.just("valid"), st.integers(0, 3)),
+                     st.tuples(st.just("valid"), st.integers(1, 3)),
                      st.just(("complex", None)),
                      st.tuples(st.just("nasty"), st.integers(0, len(NASTY_PAYLOADS) - 1)))
 
@@ -388,6 +416,7 @@ calls = st.one_of(
     start_calls(), start_calls(),
     st.builds(Call, st.just("AddScan"), scan_references),
     st.builds(Call, st.just("AddScan"), scan_references),
+    st.builds(Call, st.just("EmitChannel"), st.tuples(emit_values, emit_labels)),
     st.builds(Call, st.just("EmitChannel"), st.tuples(emit_values, emit_labels)),
     st.builds(Call, st.just("EmitChannelEncoded"), st.tuples(channel_refs, payloads)),
     st.builds(Call, st.just("EmitChannelEncoded"), st.tuples(channel_refs, payloads)),
@@ -447,6 +476,7 @@ def run(world: World, call: Call) -> None:
     except tango.DevFailed as failure:
         error = failure.args[0]
         world.log[-1] += f" -> {error.reason}"
+        event(f"{call.command}: {error.reason}")
         assert error.reason.startswith(PREFIX), (
             f"{world.log[-1]}: {error.desc}\nrun: {world.log}")
         assert call.command != "Init", f"Init failed: {error.desc}"
@@ -459,6 +489,7 @@ def run(world: World, call: Call) -> None:
             assert changes == [], f"{world.log[-1]} was refused but wrote {changes}"
     else:
         world.log[-1] += f" -> {str(result)[:80]!r}"
+        event(f"{call.command}: accepted")
         assert allowed is None, f"{world.log[-1]} was accepted; run: {world.log}"
         if call.command == "Start":
             world.channels = declared_channels(argument)
@@ -467,20 +498,29 @@ def run(world: World, call: Call) -> None:
     world.refresh()
 
 
+def read(world: World, name: str) -> Any:
+    """An attribute's value (an empty spectrum as []); failing to read it fails the test."""
+    try:
+        value = world.server.proxy.read_attribute(name).value
+    except tango.DevFailed as failure:
+        error = failure.args[0]
+        raise AssertionError(f"attribute {name} cannot be read after {world.log}: "
+                             f"{error.reason}: {error.desc}") from None
+    return [] if value is None else value
+
+
 def check_world(world: World) -> None:
     """The checker finds nothing wrong; the device shows what Redis holds."""
-    server, proxy = world.server, world.server.proxy
+    server = world.server
     running = world.sequence if world.running else None
     assert problems(server.client, server.session_name, running=running) == [], world.log
     if world.running:
         names, numbers = references(server.client, world.sequence)
-        assert list(proxy.ScanNames or []) == names, world.log
-        shown_numbers = proxy.ScanNumbers
-        assert list([] if shown_numbers is None else shown_numbers) == numbers, world.log
-        for name in proxy.ChannelNames or []:
-            shown = proxy.read_attribute(name).value
+        assert list(read(world, "ScanNames")) == names, world.log
+        assert list(read(world, "ScanNumbers")) == numbers, world.log
+        for name in read(world, "ChannelNames"):
             stored = channel_points(server.client, world.sequence, name)
-            shown = numpy.asarray([] if shown is None else shown).reshape(stored.shape)
+            shown = numpy.asarray(read(world, name)).reshape(stored.shape)
             numpy.testing.assert_array_equal(shown, stored, err_msg=f"{name}: {world.log}")
 
 
@@ -501,9 +541,8 @@ def fuzz_world(tango_db) -> Iterator[World]:
     server = SequenceServer(tango_db.tango_host).start()
     try:
         world = World(server)
-        for _ in range(2):
-            scan = server.scan(1)
-            world.scans.append((scan.db_name, scan.scan_number))
+        world.initial_scans = [(scan.db_name, scan.scan_number)
+                               for scan in (server.scan(1), server.scan(1))]
         yield world
     finally:
         server.close()
@@ -532,8 +571,7 @@ def make_usable(server: SequenceServer) -> None:
 def test_fuzz_every_command(fuzz_world: World, data: st.DataObject) -> None:
     world = fuzz_world
     make_usable(world.server)
-    world.log = []
-    world.refresh()
+    world.reset(world.initial_scans)
     for _ in range(data.draw(st.integers(1, 8), label="calls")):
         run(world, data.draw(calls, label="call"))
     check_world(world)
