@@ -49,6 +49,7 @@ EXAMPLES = int(os.environ.get("TANGO_GROUPS_FUZZ_EXAMPLES", "60"))
 PREFIX = "SequenceManager_"
 WRITES_THEN_FAILS = {"SequenceManager_ScansNotFinished"}  # End: ends the sequence, then says so
 INT64_MAX = 2**63 - 1
+WEEK = 7 * 24 * 3600
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(max(600, EXAMPLES * 20))]
 
@@ -344,15 +345,21 @@ def channel_declarations(draw: st.DrawFn) -> tuple[Any, bool]:
 
 
 @st.composite
+def valid_starts(draw: st.DrawFn) -> Call:
+    """A Start with channels that points can be emitted on."""
+    names = draw(st.lists(st.sampled_from(["x", "y", "roi"]), min_size=1, max_size=3,
+                          unique=True))
+    return Call("Start", json.dumps({"title": draw(text(max_size=12)), "channels": [
+        {"name": name, "dtype": draw(st.sampled_from(GOOD_DTYPES)),
+         "shape": draw(st.sampled_from(GOOD_SHAPES))} for name in names]}))
+
+
+@st.composite
 def start_calls(draw: st.DrawFn) -> Call:
     kind = draw(st.sampled_from(["plain", "valid", "valid", "request", "request", "nested",
                                  "garbage"]))
-    if kind == "valid":  # channels data can be emitted on
-        names = draw(st.lists(st.sampled_from(["x", "y", "roi"]), min_size=1, max_size=3,
-                              unique=True))
-        return Call("Start", json.dumps({"title": draw(text(max_size=12)), "channels": [
-            {"name": name, "dtype": draw(st.sampled_from(GOOD_DTYPES)),
-             "shape": draw(st.sampled_from(GOOD_SHAPES))} for name in names]}))
+    if kind == "valid":
+        return draw(valid_starts())
     if kind == "plain":
         return Call("Start", draw(st.one_of(st.sampled_from(["", "  ", "my title", "²"]),
                                             text(max_size=20))))
@@ -538,7 +545,10 @@ def round_trip(world: World) -> None:
 # -- the fuzz -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fuzz_world(tango_db) -> Iterator[World]:
-    server = SequenceServer(tango_db.tango_host).start()
+    # a week of TTL: nothing the run wrote expires while it runs (an expired key would read as
+    # a key deleted by the call that happened to run then)
+    server = SequenceServer(tango_db.tango_host, DataExpiration=WEEK,
+                            ParentExpiration=WEEK).start()
     try:
         world = World(server)
         world.initial_scans = [(scan.db_name, scan.scan_number)
@@ -572,6 +582,8 @@ def test_fuzz_every_command(fuzz_world: World, data: st.DataObject) -> None:
     world = fuzz_world
     make_usable(world.server)
     world.reset(world.initial_scans)
+    if data.draw(st.booleans(), label="start with channels first"):
+        run(world, data.draw(valid_starts(), label="call"))
     for _ in range(data.draw(st.integers(1, 8), label="calls")):
         run(world, data.draw(calls, label="call"))
     check_world(world)
