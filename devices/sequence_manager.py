@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -54,6 +55,7 @@ from tango_groups.service.requests import (
     ChannelDecl,
     ManagerError,
     decode_npy,
+    parse_channels,
     parse_start_request,
 )
 from tango_groups.service.states import Phase
@@ -69,7 +71,6 @@ MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client ge
 TANGO_TYPES = {"b": "DevBoolean", "f4": "DevFloat", "f8": "DevDouble", "i1": "DevShort",
                "i2": "DevShort", "i4": "DevLong", "i8": "DevLong64", "u1": "DevUChar",
                "u2": "DevUShort", "u4": "DevULong", "u8": "DevULong64"}
-_CHANNELS = "\0channels"  # a dispatcher item: make the channel attributes match the manager's
 
 
 def refusals(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -195,9 +196,18 @@ class SequenceManager(Device):
             f"{MAX_REDIS_TIMEOUT}: a client must get the device's answer before its own 3 s "
             "timeout).")
     HealthCheckPeriod = device_property(
-        dtype=float, default_value=2.0,
+        dtype=float, default_value=1.0,
         doc="Seconds between two checks of the data Redis (FAULT when it does not answer, or "
-            "when it lost the running sequence).")
+            "when it lost the running sequence). While it fails, commands are refused at once "
+            "and the device recovers within this period once it answers.")
+    Channels = device_property(
+        dtype=(str,), default_value=["sum"],
+        doc="Custom channels that get a Tango attribute of their own, one per line: a name "
+            "(float64 points) or a JSON object as in Start ({\"name\", \"dtype\", \"shape\", "
+            "\"unit\"}). The attributes are created when the server starts (cppTango does not "
+            "protect attributes added later against clients reading configurations): a change "
+            "takes effect at the next server start. Start may use other channels too: they "
+            "are written to Redis, without a Tango attribute.")
     RecoveryMode = device_property(
         dtype=str, default_value="close",
         doc="What the device does at start-up with a sequence a previous run left open (a "
@@ -210,23 +220,21 @@ class SequenceManager(Device):
         super().init_device()
         self.set_change_event("State", True, False)
         self.set_change_event("Status", True, False)
-        self._channel_attributes: dict[str, ChannelDecl] = {}
-        self._data_ready: dict[str, int] = {}
-        self._invalid = ""
+        self._invalid = self._restart_note = ""
         self._pushes = Pushes(self, self._push)
         try:
+            self._create_channel_attributes(parse_channels(list(self.Channels), RESERVED_NAMES))
             manager = self._create_manager()
-        except (OSError, ValueError) as error:
+        except (ManagerError, OSError, ValueError) as error:
+            self._create_channel_attributes({})  # none until the server restarts
             self.manager = None
-            self._invalid = (f"Invalid property: {error}. Fix the device properties, then run "
-                             "Init.")
+            self._invalid = (f"Invalid property: {getattr(error, 'message', error)}. Fix the "
+                             "device properties, then run Init.")
             self.error_stream(self._invalid)
             self._queue_state()
             return
         self.manager = manager
-        with AutoTangoMonitor(self):  # held by Init already; at start-up, not yet
-            manager.open(self.HealthCheckPeriod)  # may close or resume what a run left open
-            self._declare_channels(tuple(manager.channels.values()))
+        manager.open(self.HealthCheckPeriod)  # may close or resume what a run left open
         self._queue_state()
         self.info_stream(f"session {self.Session!r} in {redact(self.RedisURL)}, "
                          f"scans in {self.BasePath}: {self.dev_status()}")
@@ -275,7 +283,6 @@ class SequenceManager(Device):
         # at shutdown the device is destroyed next: wait until nothing pushes any more (Init
         # holds the monitor and keeps the device: the closed dispatcher just drains)
         self._pushes.close(wait=Util.instance().is_svr_shutting_down())
-        self._declare_channels(())
 
     # -- state --------------------------------------------------------------------------------
     def dev_state(self) -> DevState:
@@ -298,7 +305,7 @@ class SequenceManager(Device):
         last = (f" Last sequence: {manager.sequence_name} ({manager.state.name})."
                 if manager.sequence_name else "")
         return (f"Idle: Start a sequence in session {self.Session!r} "
-                f"({manager.redis_url}).{last}")
+                f"({manager.redis_url}).{last}{self._restart_note}")
 
     def _queue_state(self) -> None:
         self._pushes.put("State", (self.dev_state(), self.dev_status()))
@@ -311,10 +318,9 @@ class SequenceManager(Device):
                 self._queue_state()
             elif name.startswith("channel:"):
                 channel = name.partition(":")[2]
-                self._pushes.put(channel, self._channel_value(channel))
+                if channel in self._channel_attributes:
+                    self._pushes.put(channel, self._channel_value(channel))
             else:
-                if name == "ChannelNames":
-                    self._pushes.put(_CHANNELS, tuple(self.manager.channels.values()))
                 self._pushes.put(name, self._value(name))
 
     def _push(self, name: str, value: Any) -> None:
@@ -328,8 +334,6 @@ class SequenceManager(Device):
             self.set_status(status)
             self.push_change_event("State")
             self.push_change_event("Status")
-        elif name == _CHANNELS:
-            self._declare_channels(value)
         elif name in self._channel_attributes:
             self.push_change_event(name, value)
             self._data_ready[name] += 1
@@ -384,33 +388,35 @@ class SequenceManager(Device):
         "ScanInfo", dtype=str, label="Scan info", display_level=DispLevel.EXPERT,
         doc="scan_info of the sequence as JSON (as stored in Redis)")
 
-    # -- one attribute per custom channel -----------------------------------------------------
+    # -- one attribute per declared channel ---------------------------------------------------
     def _channel_value(self, name: str) -> numpy.ndarray:
-        points = self.manager.points(name)
-        return points if points.ndim <= 2 else points.reshape(len(points), -1)
+        """The points of channel ``name`` in the current (or last) sequence; none when it has
+        no such channel (or one of another dtype or shape)."""
+        decl = self._channel_attributes[name]
+        if self.manager is not None and self.manager.channels.get(name) == decl:
+            points = self.manager.points(name)
+        else:
+            points = numpy.empty((0,) + decl.shape, dtype=decl.dtype)
+        # an image attribute holds one point per row (points of [n, m] are flattened)
+        return points if points.ndim <= 2 else points.reshape(len(points), -1 if len(points)
+                                                               else math.prod(decl.shape))
 
     def read_channel(self, attr: Any) -> None:
-        name = attr.get_name()
-        if self.manager is None or name not in self.manager.channels:
-            Except.throw_exception("SequenceManager_UnknownChannel",
-                                   f"channel {name} belongs to no sequence any more",
-                                   "SequenceManager.read_channel")
-        attr.set_value(self._channel_value(name))
+        attr.set_value(self._channel_value(attr.get_name()))
 
-    def _declare_channels(self, decls: tuple[ChannelDecl, ...]) -> None:
-        """Make the channel attributes those of ``decls`` (nothing changes if they already are):
-        one attribute per custom channel, with change and data-ready events."""
-        if tuple(self._channel_attributes.values()) == tuple(decls):
+    def _create_channel_attributes(self, decls: dict[str, ChannelDecl]) -> None:
+        """One attribute per declared channel, with change and data-ready events. Only at the
+        server's start: attributes are never added or removed while clients may ask for their
+        configuration (an ``Init`` with other ``Channels`` asks for a restart in the Status)."""
+        if hasattr(self, "_channel_attributes"):
+            if decls != self._channel_attributes:
+                self._restart_note = (" The Channels property changed: restart the server to "
+                                      "create the new channel attributes.")
             return
-        for name in self._channel_attributes:
-            self.remove_attribute(name)
-        self._channel_attributes, self._data_ready = {}, {}
-        for decl in decls:
-            try:
-                self._add_channel_attribute(decl)
-            except DevFailed as error:
-                raise ManagerError("BadChannel", f"channel {decl.name!r} cannot be declared as a "
-                                                 f"Tango attribute: {error.args[0].desc}") from None
+        self._channel_attributes: dict[str, ChannelDecl] = {}
+        self._data_ready: dict[str, int] = {}
+        for decl in decls.values():
+            self._add_channel_attribute(decl)
 
     def _add_channel_attribute(self, decl: ChannelDecl) -> None:
         image = bool(decl.shape)
@@ -438,12 +444,8 @@ class SequenceManager(Device):
     @refusals
     def Start(self, request: str) -> str:
         """Start a sequence; refused while one runs. Nothing is written when it is refused."""
-        parsed = parse_start_request(request, RESERVED_NAMES)
-        try:
-            return self.manager.start(parsed, declare=self._declare_channels)
-        except BaseException:
-            self._declare_channels(tuple(self.manager.channels.values()))  # as they were
-            raise
+        return self.manager.start(
+            parse_start_request(request, RESERVED_NAMES, self._channel_attributes))
 
     @command(dtype_in=str, dtype_out=str,
              doc_in="A scan number (of the BasePath container) or a scan db_name",

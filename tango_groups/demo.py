@@ -73,7 +73,7 @@ def play(proxy: tango.DeviceProxy, session: Session, write: Callable[[str], None
     try:
         db_name = proxy.Start(json.dumps({
             "title": "sequence_of_scans",
-            "channels": [{"name": "sum", "dtype": "float64", "unit": "count"}]}))
+            "channels": ["sum"]}))
         show("client", f"Start -> {db_name}")
         subscriptions = [proxy.subscribe_event(name, tango.EventType.CHANGE_EVENT, on_change)
                          for name in WATCHED]

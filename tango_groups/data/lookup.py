@@ -8,9 +8,9 @@ that lacks a usable ``scan_nb``, raises ``UnreadableScan`` naming the field and 
 Numbers are found the way Bliss finds them (only ``scan`` nodes of the scan-saving container,
 shadow scans ``_N_name`` included) but from the newest registration backwards in the container's
 ``_children_list``, so the cost grows with the scans registered *after* the one asked for, never
-with the size of the container or of Redis. ``newest_registered_number`` and
-``allocated_number`` tell a number that is not registered *yet* (allocated by HINCRBY, its node
-still being written: the caller waits for it) from one that will never be.
+with the size of the container or of Redis. ``search_number`` and ``allocated_number`` tell a
+number that is not registered *yet* (allocated by HINCRBY, its node still being written, maybe
+after later numbers: the caller waits for it) from one that expired or will never be.
 """
 
 from __future__ import annotations
@@ -24,19 +24,22 @@ import redis
 from . import encoding, keys
 
 __all__ = [
+    "NumberSearch",
     "ScanFacts",
     "UnreadableScan",
     "allocated_number",
     "find_scan",
-    "newest_registered_number",
     "scan_facts",
+    "search_number",
 ]
 
 _NUMBERED = re.compile(rb"^_?(\d+)_")  # local names of scans: "12_loopscan", shadow "_12_ct"
 _PAGE = 64  # registrations read per round trip, newest first
 # registrations are in allocation order except for scans created concurrently, whose
 # registrations may cross: once this many registrations in a row are older than the number asked
-# for, it is not registered (that many concurrent scan creations in one container do not happen)
+# for, it is not among the older ones; once this many higher numbers registered, a number not
+# registered yet never will be (that many concurrent scan creations in one container do not
+# happen)
 _REORDER_WINDOW = 64
 
 
@@ -122,18 +125,30 @@ def _registrations(client: redis.Redis, container: str) -> Iterator[tuple[int, s
         last = "(" + entries[-1][0].decode()
 
 
-def find_scan(client: redis.Redis, container: str, number: int) -> ScanFacts | None:
-    """The ``scan`` node numbered ``number`` in ``container`` (None when it is not registered:
-    not yet, expired, or never). Reads the registrations newer than it, and a few more."""
-    candidates, older = [], 0
+@dataclasses.dataclass(frozen=True)
+class NumberSearch:
+    """What the registrations of a container say about a scan number."""
+
+    facts: ScanFacts | None  # its ``scan`` node, when there is one
+    registered: bool  # a node with that number was registered (it may have expired since)
+    settled: bool  # so many higher numbers registered since that it can no longer register
+
+
+def search_number(client: redis.Redis, container: str, number: int) -> NumberSearch:
+    """Look for the ``scan`` node numbered ``number`` in ``container``, reading the
+    registrations newer than it and a window of older ones (registrations of scans created
+    concurrently may cross)."""
+    candidates, older, higher = [], 0, 0
     for registered, db_name in _registrations(client, container):
         if registered == number:
             candidates.append(db_name)
+        higher += registered > number
         older = older + 1 if registered < number else 0
         if older >= _REORDER_WINDOW:
             break
+    settled = higher >= _REORDER_WINDOW
     if not candidates:
-        return None
+        return NumberSearch(None, False, settled)
     with client.pipeline(transaction=False) as pipe:
         for db_name in candidates:
             _queue_facts(pipe, db_name)
@@ -141,18 +156,14 @@ def find_scan(client: redis.Redis, container: str, number: int) -> ScanFacts | N
     for index, db_name in enumerate(candidates):
         facts = _facts(db_name, replies[4 * index: 4 * index + 4])
         if facts is not None and facts.node_type == "scan" and facts.number == number:
-            return facts
-    return None
+            return NumberSearch(facts, True, settled)
+    return NumberSearch(None, True, settled)
 
 
-def newest_registered_number(client: redis.Redis, container: str) -> int:
-    """The highest number among the container's most recent registrations (0 when none)."""
-    numbers = []
-    for registered, _ in _registrations(client, container):
-        numbers.append(registered)
-        if len(numbers) >= _REORDER_WINDOW:
-            break
-    return max(numbers, default=0)
+def find_scan(client: redis.Redis, container: str, number: int) -> ScanFacts | None:
+    """The ``scan`` node numbered ``number`` in ``container`` (None when there is none: not
+    registered yet, expired, or never)."""
+    return search_number(client, container, number).facts
 
 
 def allocated_number(client: redis.Redis, container: str) -> int:

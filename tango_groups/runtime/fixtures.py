@@ -67,13 +67,15 @@ def device_names(instance: str = "1", devices: int = 1) -> list[str]:
 
 
 def sequence_manager_config(instance: str = "1", devices: int = 1,
-                            properties: Mapping[str, str] | None = None) -> dict[str, Any]:
+                            properties: Mapping[str, object] | None = None) -> dict[str, Any]:
     """The dsconfig configuration of server ``SequenceManager/<instance>`` with ``devices``
-    devices, each with the shipped fixture's properties updated by ``properties``."""
+    devices, each with the shipped fixture's properties updated by ``properties`` (a list is
+    a multi-line property, anything else one line)."""
     shipped = read_fixture()["servers"][SEQUENCE_MANAGER]["1"][SEQUENCE_MANAGER]
     defaults = next(iter(shipped.values()))["properties"]
-    merged = copy.deepcopy(defaults) | {name: [str(value)]
-                                        for name, value in (properties or {}).items()}
+    merged = copy.deepcopy(defaults) | {
+        name: [str(line) for line in value] if isinstance(value, list) else [str(value)]
+        for name, value in (properties or {}).items()}
     return {"servers": {SEQUENCE_MANAGER: {instance: {SEQUENCE_MANAGER: {
         name: {"properties": copy.deepcopy(merged)} for name in device_names(instance, devices)
     }}}}}

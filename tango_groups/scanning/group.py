@@ -207,9 +207,10 @@ class Sequence:
     @classmethod
     def reopen(cls, db_name: str, channels: Items[AcquisitionChannel] = (), *,
                session: Session | None = None) -> Sequence:
-        """The running sequence ``db_name`` as another process left it (same custom channels),
-        to add scans and points or end it from here. Raises ``ScanSequenceError`` when it is
-        not a sequence that still runs, or its info cannot be read safely."""
+        """The sequence ``db_name`` as another process left it without END (same custom
+        channels), to add scans and points (when it is STARTING) or end it from here. Raises
+        ``ScanSequenceError`` when it is not a sequence without END, or its info cannot be read
+        safely."""
         from ..data.node import get_node
 
         session = session or get_current_session()
@@ -220,15 +221,16 @@ class Sequence:
             info = node.info.get_all()
         except (encoding.UnsafePickleError, ValueError) as error:
             raise ScanSequenceError(f"{db_name}: {error}") from None
-        if info.get("state") != ScanState.STARTING.name or lookup.scan_facts(
+        state = info.get("state")
+        if state not in (ScanState.PREPARING.name, ScanState.STARTING.name) or lookup.scan_facts(
                 session.client, db_name).ended:
-            raise ScanSequenceError(f"{db_name} is not running (state {info.get('state')})")
+            raise ScanSequenceError(f"{db_name} has ended (state {state})")
         sequence = cls(title=info.get("title"), session=session)
         for channel in channels:
             sequence.add_custom_channel(channel)
         sequence._group = GroupWriter(session.writer, db_name, info)
         sequence._group.attach_channels(sequence._channel_specs())
-        sequence._state = ScanState.STARTING
+        sequence._state = ScanState[state]
         sequence.resync()
         sequence._bind_channels()
         return sequence

@@ -155,7 +155,7 @@ class Manager:
         does), then check Redis every ``health_period`` seconds."""
         with self._lock:
             try:
-                self._sync()
+                self._sync(probe=True)
             except ManagerError:
                 pass  # reported through State; the health check retries
         self._health = Periodic(self.check_health, health_period, "tango_groups-health")
@@ -194,7 +194,7 @@ class Manager:
                     self.sequence_name == name):
                 self._sequence_lost()
             try:
-                self._sync()
+                self._sync(probe=True)
             except ManagerError:
                 return False
         return True
@@ -229,11 +229,17 @@ class Manager:
             self._uncertain = _Uncertain(uncertain)
         raise self._unreachable(failure) from None
 
-    def _sync(self) -> None:
+    def _sync(self, probe: bool = False) -> None:
         """Before writing after a failure (or at start): Redis answers, a sequence left open by a
-        previous run is dealt with, and the open sequence is re-read from Redis."""
+        previous run is dealt with, and the open sequence is re-read from Redis.
+
+        While Redis is known to fail, commands are refused at once (a hung Redis would make each
+        of them wait ``RedisTimeout``, and clients queued behind them time out): only the health
+        check (``probe``) tries Redis again."""
         if self._checked:
             return
+        if not (self.connected or probe):
+            raise ManagerError("RedisUnavailable", self.connection_error)
         self._redis(self.session.client.ping)
         if not self._recovered:
             self._recover()
@@ -305,13 +311,15 @@ class Manager:
         self._adopt(sequence, decls)
         self._redis(self._load_view)
         self._recovered = True
-        if self.recovery == "resume":
+        self._notify("State", *ATTRIBUTES, *(f"channel:{name}" for name in self.channels))
+        if self.recovery == "resume" and sequence.state is ScanState.STARTING:
             logger.warning("resumed sequence %s left open by a previous run", record.db_name)
             self._pending = dict.fromkeys(record.pending)
-            self._no_pending.clear() if self._pending else self._no_pending.set()
-            self._notify("State", *ATTRIBUTES, *(f"channel:{name}" for name in self.channels))
+            if self._pending:
+                self._no_pending.clear()
+                self._notify("PendingScans")
             self._follow_pending()
-        else:
+        else:  # a sequence that never reached STARTING cannot be resumed: close it too
             logger.warning("closing sequence %s left open by a previous run", record.db_name)
             self._finish(ScanState.KILLED)
 
@@ -361,14 +369,10 @@ class Manager:
         if reason == "SequenceLost":
             raise ManagerError(reason, self.lost_message)
 
-    def start(self, request: StartRequest,
-              declare: Callable[[tuple[ChannelDecl, ...]], None] = lambda channels: None) -> str:
-        """Create the sequence (scan_group) and return its db_name. ``declare(channels)`` runs
-        after every check and before anything is written: the device declares its channel
-        attributes there (raising ``ManagerError`` refuses the request)."""
+    def start(self, request: StartRequest) -> str:
+        """Create the sequence (scan_group) and return its db_name."""
         with self._lock:
             self._begin(Command.START)
-            declare(request.channels)
             sequence = Sequence(scan_info=request.scan_info, title=request.title,
                                 session=self.session)
             for decl in request.channels:
@@ -426,20 +430,19 @@ class Manager:
             raise ManagerError("DuplicateScan",
                                f"scan {number} is already in sequence {self.sequence_name}")
         client, container = self.session.client, self.session.scan_saving_db_name
-        facts = self._lookup(lambda: lookup.find_scan(client, container, number))
-        if facts is not None:
-            return facts
-        if number > self._redis(lambda: lookup.allocated_number(client, container)):
-            # follow new scans first, then look again: a scan registered in between is either
-            # found now or seen by the follower
-            self._follow_container()
-            return self._lookup(lambda: lookup.find_scan(client, container, number))
-        if number > self._redis(lambda: lookup.newest_registered_number(client, container)):
-            self._follow_container()  # allocated, its node not registered yet
-            return self._lookup(lambda: lookup.find_scan(client, container, number))
-        raise ManagerError("UnknownScan",
-                           f"no scan number {number} in {container} (expired, not a scan, or "
-                           "never written); add it by db_name if it lives elsewhere")
+        search = self._lookup(lambda: lookup.search_number(client, container, number))
+        if search.facts is not None:
+            return search.facts
+        if search.registered or (search.settled and number <= self._redis(
+                lambda: lookup.allocated_number(client, container))):
+            raise ManagerError("UnknownScan",
+                               f"no scan number {number} in {container} (expired, not a scan, or "
+                               "never written); add it by db_name if it lives elsewhere")
+        # not allocated yet, or allocated and its node not registered yet (other scans may
+        # register first): follow new scans first, then look again, so that a scan registered
+        # in between is either found now or seen by the follower
+        self._follow_container()
+        return self._lookup(lambda: lookup.find_scan(client, container, number))
 
     def _find_name(self, db_name: str) -> ScanFacts:
         if db_name == self.sequence_name:
@@ -452,7 +455,7 @@ class Manager:
             raise ManagerError("NotAScan", f"{db_name} is a {facts.node_type} node, not a scan")
         return facts
 
-    def _lookup(self, action: Callable[[], ScanFacts | None]) -> ScanFacts | None:
+    def _lookup(self, action: Callable[[], Any]) -> Any:
         try:
             return self._redis(action)
         except UnreadableScan as error:

@@ -25,6 +25,7 @@ __all__ = [
     "ManagerError",
     "StartRequest",
     "decode_npy",
+    "parse_channels",
     "parse_group_request",
     "parse_scan_reference",
     "parse_start_request",
@@ -59,7 +60,12 @@ class ChannelDecl:
     unit: str | None = None
 
     @classmethod
-    def from_json(cls, item: Any) -> ChannelDecl:
+    def from_json(cls, item: Any, declared: dict[str, ChannelDecl] | None = None
+                  ) -> ChannelDecl:
+        """A channel from its JSON: a name, or an object with name, dtype, shape, unit.
+
+        ``declared`` (by name): channels whose dtype, shape and unit are fixed beforehand; what
+        the item leaves out comes from there, and anything different is refused."""
         if isinstance(item, str):
             item = {"name": item}
         if not isinstance(item, dict) or "name" not in item:
@@ -74,6 +80,16 @@ class ChannelDecl:
             raise ManagerError("BadChannel", f"invalid channel name {name!r:.80}: use a letter "
                                              "then letters, digits or '_' (it names a Tango "
                                              "attribute)")
+        known = (declared or {}).get(name)
+        if known is not None:
+            fixed = {"dtype": known.dtype.name, "shape": list(known.shape), "unit": known.unit}
+            for field, value in fixed.items():
+                if item.get(field, value) != value:
+                    raise ManagerError("BadChannel", f"channel {name!r} is declared with "
+                                                     f"{field} {value} on this device, not "
+                                                     f"{item[field]!r:.40}: leave it out or "
+                                                     "choose another name")
+            item = {**fixed, **item}
         dtype_name = item.get("dtype", "float64")
         if dtype_name not in SUPPORTED_DTYPES:
             raise ManagerError("BadChannel", f"channel {name!r}: unsupported dtype "
@@ -107,12 +123,12 @@ class StartRequest:
     channels: tuple[ChannelDecl, ...] = ()
 
 
-def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset()
-                        ) -> StartRequest:
+def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
+                        declared: dict[str, ChannelDecl] | None = None) -> StartRequest:
     """``Start``'s argument: empty, a title, or JSON ``{"title", "scan_info", "channels"}``.
 
     ``reserved_names`` (lower case) are names a channel may not take (the device's own
-    attributes)."""
+    attributes); ``declared`` as in ``ChannelDecl.from_json``."""
     text = text.strip()
     if not text.startswith("{"):
         return StartRequest(_title(text) if text else None)
@@ -125,7 +141,7 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset()
     channels = request.get("channels", [])
     if not isinstance(channels, list):
         raise ManagerError("BadRequest", "\"channels\" must be a list of channel objects")
-    decls = tuple(ChannelDecl.from_json(item) for item in channels)
+    decls = tuple(ChannelDecl.from_json(item, declared) for item in channels)
     names = [decl.name.lower() for decl in decls]
     if len(set(names)) != len(names):
         raise ManagerError("BadChannel", "channel names must be unique (case-insensitively)")
@@ -134,6 +150,21 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset()
             raise ManagerError("BadChannel", f"channel name {decl.name!r} is taken by a device "
                                              "attribute: choose another name")
     return StartRequest(title, _scan_info(request), decls)
+
+
+def parse_channels(items: list[str], reserved_names: frozenset[str] = frozenset()
+                   ) -> dict[str, ChannelDecl]:
+    """Channels declared one per item (a name, or a JSON object as in ``Start``), by name: a
+    device's ``Channels`` property. Raises ``ManagerError`` (``BadChannel``)."""
+    decls: dict[str, ChannelDecl] = {}
+    for text in items:
+        text = text.strip()
+        decl = ChannelDecl.from_json(_json(text, "Channels") if text.startswith("{") else text)
+        if decl.name.lower() in reserved_names or decl.name.lower() in map(str.lower, decls):
+            raise ManagerError("BadChannel", f"Channels: channel name {decl.name!r} is taken "
+                                             "(declared twice, or a device attribute's name)")
+        decls[decl.name] = decl
+    return decls
 
 
 def parse_scan_reference(reference: Any) -> int | str:

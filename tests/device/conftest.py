@@ -16,6 +16,10 @@ from tango_groups.devices.sequence_manager import SequenceManager
 from tango_groups.session import Session
 
 _sessions = itertools.count()
+# the channels the tests use, declared so that each has its attribute (Channels property)
+CHANNELS = ['{"name": "sum", "unit": "count"}', '{"name": "counts", "dtype": "int32"}',
+            '{"name": "spectrum", "shape": [4]}', '{"name": "roi", "dtype": "uint16", "shape": [3]}',
+            '{"name": "flag", "dtype": "bool"}', '{"name": "img", "shape": [64, 64]}']
 
 
 class Running(NamedTuple):
@@ -32,14 +36,16 @@ class Running(NamedTuple):
 def start_device(redis_url: str, session_name: str) -> Iterator[Callable[..., Running]]:
     """``start_device(**properties)``: a fresh SequenceManager server process.
 
-    Defaults: the test Redis, a session of its own, EndTimeout 1 s, Redis pinged every 0.2 s.
+    Defaults: the test Redis, a session of its own, EndTimeout 1 s, Redis checked every 0.2 s,
+    the test channels declared.
     """
     contexts: list[DeviceTestContext] = []
     sessions: list[Session] = []
 
     def start(**properties: object) -> Running:
         props = {"RedisURL": redis_url, "Session": f"{session_name}_{next(_sessions)}",
-                 "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, **properties}
+                 "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, "Channels": CHANNELS,
+                 **properties}
         context = DeviceTestContext(SequenceManager, properties=props, process=True,
                                     timeout=30)
         proxy = context.__enter__()

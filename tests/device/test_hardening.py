@@ -17,8 +17,11 @@ import tango
 from hostile import evil_pickle
 from test_sequence_manager import npy, refused, scan, wait_until
 
+from tango_groups.data import running
 from tango_groups.data.node import get_node
+from tango_groups.data.writer import GroupWriter
 from tango_groups.runtime.redis_server import RedisServer
+from tango_groups.session import Session
 
 
 def keys_and_lengths(client: redis.Redis) -> dict[bytes, object]:
@@ -250,3 +253,48 @@ def test_a_crafted_end_elsewhere_does_not_stop_the_pending_follower(device) -> N
     awaited = scan(device)  # 3
     wait_until(lambda: list(proxy.ScanNames) == [awaited.db_name])
     assert proxy.End() == "DONE"
+
+
+def test_a_sequence_left_before_it_was_prepared_is_closed(start_device, session_name,
+                                                          redis_url) -> None:
+    """A crash between the node's creation and its PREPARED: even resume closes it."""
+    name = f"{session_name}_early"
+    with contextlib.closing(Session(name, redis_url=redis_url)) as session:
+        group = session.writer.create_scan(session.scan_saving_parent, "early",
+                                           {"state": "PREPARING"},
+                                           node_type="scan_group",
+                                           channels=GroupWriter.channel_specs(),
+                                           writer_class=GroupWriter)
+        key = running.record_key(name, "test/nodb/sequencemanager")
+        running.save(session.client, key, running.RunningRecord(group.db_name))
+        proxy = start_device(Session=name, RecoveryMode="resume").proxy
+        assert proxy.State() == tango.DevState.ON and proxy.SequenceName == group.db_name
+        assert session.client.xlen(group.db_name + "_end") == 1
+        assert get_node(group.db_name, connection=session.client).info["state"] == "KILLED"
+        assert session.client.get(key) is None
+
+
+def test_numbers_registered_out_of_order_are_pending(device) -> None:
+    """Scans 2 and 3 are allocated by two writers; 3 registers first: 2 is still pending."""
+    proxy, session = device.proxy, device.session
+    proxy.Start("")  # 1
+    container = session.scan_saving_db_name
+    session.client.hincrby(container, "last_scan_number", 1)  # 2: allocated, not registered
+    third = scan(device)
+    assert third.scan_number == 3
+    assert proxy.AddScan("2") == "pending:2"
+    session.client.hincrby(container, "last_scan_number", -2)  # the first writer creates 2
+    second = scan(device)
+    assert second.scan_number == 2
+    wait_until(lambda: list(proxy.ScanNames) == [second.db_name])
+    assert proxy.End() == "DONE"
+
+
+def test_an_image_channel_reads_empty_before_its_first_point(start_device) -> None:
+    proxy = start_device(Channels=['{"name": "frame", "shape": [2, 2]}']).proxy
+    assert proxy.frame is None or proxy.frame.size == 0
+    proxy.Start('{"channels": ["frame"]}')
+    assert proxy.frame is None or proxy.frame.size == 0
+    assert proxy.EmitChannel(([1, 2, 3, 4], ["frame"])) == 1
+    assert proxy.frame.tolist() == [[1, 2, 3, 4]]
+    proxy.End()

@@ -216,10 +216,29 @@ def test_channels_of_any_dtype_and_shape(device) -> None:
     stored = channel.get(0, -1)
     assert stored.dtype == numpy.uint16 and stored.tolist() == expected.tolist()
     proxy.End()
-    # the next sequence replaces the channel attributes
-    proxy.Start('{"channels": ["other"]}')
+    # declared channels keep their attributes for the server's life; others live in Redis only
+    refused("SequenceManager_BadChannel",
+            lambda: proxy.Start('{"channels": [{"name": "roi", "dtype": "int8"}]}'))
+    other = proxy.Start('{"channels": ["other", "roi"]}')
     attributes = proxy.get_attribute_list()
-    assert "other" in attributes and "roi" not in attributes
+    assert "other" not in attributes and "roi" in attributes
+    assert list(proxy.ChannelNames) == ["other", "roi"]
+    assert proxy.roi.size == 0  # nothing emitted on roi in this sequence yet
+    assert proxy.EmitChannel(([5.0], ["other"])) == 1
+    assert get_node(f"{other}:GroupingMaster:custom_channels:other",
+                    connection=device.session.client).get(0, -1).tolist() == [5.0]
+    proxy.End()
+
+
+def test_channels_property(start_device) -> None:
+    device = start_device(Channels=["sum", '{"name": "sum"}'])
+    assert device.proxy.State() == tango.DevState.FAULT
+    assert "Channels" in device.proxy.Status() and "taken" in device.proxy.Status()
+    proxy = start_device(Channels=["a", '{"name": "b", "dtype": "int16", "shape": [2]}']).proxy
+    assert {"a", "b"} <= set(proxy.get_attribute_list())
+    assert proxy.get_attribute_config("b").data_format == tango.AttrDataFormat.IMAGE
+    assert proxy.Start('{"channels": ["b"]}') and proxy.EmitChannel(([1, 2], ["b"])) == 1
+    assert proxy.b.tolist() == [[1, 2]]
     proxy.End()
 
 

@@ -61,7 +61,16 @@ def test_numbers_are_found_as_bliss_finds_them(session) -> None:
     client.delete(names[10])  # expired
     assert lookup.find_scan(client, container, 11) is None
     assert lookup.allocated_number(client, container) == 151
-    assert lookup.newest_registered_number(client, container) == 151
+    expired = lookup.search_number(client, container, 11)
+    assert expired.registered and expired.facts is None
+    assert lookup.search_number(client, container, 152) == lookup.NumberSearch(None, False, False)
+    client.delete(f"{container}:50_loopscan")
+    children = f"{container}_children_list"
+    client.xdel(children, *[entry_id for entry_id, fields in client.xrange(children)
+                            if fields[b"db_name"].endswith(b":50_loopscan")])  # no trace of 50
+    # 100 higher numbers registered since: 50 will not register any more
+    assert lookup.search_number(client, container, 50) == lookup.NumberSearch(None, False, True)
+    assert not lookup.search_number(client, container, 140).settled  # 11 higher only
 
 
 def test_registrations_that_cross_are_found(session) -> None:
