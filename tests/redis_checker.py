@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection
-from typing import Any
 
 import numpy
 import redis
@@ -172,56 +171,58 @@ def problems(client: redis.Redis, session: str, running: str | None = None) -> l
 
 
 # -- key snapshots --------------------------------------------------------------------------------
-def _summaries(client: redis.Redis, names: list[bytes], types: list[bytes]) -> list[Any]:
-    """One summary per key: its content for small types, length and last ID for streams."""
-    with client.pipeline(transaction=False) as pipe:
-        for name, key_type in zip(names, types):
-            if key_type == b"stream":
-                pipe.xlen(name)
-                pipe.xrevrange(name, count=1)
-            elif key_type == b"hash":
-                pipe.hgetall(name)
-            elif key_type == b"string":
-                pipe.get(name)
-            elif key_type == b"list":
-                pipe.lrange(name, 0, -1)
-            elif key_type == b"set":
-                pipe.smembers(name)
-            elif key_type == b"zset":
-                pipe.zrange(name, 0, -1, withscores=True)
-            pipe.ttl(name)
-        replies = iter(pipe.execute())
-    summaries = []
-    for key_type in types:
-        if key_type == b"stream":
-            length, last = next(replies), next(replies)
-            content: Any = (length, last[0][0] if last else None)
-        elif key_type in (b"hash", b"string", b"list", b"set", b"zset"):
-            value = next(replies)
-            content = (sorted(value.items()) if isinstance(value, dict)
-                       else sorted(value) if isinstance(value, set) else value)
-        else:
-            content = None  # deleted meanwhile ("none") or a type nobody here writes
-        expires = next(replies) != -1
-        summaries.append((key_type, content, expires))
-    return summaries
+# One summary per key, computed inside Redis (one round trip, however many keys): the type; for
+# streams the length and last entry ID; small hashes (node structs, counters) in full, other
+# values as a SHA1 of their content; ":ttl" when the key expires.
+_SUMMARIES = """
+local out = {}
+for _, key in ipairs(redis.call('KEYS', '*')) do
+  local kind = redis.call('TYPE', key)['ok']
+  local text
+  if kind == 'stream' then
+    local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    text = 'stream of ' .. redis.call('XLEN', key) .. ', last ' .. (last[1] and last[1][1] or '-')
+  elseif kind == 'hash' then
+    local flat = redis.call('HGETALL', key)
+    local fields = {}
+    for i = 1, #flat, 2 do fields[#fields + 1] = flat[i] .. '=' .. flat[i + 1] end
+    table.sort(fields)
+    text = table.concat(fields, ', ')
+    if #fields > 8 then text = #fields .. ' fields, sha1 ' .. redis.sha1hex(text) end
+    text = 'hash ' .. text
+  elseif kind == 'string' then
+    text = 'string sha1 ' .. redis.sha1hex(redis.call('GET', key))
+  elseif kind == 'list' then
+    text = 'list sha1 ' .. redis.sha1hex(table.concat(redis.call('LRANGE', key, 0, -1), '\\1'))
+  elseif kind == 'set' then
+    local members = redis.call('SMEMBERS', key)
+    table.sort(members)
+    text = 'set sha1 ' .. redis.sha1hex(table.concat(members, '\\1'))
+  elseif kind == 'zset' then
+    local members = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    text = 'zset sha1 ' .. redis.sha1hex(table.concat(members, '\\1'))
+  else
+    text = kind
+  end
+  if redis.call('TTL', key) ~= -1 then text = text .. ' :ttl' end
+  out[#out + 1] = key
+  out[#out + 1] = text
+end
+return out
+"""
 
 
 @dataclasses.dataclass(frozen=True)
 class KeySnapshot:
-    """Every key of a Redis db with a summary of its content (type, value or stream length and
-    last entry ID, whether it has a TTL). Equal snapshots: nothing was written in between."""
+    """Every key of a Redis db with a summary of its content (see ``_SUMMARIES``). Equal
+    snapshots: nothing was written in between (as far as a test can tell)."""
 
-    summaries: dict[bytes, Any]
+    summaries: dict[bytes, bytes]
 
     @classmethod
     def take(cls, client: redis.Redis) -> KeySnapshot:
-        names = sorted(client.scan_iter(count=10_000))
-        with client.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.type(name)
-            types = pipe.execute()
-        return cls(dict(zip(names, _summaries(client, names, types))))
+        flat = client.eval(_SUMMARIES, 0)
+        return cls(dict(zip(flat[::2], flat[1::2])))
 
     def diff(self, before: KeySnapshot) -> list[str]:
         """What changed since ``before``, one sentence per key ([] when nothing did)."""
@@ -232,7 +233,7 @@ class KeySnapshot:
                 continue
             key = name.decode(errors="replace")
             if old is None:
-                changes.append(f"created {key} ({new[0].decode()})")
+                changes.append(f"created {key} ({_short(new)})")
             elif new is None:
                 changes.append(f"deleted {key}")
             else:
@@ -240,6 +241,6 @@ class KeySnapshot:
         return changes
 
 
-def _short(summary: Any, limit: int = 160) -> str:
-    text = repr(summary)
+def _short(summary: bytes, limit: int = 240) -> str:
+    text = summary.decode(errors="replace")
     return text if len(text) <= limit else text[:limit] + "..."

@@ -16,8 +16,9 @@ instance registered with ``fixtures.sequence_manager_config`` + ``load_config``,
     server.close()
 
 Properties: ``RedisURL`` (the private Redis), ``Session``, ``HealthCheckPeriod`` 0.2,
-``EndTimeout`` 1.0, ``RedisTimeout`` 1.0, then whatever the test passes (``configure`` changes
-them; a running server reads them on ``Init`` or restart).
+``EndTimeout`` 1.0, ``RedisTimeout`` 1.0, then whatever the test passes (a list is a multi-line
+property, e.g. ``Channels``; ``configure`` changes them; a running server reads them on ``Init``
+or restart, ``Channels`` only on restart).
 
 ``poll`` is how tests wait: a predicate polled until it holds or a deadline passes (Tango errors
 count as "not yet", since a restarting server refuses connections for a while).
@@ -113,8 +114,7 @@ class SequenceServer:
     def configure(self, **properties: object) -> None:
         """Update device properties in the Tango database (read by the next Init or start)."""
         self.properties.update(properties)
-        config = sequence_manager_config(self.instance, 1, {
-            name: str(value) for name, value in self.properties.items()})
+        config = sequence_manager_config(self.instance, 1, self.properties)
         load_config(config, self.tango_host, update=True)
 
     def start(self, timeout: float = 30.0) -> SequenceServer:

@@ -48,7 +48,7 @@ from tango_groups.data.node import EventType, get_node
 from tango_groups.scanning.scan import ScanState
 
 POINTS = ("started", "scan_added", "emitted", "pending")
-CHANNEL = "x"
+CHANNEL = "x"  # float64 points, declared in the Channels property: it has its attribute
 UNAVAILABLE = "SequenceManager_RedisUnavailable"
 LOST = "SequenceManager_SequenceLost"
 DETECTION = 5.0  # seconds to notice a fault or a recovery: "a few health-check periods" of 0.2 s
@@ -211,7 +211,7 @@ class EndWaiter:
 def test_redis_restarted_with_its_data(sequence_server, point: str) -> None:
     """Down: FAULT, commands refused quickly; back with its data: the sequence goes on, the
     refused EmitChannel retried is stored once, pending numbers are still followed, End: DONE."""
-    server = sequence_server()
+    server = sequence_server(Channels=[CHANNEL])
     proxy = server.proxy
     expected = reach(server, point)
     server.redis.crash(keep_data=True)
@@ -232,7 +232,7 @@ def test_redis_restarted_with_its_data(sequence_server, point: str) -> None:
 def test_redis_restarted_without_its_data(sequence_server, point: str, closer: str) -> None:
     """The sequence is gone: FAULT naming it, SequenceLost for AddScan / EmitChannel (nothing
     written), End / Abort say SequenceLost and clear it; nothing of it comes back; Start works."""
-    server = sequence_server()
+    server = sequence_server(Channels=[CHANNEL])
     proxy, client = server.proxy, server.client
     expected = reach(server, point)
     server.redis.restart(keep_data=False)
@@ -276,7 +276,7 @@ def test_redis_paused_then_resumed(sequence_server, point: str, pause: float) ->
     """A frozen Redis: commands fail with RedisUnavailable within the client timeout (the XADD
     may land on SIGCONT), FAULT; resumed: the retried EmitChannel is stored exactly once, the next
     one works, a retried AddScan references the scan once, the sequence ends DONE."""
-    server = sequence_server()
+    server = sequence_server(Channels=[CHANNEL])
     proxy = server.proxy
     expected = reach(server, point)
     frozen = time.monotonic()
@@ -313,7 +313,7 @@ def test_end_or_abort_retried_once_redis_is_back(sequence_server, fault: str, co
                                                  final: ScanState) -> None:
     """End / Abort refused because Redis is down or hangs works when retried: one END, the final
     state in Redis and on the device, TTLs set, the device ON and ready for the next sequence."""
-    server = sequence_server()
+    server = sequence_server(Channels=[CHANNEL])
     proxy = server.proxy
     expected = reach(server, "emitted")
     if fault == "crashed":
@@ -346,7 +346,7 @@ def test_server_killed_then_restarted_closes_the_sequence(sequence_server, point
     """RecoveryMode close (the default): within seconds of the restart the sequence has its END
     (KILLED, TTLs), a reader waiting for it is released, the device is ON showing it as KILLED,
     references and points are untouched, a pending number is no longer followed."""
-    server = sequence_server()
+    server = sequence_server(Channels=[CHANNEL])
     client = server.client
     expected = reach(server, point)
     waiter = EndWaiter(server.redis.url, expected.db_name)
@@ -382,7 +382,7 @@ def test_server_killed_then_restarted_closes_the_sequence(sequence_server, point
 def test_server_killed_then_restarted_resumes_the_sequence(sequence_server, point: str) -> None:
     """RecoveryMode resume: the restarted device is RUNNING on the same sequence with its scans,
     pending numbers and channel points restored from Redis; it goes on and ends DONE."""
-    server = sequence_server(RecoveryMode="resume")
+    server = sequence_server(RecoveryMode="resume", Channels=[CHANNEL])
     expected = reach(server, point)
     waiter = EndWaiter(server.redis.url, expected.db_name)
     try:
