@@ -14,6 +14,7 @@ import io
 import json
 import math
 import re
+import unicodedata
 from typing import Any
 
 import numpy
@@ -224,9 +225,20 @@ def decode_npy(payload: bytes) -> numpy.ndarray:
 
 
 def _title(title: str) -> str:
+    """A title names a node and is read back through Tango strings (Latin-1, C strings)."""
     if len(title) > MAX_TITLE:
         raise ManagerError("BadRequest", f"the title has {len(title)} characters; at most "
                                          f"{MAX_TITLE}")
+    try:
+        title.encode("latin-1")
+    except UnicodeEncodeError:
+        unfit = True
+    else:
+        unfit = any(unicodedata.category(c) == "Cc" for c in title)
+    if unfit:
+        raise ManagerError("BadRequest", f"the title {title!r:.80} holds characters a Tango "
+                                         "string cannot carry: use Latin-1 text without control "
+                                         "characters")
     return title
 
 

@@ -91,3 +91,13 @@ def test_pickled_npy_is_refused() -> None:
     buffer = io.BytesIO()
     numpy.save(buffer, numpy.array([{"a": 1}], dtype=object), allow_pickle=True)
     assert reason_of(lambda: decode_npy(buffer.getvalue())) == "SequenceManager_BadData"
+
+
+@pytest.mark.parametrize("title", ["a\u0000b", "\u0100", "\U000ce51b", "\ud800", "a\nb",
+                                   "\x1b[31m"])
+def test_titles_tango_strings_cannot_carry(title: str) -> None:
+    for request in (json.dumps({"title": title}), title,
+                    json.dumps({"scans": [1], "title": title})):
+        parse = parse_group_request if "scans" in request else parse_start_request
+        assert reason_of(lambda r=request, p=parse: p(r)) == "SequenceManager_BadRequest"
+    assert parse_start_request(json.dumps({"title": "Ångström scan"})).title == "Ångström scan"
