@@ -528,7 +528,8 @@ def check_world(world: World) -> None:
     """The checker finds nothing wrong; the device shows what Redis holds."""
     server = world.server
     running = world.sequence if world.running else None
-    assert problems(server.client, server.session_name, running=running) == [], world.log
+    found = problems(server.client, server.session_name, running=running)
+    assert found == [], f"the checker found {found}; run: {world.log}"
     if world.running:
         names, numbers = references(server.client, world.sequence)
         assert list(read(world, "ScanNames")) == names, world.log
@@ -560,7 +561,8 @@ def round_trip(world: World) -> None:
     assert proxy.End() == "DONE", world.log
     world.channels = {}
     world.refresh()
-    assert problems(world.server.client, world.server.session_name) == [], world.log
+    found = problems(world.server.client, world.server.session_name)
+    assert found == [], f"after a round trip, the checker found {found}; run: {world.log}"
 
 
 # -- the fuzz -------------------------------------------------------------------------------------
