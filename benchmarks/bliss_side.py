@@ -6,7 +6,8 @@ process measuring tango_groups) and talks to the same private redis-server, with
     python benchmarks/bliss_side.py PORT TASK '{"json": "arguments"}'
 
 prints one JSON document on stdout: raw samples in seconds (``run.py`` computes the statistics).
-Tasks mirror the rows of ``/work/shared/spec/performance_anchors.md``:
+Tasks mirror the rows of the performance anchors (``spec/performance_anchors.md`` of the
+shared design notes):
 
     create_sequence  scan_group + GroupingMaster + scans + scan_numbers, then prepared (and end)
     append           one scan reference = two channel stores (scan_numbers, then scans)

@@ -5,9 +5,10 @@
     python benchmarks/run.py --full     # also blissdata's walk over 10 000 scans (~35 s each)
 
 Starts its own ``redis-server`` (``tango_groups.runtime.redis_server.RedisServer``, nothing
-persisted), then for every row of ``/work/shared/spec/performance_anchors.md`` measures our library
-in this process and the anchor in the same run: raw redis-py for the Redis floor, and blissdata
-0.3.1 (the Bliss 1.x data-node library) in a subprocess (``benchmarks/bliss_side.py``; blissdata
+persisted), then for every row of the performance anchors (``spec/performance_anchors.md`` of
+the shared design notes) measures our library in this process and the anchor in the same run:
+raw redis-py for the Redis floor, and blissdata 0.3.1 (the Bliss 1.x data-node library) in a
+subprocess (``benchmarks/bliss_side.py``; blissdata
 needs gevent's monkey patching, which must not leak into the process measuring us). It prints one
 plain-text table::
 

@@ -6,7 +6,8 @@ Both device servers run in the same run, each in its own forked process started 
 * the anchor, ``AnchorDevice``: a plain ``tango.server.Device`` (synchronous, as ours) with a void
   command, a ``DevVarDoubleArray`` command and a command pushing a change event of a spectrum
   attribute (``change_event_implemented=True, change_event_detect=False``), i.e. the devices the
-  "Tango" table of ``/work/shared/spec/performance_anchors.md`` was measured with;
+  "Tango" table of the performance anchors (``spec/performance_anchors.md`` of the shared
+  design notes) was measured with;
 * ours, ``SequenceManager`` on the benchmark's private Redis (``env.server.url``), in a session of
   its own, with a sequence declaring one custom channel ``sum``.
 

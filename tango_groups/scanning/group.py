@@ -259,6 +259,11 @@ class Sequence:
             channel.bind(self._group.channels[name])
 
     @property
+    def ending(self) -> bool:
+        """An ``end`` was attempted and failed: no more scans, ``end`` may be called again."""
+        return self._closed and self._group is not None and not self._group.ended
+
+    @property
     def writer(self) -> GroupWriter | None:
         """The writer of the sequence's node (None before it started)."""
         return self._group

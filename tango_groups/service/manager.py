@@ -270,7 +270,8 @@ class Manager:
             kind, target = self._uncertain.key[:2]
             landed = (target in names or target in numbers) if kind == "add" else target in found
             self._uncertain = dataclasses.replace(self._uncertain, landed=landed)
-        self._follow_pending()
+        if not self._sequence.ending:  # an End that failed takes no more scans
+            self._follow_pending()
 
     def _retried(self, key: tuple[Any, ...]) -> bool | None:
         """For a request on the target of the write whose outcome was unknown: whether it repeats
@@ -629,7 +630,8 @@ class Manager:
 
     def _scan_prepared(self, sequence: Sequence, node: DataNode) -> None:
         with self._lock:
-            if self._sequence is not sequence or self.phase is not Phase.RUNNING:
+            if self._sequence is not sequence or self.phase is not Phase.RUNNING or (
+                    sequence.ending):
                 return
             try:
                 facts = lookup.scan_facts(self.session.client, node.db_name)

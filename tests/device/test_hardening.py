@@ -21,6 +21,7 @@ from tango_groups.data import running
 from tango_groups.data.node import get_node
 from tango_groups.data.writer import GroupWriter
 from tango_groups.runtime.redis_server import RedisServer
+from tango_groups.scanning.simulation import loopscan
 from tango_groups.session import Session
 
 
@@ -298,3 +299,22 @@ def test_an_image_channel_reads_empty_before_its_first_point(start_device) -> No
     assert proxy.EmitChannel(([1, 2, 3, 4], ["frame"])) == 1
     assert proxy.frame.tolist() == [[1, 2, 3, 4]]
     proxy.End()
+
+
+def test_end_that_failed_with_a_pending_scan_then_end_again(start_device, own_redis) -> None:
+    """End fails (Redis hangs) while a number is pending; its scan starts once Redis is back:
+    the failed End took no more scans, and End again gives exactly one END."""
+    device = start_device(RedisURL=own_redis.url, RedisTimeout=0.5, HealthCheckPeriod=3.0)
+    proxy = device.proxy
+    session = Session(device.session.name, redis_url=own_redis.url)
+    db_name = proxy.Start("")
+    assert proxy.AddScan("2") == "pending:2"
+    with paused(own_redis):
+        refused("SequenceManager_RedisUnavailable", proxy.Abort)
+    # runs before the device's next check of Redis, which finds it prepared
+    late = loopscan(2, 0.0, session.config.get("diode"), session=session)
+    assert late.scan_number == 2
+    wait_until(lambda: proxy.State() == tango.DevState.RUNNING)
+    assert proxy.Abort() == "USER_ABORTED"
+    assert list(proxy.ScanNames) == [] and session.client.xlen(db_name + "_end") == 1
+    session.close()
