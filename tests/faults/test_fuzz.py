@@ -40,12 +40,13 @@ from typing import Any
 import numpy
 import pytest
 import tango
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 from redis_checker import KeySnapshot, channel_points, problems, references
 from sequence_server import SequenceServer, poll
 
 from tango_groups.data import keys
+from tango_groups.data.node import get_node
 
 EXAMPLES = int(os.environ.get("TANGO_GROUPS_FUZZ_EXAMPLES", "60"))
 PREFIX = "SequenceManager_"
@@ -458,6 +459,12 @@ def declared_channels(request: str) -> dict[str, Channel]:
     return found
 
 
+def statistics(outcome: str) -> None:
+    """Count an outcome in hypothesis's statistics (--hypothesis-show-statistics)."""
+    if currently_in_test_context():
+        event(outcome)
+
+
 def settle(world: World) -> None:
     """Wait until every allocated pending number has been referenced (the device writes those in
     the background: a snapshot taken meanwhile would blame the next call)."""
@@ -491,7 +498,7 @@ def run(world: World, call: Call) -> None:
     except tango.DevFailed as failure:
         error = failure.args[0]
         world.log[-1] += f" -> {error.reason}"
-        event(f"{call.command}: {error.reason}")
+        statistics(f"{call.command}: {error.reason}")
         assert error.reason.startswith(PREFIX), (
             f"{world.log[-1]}: {error.desc}\nrun: {world.log}")
         assert call.command != "Init", f"Init failed: {error.desc}"
@@ -504,7 +511,7 @@ def run(world: World, call: Call) -> None:
             assert changes == [], f"{world.log[-1]} was refused but wrote {changes}"
     else:
         world.log[-1] += f" -> {str(result)[:80]!r}"
-        event(f"{call.command}: accepted")
+        statistics(f"{call.command}: accepted")
         assert allowed is None, f"{world.log[-1]} was accepted; run: {world.log}"
         if call.command == "Start":
             world.channels = declared_channels(argument)
@@ -528,7 +535,8 @@ def check_world(world: World) -> None:
     """The checker finds nothing wrong; the device shows what Redis holds."""
     server = world.server
     running = world.sequence if world.running else None
-    assert problems(server.client, server.session_name, running=running) == [], world.log
+    found = problems(server.client, server.session_name, running=running)
+    assert found == [], f"the checker found {found}; run: {world.log}"
     if world.running:
         names, numbers = references(server.client, world.sequence)
         assert list(read(world, "ScanNames")) == names, world.log
@@ -560,7 +568,8 @@ def round_trip(world: World) -> None:
     assert proxy.End() == "DONE", world.log
     world.channels = {}
     world.refresh()
-    assert problems(world.server.client, world.server.session_name) == [], world.log
+    found = problems(world.server.client, world.server.session_name)
+    assert found == [], f"after a round trip, the checker found {found}; run: {world.log}"
 
 
 # -- the fuzz -------------------------------------------------------------------------------------
@@ -581,15 +590,26 @@ def fuzz_world(tango_db) -> Iterator[World]:
 
 
 def make_usable(server: SequenceServer) -> None:
-    """Bring the device back to ON for the next example: Abort, Init, else restart the server
-    (a previous example broke it, and failed)."""
-    try:
+    """Bring the device back to ON, every attribute readable, for the next example (a previous
+    one broke it, and failed): Abort, Init, a Start / End (the last sequence's name may be what
+    is unreadable), else restart the server."""
+
+    def usable() -> bool:
         proxy = server.proxy
         if proxy.State() == tango.DevState.RUNNING:
             proxy.Abort()
         if proxy.State() != tango.DevState.ON:
             proxy.Init()
-        if proxy.State() == tango.DevState.ON:
+        try:
+            proxy.read_attribute("SequenceName"), proxy.Status()  # either may fail
+        except tango.DevFailed:
+            proxy.Start("reset")
+            proxy.End()
+        proxy.read_attribute("SequenceName"), proxy.Status()
+        return proxy.State() == tango.DevState.ON
+
+    try:
+        if usable():
             return
     except tango.DevFailed:
         pass
@@ -609,4 +629,22 @@ def test_fuzz_every_command(fuzz_world: World, data: st.DataObject) -> None:
     for _ in range(data.draw(st.integers(1, 8), label="calls")):
         run(world, data.draw(calls, label="call"))
     check_world(world)
+    round_trip(world)
+
+
+# -- what the fuzz found, replayed every time ---------------------------------------------------
+@pytest.mark.parametrize("title", ["a\x00b", "\u0100", "\ud800", "\U000ce51b", "\x1b[31m"],
+                         ids=["NUL", "not_latin1", "lone_surrogate", "astral", "escape"])
+def test_titles_a_tango_string_cannot_carry(fuzz_world: World, title: str) -> None:
+    """A title (sent escaped in JSON) that a Tango string cannot carry as it is: Start refuses it
+    (a SequenceManager_ reason, nothing written) or the sequence it creates is one a client can
+    use: SequenceName is readable and names the node in Redis, End closes it."""
+    world = fuzz_world
+    make_usable(world.server)
+    world.reset(world.initial_scans)
+    run(world, Call("Start", json.dumps({"title": title})))
+    if world.running:
+        assert get_node(world.sequence, connection=world.server.client) is not None, (
+            f"SequenceName {world.sequence!r} is not the db_name of a node in Redis")
+        check_world(world)
     round_trip(world)
