@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 from collections.abc import Callable, Iterator
 
 import numpy
@@ -34,15 +32,6 @@ def keys_and_lengths(client: redis.Redis) -> dict[bytes, object]:
         snapshot[key] = client.xlen(key) if kind == b"stream" else client.hgetall(key) \
             if kind == b"hash" else kind
     return snapshot
-
-
-@contextlib.contextmanager
-def paused(server: RedisServer) -> Iterator[None]:
-    os.kill(server.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(server.pid, signal.SIGCONT)
 
 
 @pytest.fixture
@@ -143,7 +132,7 @@ def test_end_while_redis_hangs_then_end_again(start_device, own_redis) -> None:
     device = start_device(RedisURL=own_redis.url, RedisTimeout=0.5)
     proxy = device.proxy
     db_name = proxy.Start(json.dumps({"channels": ["sum"]}))
-    with paused(own_redis):
+    with own_redis.paused():
         refused("SequenceManager_RedisUnavailable", proxy.End)
         refused("SequenceManager_RedisUnavailable", proxy.Abort)
         assert proxy.State() in (tango.DevState.FAULT, tango.DevState.RUNNING)
@@ -163,7 +152,7 @@ def test_a_write_that_timed_out_is_retried_exactly_once(start_device, own_redis)
     proxy = device.proxy
     db_name = proxy.Start(json.dumps({"channels": ["sum"]}))
     proxy.EmitChannel(([1.0], ["sum"]))
-    with paused(own_redis):
+    with own_redis.paused():
         refused("SequenceManager_RedisUnavailable", lambda: proxy.EmitChannel(([2.0], ["sum"])))
     wait_until(lambda: proxy.State() == tango.DevState.RUNNING)
     assert proxy.EmitChannel(([2.0], ["sum"])) == 1  # the retry
@@ -179,7 +168,7 @@ def test_init_while_redis_hangs_keeps_the_device_usable(start_device, own_redis)
     device = start_device(RedisURL=own_redis.url, RedisTimeout=0.5)
     proxy = device.proxy
     db_name = proxy.Start("")
-    with paused(own_redis):
+    with own_redis.paused():
         proxy.Init()  # cannot end the sequence now: its record stays in Redis
     wait_until(lambda: proxy.State() == tango.DevState.ON)
     client = redis.Redis.from_url(own_redis.url, db=1)
@@ -309,7 +298,7 @@ def test_end_that_failed_with_a_pending_scan_then_end_again(start_device, own_re
     session = Session(device.session.name, redis_url=own_redis.url)
     db_name = proxy.Start("")
     assert proxy.AddScan("2") == "pending:2"
-    with paused(own_redis):
+    with own_redis.paused():
         refused("SequenceManager_RedisUnavailable", proxy.Abort)
     # runs before the device's next check of Redis, which finds it prepared
     late = loopscan(2, 0.0, session.config.get("diode"), session=session)
