@@ -63,9 +63,6 @@ class Follower:
         """Ask the walk to stop (it ends within its block time); does not wait."""
         self._walk.stop()
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
 
 class Periodic:
     """``action()`` every ``period`` seconds in a daemon thread, from now until ``stop()``."""
