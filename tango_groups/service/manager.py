@@ -502,7 +502,7 @@ class Manager:
             self._begin(Command.END)
             if self.phase is Phase.LOST:
                 message = self.lost_message
-                self._clear_lost()
+                self._ended(ScanState.KILLED)
                 raise ManagerError("SequenceLost", message)
             sequence = self._sequence
         if state is None:
@@ -530,21 +530,18 @@ class Manager:
             self._redis(lambda: running.clear(self.session.client, self._record_key))
         except ManagerError:
             self._recovered = False  # the record names an ended sequence: cleared later
+        self.scan_info = sequence.scan_info
+        self._ended(final)
+        self._notify("ScanInfo")
+        return final
+
+    def _ended(self, final: ScanState) -> None:
+        """The sequence is over (ended in Redis, or lost with Redis's data): IDLE again."""
         self.phase = transition(self.phase, "ended")
         self._sequence, self._channels = None, {}
         self._pending.clear()
         self._no_pending.set()
         self.state = final
-        self.scan_info = sequence.scan_info
-        self._notify("State", "SequenceState", "PendingScans", "ScanInfo")
-        return final
-
-    def _clear_lost(self) -> None:
-        self.phase = transition(self.phase, "ended")
-        self._sequence, self._channels = None, {}
-        self._pending.clear()
-        self._no_pending.set()
-        self.state = ScanState.KILLED
         self._notify("State", "SequenceState", "PendingScans")
 
     def create_group(self, request: str) -> str:
