@@ -135,7 +135,9 @@ class Pushes:
 
     def _run(self, device: Device, push: Callable[[str, Any], None]) -> None:
         while (item := self._queue.get()) is not None:
-            if not self._open:
+            # nothing to push before the server is up (no client can have subscribed), and
+            # pushing while cppTango initialises the server can deadlock with it
+            if not self._open or Util.instance().is_svr_starting():
                 continue
             with AutoTangoMonitor(device):
                 if self._open:
