@@ -8,12 +8,14 @@ attributes also push data-ready events); nothing is polled.
 
 Threads and locks: the device runs in Tango's synchronous mode, where the device monitor
 serialises commands, attribute reads and the subscriptions' first reads. The manager reports
-changes from command threads and from its own threads (pending-scan followers, health check); the
-device turns each report into the values to push *at once* (so events come in the order of the
-changes) and queues them; one dispatcher thread pushes them while holding the device monitor, so
-no push ever races a read of the same attribute inside libtango (the cause of the segfaults of the
-gevent version, which runs without the monitor). State and Status are computed from the manager
-when read, so a client sees the state a command left without waiting for the events.
+every change as a typed notification that carries the new values
+(``tango_groups.service.notifications``), from command threads and from its own threads
+(pending-scan followers, health check). The device keeps those values (attribute reads, State
+and Status return them: a client sees what a command left without waiting for the events) and
+queues the pushes *at once*, so events come in the order of the changes; one dispatcher thread
+pushes them while holding the device monitor, so no push ever races a read of the same attribute
+inside libtango (the cause of the segfaults of the gevent version, which runs without the
+monitor). The device never asks the manager for a value.
 
 Tango state: ON (idle, Redis answers), RUNNING (a sequence is running), FAULT (Redis unreachable,
 the running sequence lost by Redis, or invalid properties; the Status says what to do).
@@ -46,20 +48,29 @@ from tango import (
 )
 from tango.server import Device, attribute, command, device_property, run
 
+import tango_groups.session
+from tango_groups.data.channel import ChannelSpec
 from tango_groups.data.connection import connect, redact
 from tango_groups.data.streams import BLOCK_MS
 from tango_groups.data.writer import Expiration
 from tango_groups.scanning.scan import ScanState
-from tango_groups.service.manager import ATTRIBUTES, RECOVERY_MODES, Manager
+from tango_groups.service.manager import RECOVERY_MODES, Manager
+from tango_groups.service.notifications import (
+    Notification,
+    PendingChanged,
+    PointsWritten,
+    ScansChanged,
+    SequenceEnded,
+    SequenceStarted,
+    StateChanged,
+)
 from tango_groups.service.requests import (
-    ChannelDecl,
     ManagerError,
     decode_npy,
     parse_channels,
     parse_start_request,
 )
-from tango_groups.service.states import Phase
-from tango_groups.session import Session as DataSession
+from tango_groups.service.states import Phase, tango_state
 
 __all__ = ["SequenceManager", "main"]
 
@@ -105,15 +116,23 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _tango_type(dtype: numpy.dtype) -> str:
+def _tango_type(dtype: Any) -> str:
+    dtype = numpy.dtype(dtype)
     return TANGO_TYPES["b" if dtype.kind == "b" else f"{dtype.kind}{dtype.itemsize}"]
 
 
+def _same_channel(declared: ChannelSpec | None, shown: ChannelSpec) -> bool:
+    """Whether a sequence's channel is the one an attribute shows (dtype, shape and unit)."""
+    return declared is not None and (numpy.dtype(declared.dtype), declared.shape,
+                                     declared.unit) == (numpy.dtype(shown.dtype), shown.shape,
+                                                        shown.unit)
+
+
 def pushed(name: str, **kwargs: Any) -> attribute:
-    """A read-only attribute showing the manager's value ``name``, pushed by the device with
-    change events (detect off: every push is an event)."""
+    """A read-only attribute showing the value ``name`` the manager notified last, pushed by the
+    device with change events (detect off: every push is an event)."""
     return attribute(name=name, access=AttrWriteType.READ, change_event_implemented=True,
-                     change_event_detect=False, fget=lambda device: device._value(name),
+                     change_event_detect=False, fget=lambda device: device._values[name],
                      fisallowed=lambda device, request: device.manager is not None, **kwargs)
 
 
@@ -223,6 +242,7 @@ class SequenceManager(Device):
         self.set_change_event("State", True, False)
         self.set_change_event("Status", True, False)
         self._invalid = self._restart_note = ""
+        self._values: dict[str, Any] = {}
         self._pushes = Pushes(self, self._push)
         try:
             self._create_channel_attributes(parse_channels(list(self.Channels), RESERVED_NAMES))
@@ -233,11 +253,11 @@ class SequenceManager(Device):
             self._invalid = (f"Invalid property: {getattr(error, 'message', error)}. Fix the "
                              "device properties, then run Init.")
             self.error_stream(self._invalid)
-            self._queue_state()
+            self._on_change(StateChanged(Phase.IDLE, False, self._invalid))
             return
+        self._sequence_values(SequenceStarted("", 0, "", ScanState.IDLE, (), {}))
         self.manager = manager
         manager.open(self.HealthCheckPeriod)  # may close or resume what a run left open
-        self._queue_state()
         self.info_stream(f"session {self.Session!r} in {redact(self.RedisURL)}, "
                          f"scans in {self.BasePath}: {self.dev_status()}")
 
@@ -257,7 +277,7 @@ class SequenceManager(Device):
         follow = BLOCK_MS / 1000 + self.RedisTimeout
         watch_client = connect(self.RedisURL, socket_timeout=follow,
                                socket_connect_timeout=self.RedisTimeout, password=password)
-        session = DataSession(self.Session, redis_url=self.RedisURL, base_path=self.BasePath,
+        session = tango_groups.session.Session(self.Session, redis_url=self.RedisURL, base_path=self.BasePath,
                               expiration=expiration, client=client)
         self._watch_client = watch_client
         return Manager(session, self.RedisURL, owner=self.get_name(),
@@ -288,42 +308,57 @@ class SequenceManager(Device):
 
     # -- state --------------------------------------------------------------------------------
     def dev_state(self) -> DevState:
-        if self.manager is None:
-            return DevState.FAULT
-        return DevState.names[self.manager.tango_state]
+        phase, connected, _ = self._values["State"]
+        return DevState.names[tango_state(phase, connected)]
 
     def dev_status(self) -> str:
-        manager = self.manager
-        if manager is None:
-            return self._invalid or "Not initialised: run Init."
-        if not manager.connected:
-            return manager.connection_error
-        if manager.phase is Phase.LOST:
-            return manager.lost_message
-        if manager.running:
-            pending = f" Waiting for scans {manager.pending}." if manager.pending else ""
-            return (f"Running sequence {manager.sequence_name}: add scans, emit channel points, "
-                    f"then End or Abort it.{pending}")
-        last = (f" Last sequence: {manager.sequence_name} ({manager.state.name})."
-                if manager.sequence_name else "")
-        return (f"Idle: Start a sequence in session {self.Session!r} "
-                f"({manager.redis_url}).{last}{self._restart_note}")
+        return self._values["State"][2] + ("" if self.manager is None else self._restart_note)
 
-    def _queue_state(self) -> None:
-        self._pushes.put("State", (self.dev_state(), self.dev_status()))
-
-    # -- manager callback -> queued pushes -> dispatcher thread -------------------------------
-    def _on_change(self, names: tuple[str, ...]) -> None:
-        """Called with the manager's lock held: snapshot the values now, push them later."""
-        for name in names:
-            if name == "State":
-                self._queue_state()
-            elif name.startswith("channel:"):
-                channel = name.partition(":")[2]
-                if channel in self._channel_attributes:
+    # -- notifications -> kept values and queued pushes -> dispatcher thread ------------------
+    def _on_change(self, notification: Notification) -> None:
+        """Called with the manager's (or its sequence's) lock held: keep the values, queue the
+        pushes (in order), never call back."""
+        match notification:
+            case StateChanged(phase, connected, _):
+                self._values["State"] = (phase, connected, notification.status)
+                self._pushes.put("State", (self.dev_state(), self.dev_status()))
+            case SequenceStarted():
+                self._sequence_values(notification)
+            case SequenceEnded(state, scan_info):
+                self._set("SequenceState", state)
+                self._set("ScanInfo", json.dumps(scan_info, default=_json_default))
+            case ScansChanged(numbers, names):
+                self._set("ScanNumbers", numpy.array(numbers, dtype=numpy.int64))
+                self._set("ScanNames", list(names))
+                self._set("ScanCount", len(numbers))
+            case PendingChanged(numbers):
+                self._set("PendingScans", numpy.array(numbers, dtype=numpy.int64))
+            case PointsWritten(channel, block):
+                if channel in self._shown:
+                    self._points[channel].append(block)
                     self._pushes.put(channel, self._channel_value(channel))
-            else:
-                self._pushes.put(name, self._value(name))
+
+    def _set(self, name: str, value: Any) -> None:
+        self._values[name] = value
+        self._pushes.put(name, value)
+
+    def _sequence_values(self, started: SequenceStarted) -> None:
+        """A new sequence: its values, no scans, no pending numbers, empty channels."""
+        self._set("SequenceName", started.name)
+        self._set("SequenceNumber", started.number)
+        self._set("Title", started.title)
+        self._set("SequenceState", started.state)
+        self._set("ChannelNames", [spec.name for spec in started.channels])
+        self._set("ScanInfo", json.dumps(started.scan_info, default=_json_default))
+        self._on_change(ScansChanged((), ()))
+        self._on_change(PendingChanged(()))
+        # a channel attribute shows the sequence's points when it declares that channel alike
+        declared = {spec.name: spec for spec in started.channels}
+        self._shown = {name for name, spec in self._channel_attributes.items()
+                       if _same_channel(declared.get(name), spec)}
+        self._points: dict[str, list[numpy.ndarray]] = {name: [] for name in self._shown}
+        for name in self._channel_attributes:
+            self._pushes.put(name, self._channel_value(name))
 
     def _push(self, name: str, value: Any) -> None:
         """Push one queued value (in the dispatcher thread, holding the device monitor)."""
@@ -338,25 +373,11 @@ class SequenceManager(Device):
             self.push_change_event("Status")
         elif name in self._channel_attributes:
             self.push_change_event(name, value)
-            self._data_ready[name] += 1
-            self.push_data_ready_event(name, self._data_ready[name])
-        elif name in ATTRIBUTES:
+            if len(value):  # new points (not the reset of a new sequence)
+                self._data_ready[name] += 1
+                self.push_data_ready_event(name, self._data_ready[name])
+        else:
             self.push_change_event(name, value)
-
-    def _value(self, name: str) -> Any:
-        manager = self.manager
-        return {
-            "SequenceName": lambda: manager.sequence_name,
-            "SequenceNumber": lambda: manager.sequence_number,
-            "Title": lambda: manager.title,
-            "SequenceState": lambda: manager.state,
-            "ScanNumbers": lambda: numpy.array(manager.scan_numbers, dtype=numpy.int64),
-            "ScanNames": lambda: list(manager.scan_names),
-            "ScanCount": lambda: len(manager.scan_numbers),
-            "PendingScans": lambda: numpy.array(manager.pending, dtype=numpy.int64),
-            "ChannelNames": lambda: list(manager.channels),
-            "ScanInfo": lambda: json.dumps(manager.scan_info, default=_json_default),
-        }[name]()
 
     # -- attributes ---------------------------------------------------------------------------
     SequenceName = pushed(
@@ -394,19 +415,22 @@ class SequenceManager(Device):
     def _channel_value(self, name: str) -> numpy.ndarray:
         """The points of channel ``name`` in the current (or last) sequence; none when it has
         no such channel (or one of another dtype or shape)."""
-        decl = self._channel_attributes[name]
-        if self.manager is not None and self.manager.channels.get(name) == decl:
-            points = self.manager.points(name)
+        spec = self._channel_attributes[name]
+        blocks = self._points.get(name)
+        if not blocks:
+            points = numpy.empty((0,) + spec.shape, dtype=spec.dtype)
         else:
-            points = numpy.empty((0,) + decl.shape, dtype=decl.dtype)
+            if len(blocks) > 1:
+                blocks[:] = [numpy.concatenate(blocks)]
+            points = blocks[0]
         # an image attribute holds one point per row (points of [n, m] are flattened)
         return points if points.ndim <= 2 else points.reshape(len(points), -1 if len(points)
-                                                               else math.prod(decl.shape))
+                                                               else math.prod(spec.shape))
 
     def read_channel(self, attr: Any) -> None:
         attr.set_value(self._channel_value(attr.get_name()))
 
-    def _create_channel_attributes(self, decls: dict[str, ChannelDecl]) -> None:
+    def _create_channel_attributes(self, decls: dict[str, ChannelSpec]) -> None:
         """One attribute per declared channel, with change and data-ready events. Only at the
         server's start: attributes are never added or removed while clients may ask for their
         configuration (an ``Init`` with other ``Channels`` asks for a restart in the Status)."""
@@ -415,12 +439,12 @@ class SequenceManager(Device):
                 self._restart_note = (" The Channels property changed: restart the server to "
                                       "create the new channel attributes.")
             return
-        self._channel_attributes: dict[str, ChannelDecl] = {}
+        self._channel_attributes: dict[str, ChannelSpec] = {}
         self._data_ready: dict[str, int] = {}
         for decl in decls.values():
             self._add_channel_attribute(decl)
 
-    def _add_channel_attribute(self, decl: ChannelDecl) -> None:
+    def _add_channel_attribute(self, decl: ChannelSpec) -> None:
         image = bool(decl.shape)
         width = int(numpy.prod(decl.shape)) if image else MAX_POINTS
         shape = f" of points {list(decl.shape)} (one row per point)" if image else ""
@@ -429,8 +453,8 @@ class SequenceManager(Device):
             dformat=AttrDataFormat.IMAGE if image else AttrDataFormat.SPECTRUM,
             max_dim_x=width, max_dim_y=max(MAX_POINTS // width, 1) if image else 0,
             access=AttrWriteType.READ, unit=decl.unit or "", label=decl.name,
-            doc=f"Custom channel {decl.name} ({decl.dtype.name}{shape}): the points emitted in "
-                "the current (or last) sequence",
+            doc=f"Custom channel {decl.name} ({numpy.dtype(decl.dtype).name}{shape}): the points emitted "
+                "in the current (or last) sequence",
             fget=self.read_channel))
         # the attribute() flags are not applied to dynamic attributes: declare the events here
         self.set_change_event(decl.name, True, False)
@@ -502,6 +526,8 @@ class SequenceManager(Device):
         return self.manager.create_group(request)
 
 
+ATTRIBUTES = ("SequenceName", "SequenceNumber", "Title", "SequenceState", "ScanNumbers",
+              "ScanNames", "ScanCount", "PendingScans", "ChannelNames", "ScanInfo")
 RESERVED_NAMES = frozenset(name.lower() for name in (*ATTRIBUTES, "State", "Status"))
 
 

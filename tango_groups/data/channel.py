@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy
 import redis
 
 from . import encoding, keys
 from .events import channel_data, id_ms, npoints
-
-if TYPE_CHECKING:
-    from .writer import DataWriter
 
 __all__ = ["ChannelDataError", "ChannelSpec", "ChannelWriter", "emit_blocks"]
 
@@ -51,8 +48,8 @@ class ChannelSpec:
 class ChannelWriter:
     """Appends points to one channel's ``_data`` stream with position IDs (``{index+1}-0``)."""
 
-    def __init__(self, writer: DataWriter, db_name: str, spec: ChannelSpec) -> None:
-        self.writer = writer
+    def __init__(self, client: redis.Redis, db_name: str, spec: ChannelSpec) -> None:
+        self.client = client
         self.db_name = db_name
         self.spec = spec
         self.dtype = numpy.dtype(spec.dtype) if spec.node_type == "channel" else None
@@ -114,21 +111,22 @@ class ChannelWriter:
     def resync(self) -> int:
         """Re-read how many points Redis holds (after a write whose outcome is unknown: a
         timed-out request may land later) and continue from there; returns that number."""
-        last = self.writer.client.xrevrange(self.db_name + keys.DATA, count=1)
+        last = self.client.xrevrange(self.db_name + keys.DATA, count=1)
         self.length = id_ms(last[0][0]) - 1 + npoints(last[0][1]) if last else 0
         return self.length
 
     def read(self, from_index: int) -> numpy.ndarray | list:
         """The points stored from ``from_index`` on, which must start an entry (the length before
         a write of ours): what a write whose outcome was unknown left in Redis."""
-        entries = self.writer.client.xrange(self.db_name + keys.DATA, min=f"{from_index + 1}-0")
+        entries = self.client.xrange(self.db_name + keys.DATA, min=f"{from_index + 1}-0")
         return channel_data(entries).data
 
-    def emit(self, data: Any) -> int:
-        """Check and publish ``data``; returns the number of points written (one round trip)."""
+    def emit(self, data: Any) -> numpy.ndarray:
+        """Check and publish ``data`` (one round trip); returns the block written, converted to
+        the channel's dtype and shaped ``(n,) + shape``."""
         block = self.points(data)
         emit_blocks({self: block})
-        return len(block)
+        return block
 
 
 def emit_blocks(blocks: Mapping[ChannelWriter, Any]) -> None:
@@ -140,7 +138,7 @@ def emit_blocks(blocks: Mapping[ChannelWriter, Any]) -> None:
     """
     if not blocks:
         return
-    client = next(iter(blocks)).writer.client
+    client = next(iter(blocks)).client
     with client.pipeline(transaction=False) as pipe:
         counts = {channel: channel.queue_points(pipe, block) for channel, block in blocks.items()}
         if any(counts.values()):

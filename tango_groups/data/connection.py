@@ -1,4 +1,9 @@
-"""Connections to the data Redis: URL parsing (logical db 1 by default) and password redaction."""
+"""Connections to the data Redis: URL parsing (logical db 1 by default) and password redaction.
+
+The one module outside the data layer's commands that others import for Redis: the client type
+and the exception types (``RedisError`` and its ``ConnectionError`` / ``TimeoutError``) are
+re-exported here, so that no other part of the package imports ``redis`` itself.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
 from redis.retry import Retry
 
-__all__ = ["DATA_DB", "connect", "redact"]
+__all__ = ["DATA_DB", "ConnectionError", "Redis", "RedisError", "TimeoutError", "connect",
+           "redact"]
+
+Redis = redis.Redis
 
 DATA_DB = 1  # Bliss keeps every data node in logical database 1 of the data Redis
 

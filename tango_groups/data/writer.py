@@ -257,7 +257,7 @@ class ScanWriter:
     def _attach(self, db_name: str, spec: ChannelSpec | None) -> None:
         self._data_nodes.append(db_name)
         if spec is not None:
-            self.channels[spec.channel_fullname] = ChannelWriter(self.writer, db_name, spec)
+            self.channels[spec.channel_fullname] = ChannelWriter(self.writer.client, db_name, spec)
 
     def queue_channels(self, pipe: redis.client.Pipeline, specs: Sequence[ChannelSpec]) -> None:
         """Queue device containers (registered once) and channels, parents before children."""

@@ -1,15 +1,16 @@
 """``AcquisitionChannel``: a named, typed channel of points, as Bliss's acquisition chain
 declares it.
 
-Used for the custom channels of a sequence: declared before the sequence starts, bound to its Redis
-channel node when it starts, then ``emit`` publishes points (one point or a block of points).
+Used for the custom channels of a sequence: declared before the sequence starts (its declaration
+is a ``ChannelSpec``, the one channel declaration of the package), bound to its Redis channel node
+when the sequence starts, then ``emit`` publishes points (one point or a block of points).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..data.writer import ChannelWriter
+from ..data.channel import ChannelSpec, ChannelWriter
 
 
 class AcquisitionChannel:
@@ -18,18 +19,38 @@ class AcquisitionChannel:
 
     def __init__(self, name: str, dtype: Any, shape: tuple[int, ...] = (), unit: str | None = None
                  ) -> None:
-        self.name = name
-        self.short_name = name.rsplit(":", 1)[-1]
-        if not self.short_name:
+        short_name = name.rsplit(":", 1)[-1]
+        if not short_name:
             raise ValueError(f"invalid channel name {name!r}")
-        self.dtype = dtype
-        self.shape = tuple(int(n) for n in shape)
-        self.unit = unit
+        self.spec = ChannelSpec((), short_name, dtype, tuple(int(n) for n in shape), unit,
+                                fullname=name)
         self._writer: ChannelWriter | None = None
 
+    @classmethod
+    def from_spec(cls, spec: ChannelSpec) -> AcquisitionChannel:
+        return cls(spec.channel_fullname, spec.dtype, spec.shape, spec.unit)
+
     @property
-    def fullname(self) -> str:
-        return self.name
+    def name(self) -> str:
+        return self.spec.channel_fullname
+
+    fullname = name
+
+    @property
+    def short_name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dtype(self) -> Any:
+        return self.spec.dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.spec.shape
+
+    @property
+    def unit(self) -> str | None:
+        return self.spec.unit
 
     def bind(self, writer: ChannelWriter | None) -> None:
         """Attach to (or, with None, detach from) the Redis channel node that receives the
@@ -47,7 +68,7 @@ class AcquisitionChannel:
                 f"channel {self.name!r} is not publishing: emit inside the sequence context "
                 "(after the sequence started, before it ended)"
             )
-        return self._writer.emit(data)
+        return len(self._writer.emit(data))
 
     def __repr__(self) -> str:
         return (f"AcquisitionChannel({self.name!r}, {self.dtype!r}, {self.shape!r}, "

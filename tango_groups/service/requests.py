@@ -19,13 +19,16 @@ from typing import Any
 
 import numpy
 
+from ..data.channel import ChannelSpec
+
 __all__ = [
     "MAX_POINT_SIZE",
     "SUPPORTED_DTYPES",
-    "ChannelDecl",
     "ManagerError",
     "StartRequest",
+    "channel_json",
     "decode_npy",
+    "parse_channel",
     "parse_channels",
     "parse_group_request",
     "parse_scan_reference",
@@ -51,68 +54,58 @@ class ManagerError(Exception):
         self.message = message
 
 
-@dataclasses.dataclass(frozen=True)
-class ChannelDecl:
-    """A custom channel as ``Start`` declares it."""
+def parse_channel(item: Any, declared: dict[str, ChannelSpec] | None = None) -> ChannelSpec:
+    """A custom channel from its JSON: a name, or an object with name, dtype, shape, unit.
 
-    name: str
-    dtype: numpy.dtype
-    shape: tuple[int, ...] = ()
-    unit: str | None = None
+    ``declared`` (by name): channels whose dtype, shape and unit are fixed beforehand; what the
+    item leaves out comes from there, and anything different is refused."""
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, dict) or "name" not in item:
+        raise ManagerError("BadChannel", f"a channel is a name or an object with a \"name\", "
+                                         f"not {item!r:.80}")
+    unknown = set(item) - {"name", "dtype", "shape", "unit"}
+    if unknown:
+        raise ManagerError("BadChannel", f"unknown channel field(s) {sorted(unknown)}: use "
+                                         "name, dtype, shape, unit")
+    name = item["name"]
+    if not isinstance(name, str) or not CHANNEL_NAME.fullmatch(name):
+        raise ManagerError("BadChannel", f"invalid channel name {name!r:.80}: use a letter "
+                                         "then letters, digits or '_' (it names a Tango "
+                                         "attribute)")
+    known = (declared or {}).get(name)
+    if known is not None:
+        fixed = {key: value for key, value in channel_json(known).items() if key != "name"}
+        for field, value in fixed.items():
+            if item.get(field, value) != value:
+                raise ManagerError("BadChannel", f"channel {name!r} is declared with "
+                                                 f"{field} {value} on this device, not "
+                                                 f"{item[field]!r:.40}: leave it out or "
+                                                 "choose another name")
+        item = {**fixed, **item}
+    dtype_name = item.get("dtype", "float64")
+    if dtype_name not in SUPPORTED_DTYPES:
+        raise ManagerError("BadChannel", f"channel {name!r}: unsupported dtype "
+                                         f"{dtype_name!r:.40}: use one of "
+                                         f"{', '.join(SUPPORTED_DTYPES)}")
+    shape = item.get("shape", [])
+    if (not isinstance(shape, list) or len(shape) > 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+            or math.prod(shape) > MAX_POINT_SIZE):
+        raise ManagerError("BadChannel", f"channel {name!r}: shape must be [] (scalar points), "
+                                         f"[n] or [n, m] with positive sizes and at most "
+                                         f"{MAX_POINT_SIZE} values per point, not "
+                                         f"{shape!r:.80}")
+    unit = item.get("unit")
+    if unit is not None and not isinstance(unit, str):
+        raise ManagerError("BadChannel", f"channel {name!r}: unit must be a string")
+    return ChannelSpec((), name, dtype_name, tuple(shape), unit)
 
-    @classmethod
-    def from_json(cls, item: Any, declared: dict[str, ChannelDecl] | None = None
-                  ) -> ChannelDecl:
-        """A channel from its JSON: a name, or an object with name, dtype, shape, unit.
 
-        ``declared`` (by name): channels whose dtype, shape and unit are fixed beforehand; what
-        the item leaves out comes from there, and anything different is refused."""
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict) or "name" not in item:
-            raise ManagerError("BadChannel", f"a channel is a name or an object with a \"name\", "
-                                             f"not {item!r:.80}")
-        unknown = set(item) - {"name", "dtype", "shape", "unit"}
-        if unknown:
-            raise ManagerError("BadChannel", f"unknown channel field(s) {sorted(unknown)}: use "
-                                             "name, dtype, shape, unit")
-        name = item["name"]
-        if not isinstance(name, str) or not CHANNEL_NAME.fullmatch(name):
-            raise ManagerError("BadChannel", f"invalid channel name {name!r:.80}: use a letter "
-                                             "then letters, digits or '_' (it names a Tango "
-                                             "attribute)")
-        known = (declared or {}).get(name)
-        if known is not None:
-            fixed = {"dtype": known.dtype.name, "shape": list(known.shape), "unit": known.unit}
-            for field, value in fixed.items():
-                if item.get(field, value) != value:
-                    raise ManagerError("BadChannel", f"channel {name!r} is declared with "
-                                                     f"{field} {value} on this device, not "
-                                                     f"{item[field]!r:.40}: leave it out or "
-                                                     "choose another name")
-            item = {**fixed, **item}
-        dtype_name = item.get("dtype", "float64")
-        if dtype_name not in SUPPORTED_DTYPES:
-            raise ManagerError("BadChannel", f"channel {name!r}: unsupported dtype "
-                                             f"{dtype_name!r:.40}: use one of "
-                                             f"{', '.join(SUPPORTED_DTYPES)}")
-        shape = item.get("shape", [])
-        if (not isinstance(shape, list) or len(shape) > 2
-                or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
-                           for n in shape)
-                or math.prod(shape) > MAX_POINT_SIZE):
-            raise ManagerError("BadChannel", f"channel {name!r}: shape must be [] (scalar points), "
-                                             f"[n] or [n, m] with positive sizes and at most "
-                                             f"{MAX_POINT_SIZE} values per point, not "
-                                             f"{shape!r:.80}")
-        unit = item.get("unit")
-        if unit is not None and not isinstance(unit, str):
-            raise ManagerError("BadChannel", f"channel {name!r}: unit must be a string")
-        return cls(name, numpy.dtype(dtype_name), tuple(shape), unit)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype.name, "shape": list(self.shape),
-                "unit": self.unit}
+def channel_json(spec: ChannelSpec) -> dict[str, Any]:
+    """What ``parse_channel`` reads back: a custom channel's declaration as JSON."""
+    return {"name": spec.name, "dtype": numpy.dtype(spec.dtype).name, "shape": list(spec.shape),
+            "unit": spec.unit}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,15 +114,15 @@ class StartRequest:
 
     title: str | None = None
     scan_info: dict[str, Any] = dataclasses.field(default_factory=dict)
-    channels: tuple[ChannelDecl, ...] = ()
+    channels: tuple[ChannelSpec, ...] = ()
 
 
 def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
-                        declared: dict[str, ChannelDecl] | None = None) -> StartRequest:
+                        declared: dict[str, ChannelSpec] | None = None) -> StartRequest:
     """``Start``'s argument: empty, a title, or JSON ``{"title", "scan_info", "channels"}``.
 
     ``reserved_names`` (lower case) are names a channel may not take (the device's own
-    attributes); ``declared`` as in ``ChannelDecl.from_json``."""
+    attributes); ``declared`` as in ``parse_channel``."""
     text = text.strip()
     if not text.startswith("{"):
         return StartRequest(_title(text) if text else None)
@@ -142,7 +135,7 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
     channels = request.get("channels", [])
     if not isinstance(channels, list):
         raise ManagerError("BadRequest", "\"channels\" must be a list of channel objects")
-    decls = tuple(ChannelDecl.from_json(item, declared) for item in channels)
+    decls = tuple(parse_channel(item, declared) for item in channels)
     names = [decl.name.lower() for decl in decls]
     if len(set(names)) != len(names):
         raise ManagerError("BadChannel", "channel names must be unique (case-insensitively)")
@@ -154,13 +147,13 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
 
 
 def parse_channels(items: list[str], reserved_names: frozenset[str] = frozenset()
-                   ) -> dict[str, ChannelDecl]:
+                   ) -> dict[str, ChannelSpec]:
     """Channels declared one per item (a name, or a JSON object as in ``Start``), by name: a
     device's ``Channels`` property. Raises ``ManagerError`` (``BadChannel``)."""
-    decls: dict[str, ChannelDecl] = {}
+    decls: dict[str, ChannelSpec] = {}
     for text in items:
         text = text.strip()
-        decl = ChannelDecl.from_json(_json(text, "Channels") if text.startswith("{") else text)
+        decl = parse_channel(_json(text, "Channels") if text.startswith("{") else text)
         if decl.name.lower() in reserved_names or decl.name.lower() in map(str.lower, decls):
             raise ManagerError("BadChannel", f"Channels: channel name {decl.name!r} is taken "
                                              "(declared twice, or a device attribute's name)")
