@@ -1,0 +1,92 @@
+"""What a ``Sequence`` offers the code around it: the context that adds scans to it, the
+listener a service gives it, and Bliss's errors.
+
+``SequenceContext`` is what ``sequence_context()`` (or ``start()``) yields; ``SequenceListener``
+learns every reference and every change of the pending numbers, in order (the
+SequenceManager turns those into Tango events); ``ScanSequenceError`` carries Bliss's messages
+verbatim.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..data.connection import RedisError
+from ..data.lookup import ScanFacts
+from ..data.node import ScanNode
+from .scan import Scan, ScanState
+
+__all__ = ["ScanSequenceError", "SequenceContext", "SequenceListener", "scans_not_finished"]
+
+
+class ScanSequenceError(RuntimeError):
+    """A sequence or group could not be built as asked (Bliss's messages)."""
+
+
+def scans_not_finished(title: str) -> ScanSequenceError:
+    """Bliss's error for a sequence ended while some added scans had not started."""
+    return ScanSequenceError(
+        f'Some scans of the sequence "{title}" have not finished before exiting the sequence '
+        "context"
+    )
+
+
+class SequenceListener:
+    """What a service learns from its sequence. ``scans_published`` and ``pending_changed`` are
+    called with the sequence's lock held, in the order things happen (record or queue there;
+    never wait for another thread that may need the sequence); ``follow_failed`` when Redis
+    failed while following pending numbers, without the lock (``resync`` follows them again)."""
+
+    def scans_published(self, numbers: tuple[int, ...], names: tuple[str, ...]) -> None:
+        """Every reference so far (numbers and db_names, in order)."""
+
+    def pending_changed(self, numbers: tuple[int, ...]) -> None:
+        """The numbers still awaited (``add_number``), in the order they were added."""
+
+    def follow_failed(self, error: RedisError) -> None:
+        """Redis failed while following the pending numbers."""
+
+
+class _Running(Protocol):
+    """What the context needs of the running ``Sequence`` (which it must not import)."""
+
+    def _add_scan(self, scan: Scan) -> None: ...
+    def _add_node(self, node: ScanNode, scan_nb: int | None) -> None: ...
+    def _add_number(self, number: int, facts: ScanFacts | None) -> None: ...
+    def wait_pending(self, timeout: float | None) -> bool: ...
+
+
+class SequenceContext:
+    """What ``sequence_context()`` yields: add scans to the running sequence."""
+
+    def __init__(self, sequence: _Running) -> None:
+        self._sequence = sequence
+
+    def add(self, scan: Scan) -> None:
+        """Add a Scan object: published now if it started, otherwise as soon as it starts."""
+        self._sequence._add_scan(scan)
+
+    def add_and_run(self, scan: Scan) -> None:
+        """Add a scan that has not run yet, then run it here (blocking)."""
+        if scan.state != ScanState.IDLE:
+            raise ScanSequenceError(
+                f'Error in  add_and_run: scan "{scan.name}" has already been started before!'
+            )
+        self.add(scan)
+        scan.run()
+
+    def add_node(self, node: ScanNode, scan_nb: int | None = None) -> None:
+        """Add an existing scan node (a ``ScanNode`` from the reader): published now.
+
+        ``scan_nb``: its number, when the caller has read it already (saves a round trip)."""
+        self._sequence._add_node(node, scan_nb)
+
+    def add_number(self, number: int, facts: ScanFacts | None = None) -> None:
+        """Add scan ``number`` of the session's scan-saving container, which another process
+        writes: published now if it is prepared, otherwise as soon as it is. ``facts``: what a
+        lookup just found of it (None: not registered yet)."""
+        self._sequence._add_number(number, facts)
+
+    def wait_all_subscans(self, timeout: float | None = None) -> bool:
+        """Wait until every added scan started (was published); False on timeout."""
+        return self._sequence.wait_pending(timeout)
