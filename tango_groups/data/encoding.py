@@ -35,8 +35,22 @@ class UnsafePickleError(pickle.UnpicklingError):
     """A pickle from Redis references something outside the allow-list; nothing was executed."""
 
 
+class _RawData:
+    """The bytes of a C-contiguous array, to be written into a pickle as they are."""
+
+    def __init__(self, array: numpy.ndarray) -> None:
+        self.view = memoryview(array.reshape(-1)).cast("B")
+
+
 class _Numpy1Pickler(pickle._Pickler):  # the pure-Python pickler lets us rename globals
-    """Pickler writing ``numpy._core.*`` globals as ``numpy.core.*`` (loadable by numpy 1 and 2)."""
+    """Pickler writing ``numpy._core.*`` globals as ``numpy.core.*`` (loadable by numpy 1 and 2).
+
+    A C-contiguous array is reduced as numpy reduces it (``_reconstruct`` then ``__setstate__``
+    with the raw bytes), but its bytes go to the output as a view of the array, outside any
+    frame: the only copy of a large array is the final join (numpy's own reduce copies it once
+    more, into a bytes object)."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
 
     def save_global(self, obj: Any, name: str | None = None) -> None:
         module = getattr(obj, "__module__", None) or pickle.whichmodule(obj, name)
@@ -47,6 +61,21 @@ class _Numpy1Pickler(pickle._Pickler):  # the pure-Python pickler lets us rename
         self.save(qualname)
         self.write(pickle.STACK_GLOBAL)
         self.memoize(obj)
+
+    def reducer_override(self, obj: Any) -> Any:
+        if (type(obj) is numpy.ndarray and obj.flags.c_contiguous
+                and obj.dtype.kind not in "OV" and not obj.dtype.hasobject):
+            return (_NUMPY_CORE["_reconstruct"], (numpy.ndarray, (0,), b"b"),
+                    (1, obj.shape, obj.dtype, False, _RawData(obj)))
+        return NotImplemented
+
+    def save_raw(self, obj: _RawData) -> None:
+        size = obj.view.nbytes
+        header = (pickle.BINBYTES + size.to_bytes(4, "little") if size <= 0xFFFFFFFF
+                  else pickle.BINBYTES8 + size.to_bytes(8, "little"))
+        self.framer.write_large_bytes(header, obj.view)
+
+    dispatch[_RawData] = save_raw
 
 
 def _needs_numpy1_paths(value: Any) -> bool:
@@ -80,7 +109,7 @@ def _slow_dumps(value: Any) -> bytes:
     return b"".join(chunks)
 
 
-_TEMPLATE_MAX_BYTES = 4096
+_TEMPLATE_MAX_BYTES = 65536  # above, the copy dominates and the pickler writes views
 
 
 @functools.lru_cache(maxsize=512)
