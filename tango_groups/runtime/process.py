@@ -8,17 +8,52 @@ program did not start is ever signalled. Subclasses implement ``start()`` (retur
 Its output goes to ``log_path`` (``log_name`` in the directory); ``log_tail`` quotes the end of a
 log in an error message (the runtime's start-up errors, ``tango-groups serve`` when its device
 server dies, the tests' diagnostics).
+
+``stopped_by_signals()`` is how a program that started children ends on SIGINT, SIGTERM or SIGHUP
+(the terminal closed): inside the block these signals raise ``Stopped``, so the ``ExitStack`` or
+``with`` blocks holding the children stop them, in reverse order. The children run in their own
+process groups, so a closed terminal reaches only the owner, which must stop them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
-__all__ = ["ChildProcess", "log_tail"]
+__all__ = ["ChildProcess", "Stopped", "log_tail", "stopped_by_signals"]
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal closed
+
+
+class Stopped(BaseException):  # like KeyboardInterrupt: no "except Exception" swallows it
+    """SIGINT, SIGTERM or SIGHUP arrived: stop what was started."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    for name in _STOP_SIGNALS:  # one signal is enough: shutdown is bounded
+        signal.signal(name, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Inside the block, SIGINT, SIGTERM and SIGHUP raise ``Stopped`` (see the module docstring);
+    the previous handlers are back after it."""
+    handlers = {name: signal.signal(name, _raise_stopped) for name in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for name, handler in handlers.items():
+            signal.signal(name, handler)
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
