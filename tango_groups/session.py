@@ -21,7 +21,7 @@ from .data import keys
 from .data.connection import Redis, connect
 from .data.writer import DataWriter, Expiration
 
-__all__ = ["Session", "current_session", "get_current_session"]
+__all__ = ["Config", "Session", "current_session", "get_current_session"]
 
 _current: Session | None = None
 
