@@ -56,6 +56,7 @@ import tango
 
 from .data.connection import RedisError, ping, redact
 from .data.node import GroupScanNode, get_node, get_session_node
+from .demo import play
 from .formatting import print_events
 from .runtime.device_server import DeviceServer
 from .runtime.fixtures import load_config, sequence_manager_config
@@ -233,8 +234,6 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .demo import play
-
     with stopped_by_signals():
         try:
             with contextlib.ExitStack() as started:

@@ -181,7 +181,8 @@ def _shortest_cycle(graph: dict[str, set[str]], component: list[str]) -> list[st
 def test_every_declared_package_is_parsed():
     assert {"tango_groups", "tango_groups.session", "tango_groups.cli",
             "tango_groups.devices.sequence_manager", CONNECTION} <= set(MODULES)
-    for directory in {path.parent for path in ROOT.joinpath("tango_groups").rglob("*.py")}:
+    tops = [ROOT / "tango_groups", ROOT / "devices"]
+    for directory in {path.parent for top in tops for path in top.rglob("*.py")}:
         assert any(module.path.parent == directory for module in MODULES.values()), (
             f"{directory.relative_to(ROOT)} holds modules but is no package of setup.cfg")
 
