@@ -35,38 +35,34 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     Writes one simulated loopscan into a session and prints its db_name and scan number.
 
 Each subcommand is a ``_add_<name>(commands)`` function that declares its options and sets the
-function that runs it (``run``, which returns the exit code); ``build_parser`` lists them.
+function that runs it (``run``, which returns the exit code); ``build_parser`` lists them. What the
+commands do beyond parsing and dispatch lives where it belongs: the processes they start and their
+signals in ``tango_groups.runtime``, the lines ``listen`` prints in ``tango_groups.formatting``, the
+demo in ``tango_groups.demo``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
-import pickle
-import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
 
-import redis
 import tango
 
-from .data.connection import connect, redact
-from .data.events import Event, EventType
-from .data.node import (
-    ChannelDataNode,
-    GroupScanNode,
-    NodeRefChannel,
-    ScanNode,
-    get_node,
-    get_session_node,
-)
+from .data.connection import RedisError, ping, redact
+from .data.node import GroupScanNode, get_node, get_session_node
+from .demo import play
+from .formatting import print_events
 from .runtime.device_server import DeviceServer
 from .runtime.fixtures import load_config, sequence_manager_config
+from .runtime.process import Stopped, log_tail, stopped_by_signals
 from .runtime.redis_server import RedisServer
-from .runtime.tango_db import TangoDatabaseServer, log_tail
+from .runtime.tango_db import TangoDatabaseServer
 from .scanning.simulation import loopscan
 from .session import Session
 
@@ -74,18 +70,6 @@ __all__ = ["build_parser", "main"]
 
 DEFAULT_SESSION = "tango_groups"  # the SequenceManager's default Session property
 REDIS_URL_VARIABLE = "TANGO_GROUPS_REDIS_URL"
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal closed
-
-
-class _Stopped(BaseException):  # like KeyboardInterrupt: no "except Exception" swallows it
-    """SIGINT, SIGTERM or SIGHUP arrived: stop what was started."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -130,14 +114,11 @@ def _redis_url(args: argparse.Namespace) -> str:
 
 
 def _check_redis(url: str) -> None:
-    client = connect(url)
     try:
-        client.ping()
-    except redis.RedisError as error:
+        ping(url)
+    except RedisError as error:
         raise RuntimeError(f"the Redis at {redact(url)} does not answer ({error}): start it or "
                            "fix the URL") from None
-    finally:
-        client.close()
 
 
 # -- serve ----------------------------------------------------------------------------------------
@@ -173,31 +154,12 @@ def _check_tango_host(tango_host: str) -> None:
             "start it, or drop --tango-host to use a private one") from None
 
 
-def _raise_stopped(signum: int, frame: object) -> None:
-    for name in _STOP_SIGNALS:  # one signal is enough: shutdown is bounded
-        signal.signal(name, signal.SIG_IGN)
-    raise _Stopped(signum)
-
-
-@contextlib.contextmanager
-def _stopped_by_signals() -> Iterator[None]:
-    """Inside the block, SIGINT, SIGTERM and SIGHUP raise ``_Stopped``: the ``ExitStack`` that
-    holds what was started then stops it. The children run in their own process groups, so a
-    closed terminal reaches only this process, which must stop them."""
-    handlers = {name: signal.signal(name, _raise_stopped) for name in _STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for name, handler in handlers.items():
-            signal.signal(name, handler)
-
-
 def serve(args: argparse.Namespace) -> int:
-    with _stopped_by_signals():
+    with stopped_by_signals():  # a signal raises Stopped: ``started`` stops what it holds
         try:
             with contextlib.ExitStack() as started:
                 _serve(args, started)
-        except _Stopped:
+        except Stopped:
             return 0
 
 
@@ -272,9 +234,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .demo import play
-
-    with _stopped_by_signals():
+    with stopped_by_signals():
         try:
             with contextlib.ExitStack() as started:
                 if args.device:
@@ -288,7 +248,7 @@ def run_demo(args: argparse.Namespace) -> int:
                                   base_path=properties["BasePath"][0])
                 started.callback(session.close)
                 problems = play(proxy, session)
-        except _Stopped as stopped:  # what it started is stopped: the usual code of a signal
+        except Stopped as stopped:  # what it started is stopped: the usual code of a signal
             return 128 + stopped.signum
     for problem in problems:
         print(f"WRONG: {problem}", file=sys.stderr)
@@ -326,45 +286,13 @@ def listen(args: argparse.Namespace) -> int:
             # the group's own type too, for the END_SCAN that ends the listening
             events = sequence.walk_events(filter=["node_ref_channel", sequence.type], wait=True)
         else:
-            sequence = None
             events = get_session_node(args.session, connection=url).walk_events(
                 filter=args.filter, wait=True)
-        for event, problem in events.with_errors():  # bad data in Redis does not stop it
-            print(describe(event, problem), flush=True)
-            if (sequence is not None and event.type is EventType.END_SCAN
-                    and event.node.db_name == sequence.db_name):
-                break
+        print_events(events, until_end_of=args.sequence,
+                     write=functools.partial(print, flush=True))
     except KeyboardInterrupt:
         pass
     return 0
-
-
-def describe(event: Event, problem: Exception | None = None) -> str:
-    """One line for an event: its name, the node's db_name, then what it carries.
-
-    Scans and groups show their scan number (``NEW_NODE demo:tmp:scans:3_loopscan 3``), an
-    END_SCAN its exception text when there is one, a NEW_DATA of node references the db_names
-    of the new references, any other NEW_DATA the indexes of its points. What cannot be read
-    (``problem``, the walk's error for the event's data; a refused value in the scan's info)
-    ends the line as ``(unreadable: ...)``.
-    """
-    node = event.node
-    words = [event.name, node.db_name]
-    problems = [] if problem is None else [problem]
-    if isinstance(node, ScanNode):
-        try:
-            words.append(str(node.info.get("scan_nb", "")))
-        except (pickle.UnpicklingError, ValueError) as error:  # what NodeInfo raises
-            problems.append(error)
-        if event.type is EventType.END_SCAN and event.data and event.data.description:
-            words.append(str(event.data.description))
-    elif event.type is EventType.NEW_DATA and event.data and isinstance(node, NodeRefChannel):
-        words += [ref.db_name if ref is not None else "(expired)" for ref in event.data.data]
-    elif event.type is EventType.NEW_DATA and event.data and isinstance(node, ChannelDataNode):
-        first = event.data.first_index
-        words.append(f"points {first}..{first + event.data.block_size - 1}")
-    words += [f"(unreadable: {error})" for error in problems]
-    return " ".join(words)
 
 
 # -- loopscan -------------------------------------------------------------------------------------

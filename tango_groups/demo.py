@@ -18,9 +18,9 @@ from typing import Any
 import numpy
 import tango
 
-from .cli import describe
-from .data import keys
+from .data.lookup import allocated_number
 from .data.node import get_node, get_session_node
+from .formatting import describe
 from .scanning.simulation import loopscan
 from .session import Session
 
@@ -77,8 +77,7 @@ def play(proxy: tango.DeviceProxy, session: Session, write: Callable[[str], None
         show("client", f"Start -> {db_name}")
         subscriptions = [proxy.subscribe_event(name, tango.EventType.CHANGE_EVENT, on_change)
                          for name in WATCHED]
-        counter = session.client.hget(session.scan_saving_db_name, keys.SCAN_COUNTER)
-        upcoming = int(counter or 0) + 1
+        upcoming = allocated_number(session.client, session.scan_saving_db_name) + 1
         show("client", f"AddScan({upcoming}) -> {proxy.AddScan(str(upcoming))}")
         s1 = loopscan(npoints, count_time, diode, session=session)
         show("client", f"loopscan -> {s1.db_name}")

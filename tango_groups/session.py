@@ -7,36 +7,41 @@ A Bliss session knows its data Redis and its ScanSaving; ours is the same, minus
     diode = session.config.get("diode")   # a simulated counter
 
 Scans are written under the scan-saving container (``demo:tmp:scans`` above), created on demand.
+``session.config`` names the objects scans count with; they register themselves there
+(``Config.register``) when their module is imported: ``tango_groups.scanning.simulation`` registers
+its simulated counters, so the session knows nothing of them.
 """
 
 from __future__ import annotations
 
 import getpass
-
-import redis
+from typing import Any, ClassVar
 
 from .data import keys
-from .data.connection import connect
+from .data.connection import Redis, connect
 from .data.writer import DataWriter, Expiration
 
-__all__ = ["Session", "current_session", "get_current_session"]
+__all__ = ["Config", "Session", "current_session", "get_current_session"]
 
 _current: Session | None = None
 
 
 class Config:
-    """The session's objects by name (Bliss's ``config.get``): the simulated counters."""
+    """The session's objects by name (Bliss's ``config.get``), as their modules registered them."""
 
-    def get(self, name: str):
-        from .scanning.simulation import (
-            COUNTERS,  # the simulation needs the session, not vice versa
-        )
+    _objects: ClassVar[dict[str, Any]] = {}  # every session names the same objects
 
+    @classmethod
+    def register(cls, **objects: Any) -> None:
+        """Make each object known by its keyword to every session's ``config.get``."""
+        cls._objects.update(objects)
+
+    def get(self, name: str) -> Any:
         try:
-            return COUNTERS[name]
+            return self._objects[name]
         except KeyError:
             raise KeyError(
-                f"no object {name!r} in the session configuration; known: {sorted(COUNTERS)}"
+                f"no object {name!r} in the session configuration; known: {sorted(self._objects)}"
             ) from None
 
 
@@ -49,7 +54,7 @@ class Session:
         redis_url: str = "redis://127.0.0.1:6379",
         base_path: str = "/tmp/scans",
         expiration: Expiration | None = None,
-        client: redis.Redis | None = None,
+        client: Redis | None = None,
     ) -> None:
         keys.check_local_name(name)
         self.name = name

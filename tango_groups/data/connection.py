@@ -1,8 +1,11 @@
-"""Connections to the data Redis: URL parsing (logical db 1 by default) and password redaction.
+"""Connections to the data Redis: URL parsing (logical db 1 by default), password redaction, and
+the commands on a server as a whole (``ping``: does it answer; ``save``: snapshot it to its dump).
 
-The one module outside the data layer's commands that others import for Redis: the client type
-and the exception types (``RedisError`` and its ``ConnectionError`` / ``TimeoutError``) are
-re-exported here, so that no other part of the package imports ``redis`` itself.
+This is where the product outside ``tango_groups.data`` gets what it needs of redis-py: ``connect``
+for a client, the client type ``Redis`` for type hints, and the exception types it tells apart
+(``RedisError``, the base of all; ``RedisConnectionError``, ``RedisTimeoutError``). No other module
+outside ``tango_groups.data`` imports ``redis``, and none issues a Redis command: the queries live
+in ``tango_groups.data`` (tests/unit/test_structure.py checks the imports).
 """
 
 from __future__ import annotations
@@ -10,20 +13,19 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
+from redis import ConnectionError as RedisConnectionError
+from redis import Redis, RedisError
+from redis import TimeoutError as RedisTimeoutError
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError, TimeoutError
 from redis.retry import Retry
 
-__all__ = ["DATA_DB", "ConnectionError", "Redis", "RedisError", "TimeoutError", "connect",
-           "redact"]
-
-Redis = redis.Redis
+__all__ = ["DATA_DB", "Redis", "RedisConnectionError", "RedisError", "RedisTimeoutError",
+           "connect", "ping", "redact", "save"]
 
 DATA_DB = 1  # Bliss keeps every data node in logical database 1 of the data Redis
 
 
-def connect(url: str, **options: Any) -> redis.Redis:
+def connect(url: str, **options: Any) -> Redis:
     """A client of the data Redis at ``url`` (``redis://host:port[/db]``, ``unix:///path``).
 
     The URL may name a logical database (``redis://host:6380/3``); without one, db 1 is used, the
@@ -42,7 +44,27 @@ def connect(url: str, **options: Any) -> redis.Redis:
     if not names_db:
         options.setdefault("db", DATA_DB)
     options.setdefault("retry", Retry(NoBackoff(), 0))
-    return redis.Redis.from_url(url, **options)
+    return Redis.from_url(url, **options)
+
+
+def ping(url: str, **options: Any) -> None:
+    """PING the Redis at ``url`` on a connection of its own (``options`` as for ``connect``),
+    closed after. Raises ``RedisError`` when it does not answer (``RedisConnectionError``: nothing
+    listens there, or the server is still loading its dump)."""
+    client = connect(url, **options)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def save(url: str, timeout: float = 30.0) -> None:
+    """``SAVE``: the Redis at ``url`` writes everything it holds to its dump file, now."""
+    client = connect(url, socket_timeout=timeout)
+    try:
+        client.save()
+    finally:
+        client.close()
 
 
 def redact(url: str) -> str:

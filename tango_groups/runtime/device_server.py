@@ -30,8 +30,7 @@ from typing import Self
 import tango
 
 from .fixtures import SEQUENCE_MANAGER
-from .process import ChildProcess
-from .tango_db import log_tail
+from .process import ChildProcess, log_tail
 
 __all__ = ["DeviceServer", "server_command"]
 
@@ -52,6 +51,7 @@ class DeviceServer(ChildProcess):
     stop_signal = signal.SIGINT  # lets the server unexport its devices
     stop_timeout = 10.0
     workdir_prefix = "tango_groups_server_"
+    log_name = "server.log"
 
     def __init__(self, instance: str, tango_host: str, command: Sequence[str] | None = None,
                  server: str = SEQUENCE_MANAGER) -> None:
@@ -67,10 +67,8 @@ class DeviceServer(ChildProcess):
         return f"{self.server}/{self.instance}"
 
     @property
-    def log_path(self) -> Path:
-        if self._workdir is None:
-            raise RuntimeError(f"the device server {self.name} was not started")
-        return Path(self._workdir.name) / "server.log"
+    def what(self) -> str:
+        return f"the device server {self.name}"
 
     def proxy(self, device: str) -> tango.DeviceProxy:
         """A proxy naming the database explicitly (works whatever this process's TANGO_HOST)."""

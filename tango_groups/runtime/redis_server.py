@@ -28,8 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import redis
-
+from ..data import connection
 from .process import ChildProcess
 
 __all__ = ["RedisServer", "free_port", "redis_server_binary"]
@@ -62,6 +61,7 @@ class RedisServer(ChildProcess):
     """
 
     workdir_prefix = "tango_groups_redis_"
+    log_name = "redis.log"
     dbfilename = "dump.rdb"
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1",
@@ -82,10 +82,6 @@ class RedisServer(ChildProcess):
         """Where ``crash(keep_data=True)`` saves the data (None before the first start)."""
         return None if self._workdir is None else Path(self._workdir.name) / self.dbfilename
 
-    def client(self, **options: object) -> redis.Redis:
-        """A client of logical db 0 (server commands); close it after use."""
-        return redis.Redis(host=self.host, port=self.port, password=self.password, **options)
-
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server (again: same port, same work dir, its dump loaded when present)."""
         if self._process is not None and self._process.poll() is None:
@@ -94,24 +90,21 @@ class RedisServer(ChildProcess):
         self._spawn(
             [redis_server_binary(), "--port", str(self.port), "--bind", self.host,
              "--save", "", "--appendonly", "no", "--dir", str(workdir),
-             "--dbfilename", self.dbfilename, "--logfile", str(workdir / "redis.log"),
+             "--dbfilename", self.dbfilename, "--logfile", str(self.log_path),
              *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.paused_since = None
         deadline = time.monotonic() + timeout
-        client = self.client(socket_connect_timeout=0.2, socket_timeout=timeout)
         while True:
-            try:
-                client.ping()  # BusyLoadingError (a ConnectionError) while the dump loads
+            try:  # BusyLoadingError (a connection error) while the dump loads
+                connection.ping(self.url, socket_connect_timeout=0.2, socket_timeout=timeout)
                 return self
-            except redis.ConnectionError:
+            except connection.RedisConnectionError:
                 if self._process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(f"redis-server did not start on {self.host}:{self.port}")
-                time.sleep(0.02)
-            finally:
-                client.close()
+                time.sleep(0.005)  # a refused connection costs ~1 ms: poll often
 
     def crash(self, keep_data: bool = False) -> None:
         """SIGKILL the server, keeping its port and work directory for the next ``start()``.
@@ -124,11 +117,7 @@ class RedisServer(ChildProcess):
             raise RuntimeError(f"redis-server on {self.host}:{self.port} is not running")
         self.resume()
         if keep_data:
-            client = self.client(socket_timeout=30)
-            try:
-                client.save()
-            finally:
-                client.close()
+            connection.save(self.url)
         self._process.kill()
         self._process.wait()
         self._process = None

@@ -30,9 +30,9 @@ from typing import Self
 
 import tango
 
-from .process import ChildProcess
+from .process import ChildProcess, log_tail
 
-__all__ = ["TangoDatabaseServer", "log_tail", "pydatabaseds_executable"]
+__all__ = ["TangoDatabaseServer", "pydatabaseds_executable"]
 
 _LISTENING = re.compile(r"Database DS listening on: host=(\S+), port=(\d+)\.")
 _INSTANCE = "2"  # sys/database/2: the instance name every Tango installation uses
@@ -52,19 +52,12 @@ def pydatabaseds_executable() -> str:
     )
 
 
-def log_tail(path: Path, lines: int = 20) -> str:
-    """The last ``lines`` lines of a log file, indented for an error message ("" if none)."""
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join("    " + line for line in text.splitlines()[-lines:])
-
-
 class TangoDatabaseServer(ChildProcess):
     """Start with ``start()`` (or as a context manager); ``tango_host`` is ``127.0.0.1:<port>``."""
 
     workdir_prefix = "tango_groups_db_"
+    log_name = "databaseds.log"
+    what = "the Tango database"
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
@@ -76,12 +69,6 @@ class TangoDatabaseServer(ChildProcess):
         if self.port is None:
             raise RuntimeError("the Tango database is not running: call start() first")
         return f"{self.host}:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        if self._workdir is None:
-            raise RuntimeError("the Tango database was not started")
-        return Path(self._workdir.name) / "databaseds.log"
 
     def start(self, timeout: float = 20.0) -> Self:
         """Start the server and wait until ``tango.Database(host, port)`` answers."""

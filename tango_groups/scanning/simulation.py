@@ -5,6 +5,9 @@ device with ``elapsed_time`` and ``epoch`` channels (seconds) and, below it, one
 device per counter controller (``simulation_diode_sampling_controller:diode`` for the ``diode``).
 Each point takes ``count_time`` seconds, as counting would; the counter values are random, like
 Bliss's simulated diodes.
+
+Importing this module registers its counters in the session configuration (``Config.register``):
+``session.config.get("diode")`` then returns the ``diode`` of ``COUNTERS``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import numpy
 
 from ..data.writer import ChannelSpec
-from ..session import Session
+from ..session import Config, Session
 from .scan import Scan
 
 __all__ = ["COUNTERS", "SimulationCounter", "loopscan"]
@@ -49,6 +52,7 @@ COUNTERS = {
         SimulationCounter("sim_ct_gauss", "simulation_counter_controller", 0, 1000),
     )
 }
+Config.register(**COUNTERS)
 
 
 def loopscan(

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..data import keys, lookup, running
 from ..data.channel import ChannelSpec
-from ..data.connection import RedisError, TimeoutError, redact
+from ..data.connection import RedisError, RedisTimeoutError, redact
 from ..scanning.scan import ScanState
 from ..scanning.sequence import ScanSequenceError, Sequence
 from ..session import Session
@@ -133,7 +133,7 @@ class Link:
     # -- failures and re-reads -------------------------------------------------------------------
     def _unreachable(self, error: Exception) -> ManagerError:
         """Record a Redis failure (Redis is re-read before the next write) and the refusal."""
-        timed_out = isinstance(error, TimeoutError)
+        timed_out = isinstance(error, RedisTimeoutError)
         message = (f"Redis at {self.redis_url} is unreachable ({type(error).__name__}: {error}). "
                    + ("A write that timed out may still land: the device re-reads Redis before "
                       "writing again, so repeating the command is safe. " if timed_out else "")

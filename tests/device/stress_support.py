@@ -37,7 +37,8 @@ import tango
 from tango_groups.data.writer import DataWriter
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import load_config, sequence_manager_config
-from tango_groups.runtime.tango_db import TangoDatabaseServer, log_tail
+from tango_groups.runtime.process import log_tail
+from tango_groups.runtime.tango_db import TangoDatabaseServer
 from tango_groups.scanning.simulation import loopscan
 from tango_groups.session import Session
 

@@ -40,8 +40,8 @@ import tango
 from tango_groups.data.connection import connect
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import device_names, load_config, sequence_manager_config
+from tango_groups.runtime.process import log_tail
 from tango_groups.runtime.redis_server import RedisServer
-from tango_groups.runtime.tango_db import log_tail
 from tango_groups.scanning.scan import Scan
 from tango_groups.scanning.simulation import loopscan
 from tango_groups.session import Session

@@ -1,0 +1,239 @@
+"""The shape of the product, read from its source: import graph, module sizes, the data boundary.
+
+Every module of the packages ``setup.cfg`` declares (``tango_groups`` and below, ``devices`` which
+is installed as ``tango_groups.devices``) is parsed with ``ast``, never imported. Each ``import`` /
+``from ... import`` anywhere in a module (top level, functions, ``TYPE_CHECKING`` blocks) is an
+edge of the import graph: ``from pkg import name`` goes to the submodule ``pkg.name`` when there is
+one, else to ``pkg`` itself (its ``__init__``); relative imports are resolved like Python does.
+
+* no import cycle (each cycle found is reported with the modules on it);
+* no module over ``MAX_LINES`` lines;
+* no module outside ``tango_groups.data`` imports ``redis``: Redis commands are issued inside the
+  data package only, and ``tango_groups.data.connection`` hands out what the rest needs (the
+  ``connect`` function, the client type, the exception types).
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tango_groups.data import connection
+
+ROOT = Path(__file__).parents[2]
+MAX_LINES = 400
+DATA = "tango_groups.data"
+CONNECTION = "tango_groups.data.connection"
+
+
+@dataclasses.dataclass(frozen=True)
+class Module:
+    name: str
+    path: Path
+
+    @property
+    def package(self) -> str:
+        """The package relative imports start from (a package's ``__init__`` is its own)."""
+        return self.name if self.path.name == "__init__.py" else self.name.rpartition(".")[0]
+
+
+def _declared_packages() -> dict[str, Path]:
+    """Package name -> its directory, from ``packages`` and ``package_dir`` of setup.cfg."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    options = config["options"]
+    mapped = {}
+    for line in options.get("package_dir", "").splitlines():
+        if "=" in line:
+            name, _, directory = line.partition("=")
+            mapped[name.strip()] = ROOT / directory.strip()
+    packages = {}
+    for name in options["packages"].split():
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest mapped ancestor decides
+            ancestor = ".".join(parts[:cut])
+            if ancestor in mapped:
+                packages[name] = mapped[ancestor].joinpath(*parts[cut:])
+                break
+        else:
+            packages[name] = ROOT.joinpath(*parts)
+    return packages
+
+
+def _modules() -> dict[str, Module]:
+    modules = {}
+    for package, directory in _declared_packages().items():
+        for path in sorted(directory.glob("*.py")):
+            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+            modules[name] = Module(name, path)
+    return modules
+
+
+MODULES = _modules()
+
+
+def _imports(tree: ast.Module, package: str) -> list[tuple[str, list[str]]]:
+    """(absolute module imported from, names imported) for every import statement of ``tree``,
+    relative ones resolved from ``package``; ``import a.b`` gives ``("a.b", [])``."""
+    found: list[tuple[str, list[str]]] = []
+    for statement in ast.walk(tree):
+        if isinstance(statement, ast.Import):
+            found += [(alias.name, []) for alias in statement.names]
+        elif isinstance(statement, ast.ImportFrom):
+            if statement.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - statement.level + 1])
+                source = f"{base}.{statement.module}" if statement.module else base
+            else:
+                source = statement.module or ""
+            found.append((source, [alias.name for alias in statement.names]))
+    return found
+
+
+def _module_imports(module: Module) -> list[tuple[str, list[str]]]:
+    return _imports(ast.parse(module.path.read_text(), str(module.path)), module.package)
+
+
+def _targets(source: str, names: list[str]) -> set[str]:
+    """The product modules an import statement runs (the deepest one for dotted names)."""
+    targets = set()
+    for name in names:
+        if f"{source}.{name}" in MODULES:
+            targets.add(f"{source}.{name}")
+        elif source in MODULES:
+            targets.add(source)
+    if not names:
+        parts = source.split(".")
+        for cut in range(len(parts), 0, -1):
+            if ".".join(parts[:cut]) in MODULES:
+                targets.add(".".join(parts[:cut]))
+                break
+    return targets
+
+
+def import_graph() -> dict[str, set[str]]:
+    graph = {name: set() for name in MODULES}
+    for name, module in MODULES.items():
+        for source, names in _module_imports(module):
+            graph[name] |= _targets(source, names) - {name}
+    return graph
+
+
+def tangles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm): every
+    module of one reaches every other, so each is on a cycle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return components
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (``[a, b, ..., a]``) per tangle: a shortest path from its first module back."""
+    return [_shortest_cycle(graph, component) for component in tangles(graph)]
+
+
+def _shortest_cycle(graph: dict[str, set[str]], component: list[str]) -> list[str]:
+    start, members = component[0], set(component)
+    paths = {start: [start]}
+    frontier = [start]
+    while True:
+        next_frontier = []
+        for node in frontier:
+            for step in sorted(graph[node] & members):
+                if step == start:
+                    return paths[node] + [start]
+                if step not in paths:
+                    paths[step] = paths[node] + [step]
+                    next_frontier.append(step)
+        frontier = next_frontier
+
+
+# -- the checker itself ---------------------------------------------------------------------------
+def test_every_declared_package_is_parsed():
+    assert {"tango_groups", "tango_groups.session", "tango_groups.cli",
+            "tango_groups.devices.sequence_manager", CONNECTION} <= set(MODULES)
+    tops = [ROOT / "tango_groups", ROOT / "devices"]
+    for directory in {path.parent for top in tops for path in top.rglob("*.py")}:
+        assert any(module.path.parent == directory for module in MODULES.values()), (
+            f"{directory.relative_to(ROOT)} holds modules but is no package of setup.cfg")
+
+
+def test_imports_resolve_like_python():
+    session = _targets("tango_groups.data", ["keys", "connection"])
+    assert session == {"tango_groups.data.keys", CONNECTION}
+    assert _targets("tango_groups.data.connection", ["connect"]) == {CONNECTION}
+    assert _targets("tango_groups", ["__version__"]) == {"tango_groups"}
+    assert _targets("tango_groups.data.keys", []) == {"tango_groups.data.keys"}
+    assert _targets("redis", []) == set()
+    relative = ast.parse("from .. import session\nfrom ..data.keys import x\nfrom . import chain")
+    assert [_targets(*found) for found in _imports(relative, "tango_groups.scanning")] == [
+        {"tango_groups.session"}, {"tango_groups.data.keys"}, {"tango_groups.scanning.chain"}]
+
+
+def test_cycle_finder_reports_the_modules_on_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
+    assert cycles(graph) == [["a", "b", "c", "a"]]
+    assert tangles({"a": {"b", "c"}, "b": {"a"}, "c": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+# -- the product ----------------------------------------------------------------------------------
+def test_no_import_cycles():
+    graph = import_graph()
+    found = [f"{' -> '.join(_shortest_cycle(graph, tangle))} (on cycles: {', '.join(tangle)})"
+             for tangle in tangles(graph)]
+    assert not found, "import cycles:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_module_size(name):
+    lines = len(MODULES[name].path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{MODULES[name].path.relative_to(ROOT)}: {lines} lines"
+
+
+def test_redis_is_imported_inside_the_data_package_only():
+    outside = {
+        name: sorted({source for source, _ in _module_imports(module)
+                      if source == "redis" or source.startswith("redis.")})
+        for name, module in MODULES.items()
+        if name != DATA and not name.startswith(DATA + ".")
+    }
+    offenders = {name: sources for name, sources in outside.items() if sources}
+    assert not offenders, f"import redis outside {DATA}: {offenders}"
+
+
+def test_the_connection_module_hands_out_what_the_rest_needs():
+    exported = set(connection.__all__)
+    assert {"connect", "Redis", "RedisError", "RedisConnectionError",
+            "RedisTimeoutError"} <= exported
+    assert issubclass(connection.RedisConnectionError, connection.RedisError)
+    assert issubclass(connection.RedisTimeoutError, connection.RedisError)
