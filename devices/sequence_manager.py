@@ -1,10 +1,9 @@
 """The SequenceManager Tango device: a thin Tango layer over ``tango_groups.service``.
 
-Commands map to manager calls; a refused request becomes a ``DevFailed`` whose reason is the
-manager's stable ``SequenceManager_*`` reason (anything unforeseen is
-``SequenceManager_InternalError``, logged with its traceback: a client never sees a bare Python
-error). All attributes are read-only and pushed by the device (change events, detect off; channel
-attributes also push data-ready events); nothing is polled.
+Commands map to manager calls (``configuration`` builds the manager from the properties); a
+refused request becomes a ``DevFailed`` with a stable ``SequenceManager_*`` reason
+(``refusals``). All attributes are read-only and pushed by the device (change events, detect
+off; the channel attributes of ``channels`` also push data-ready events); nothing is polled.
 
 Threads and locks: the device runs in Tango's synchronous mode, where the device monitor
 serialises commands, attribute reads and the subscriptions' first reads. The manager reports
@@ -13,9 +12,8 @@ every change as a typed notification that carries the new values
 (pending-scan followers, health check). The device keeps those values (attribute reads, State
 and Status return them: a client sees what a command left without waiting for the events) and
 queues the pushes *at once*, so events come in the order of the changes; one dispatcher thread
-pushes them while holding the device monitor, so no push ever races a read of the same attribute
-inside libtango (the cause of the segfaults of the gevent version, which runs without the
-monitor). The device never asks the manager for a value.
+(``pushes``) pushes them while holding the device monitor. The device never asks the manager for
+a value.
 
 Tango state: ON (idle, Redis answers), RUNNING (a sequence is running), FAULT (Redis unreachable,
 the running sequence lost by Redis, or invalid properties; the Status says what to do).
@@ -26,35 +24,28 @@ Run it the Tango way, ``SequenceManager <instance>`` (``tango_groups.devices.__m
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import math
-import queue
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import numpy
 from tango import (
-    AttrDataFormat,
     AttrWriteType,
-    AutoTangoMonitor,
     DevFailed,
     DevState,
     DispLevel,
-    Except,
     Util,
 )
 from tango.server import Device, attribute, command, device_property, run
 
-import tango_groups.session
 from tango_groups.data.channel import ChannelSpec
-from tango_groups.data.connection import connect, redact
-from tango_groups.data.streams import BLOCK_MS
-from tango_groups.data.writer import Expiration
+from tango_groups.data.connection import redact
+from tango_groups.devices.channels import PointWindow, channel_attribute, same_channel
+from tango_groups.devices.configuration import MAX_REDIS_TIMEOUT, create_manager
+from tango_groups.devices.pushes import Pushes
+from tango_groups.devices.refusals import refusals
 from tango_groups.scanning.scan import ScanState
-from tango_groups.service.manager import RECOVERY_MODES, Manager
+from tango_groups.service.manager import Manager
 from tango_groups.service.notifications import (
     Notification,
     PendingChanged,
@@ -77,37 +68,6 @@ __all__ = ["SequenceManager", "main"]
 logger = logging.getLogger(__name__)
 
 MAX_SCANS = 1_000_000  # max_dim_x of the scan spectra: far beyond any sequence
-MAX_POINTS = 100_000_000  # points of one channel attribute (Tango's limit, not a memory budget)
-MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client gets our answer
-TANGO_TYPES = {"b": "DevBoolean", "f4": "DevFloat", "f8": "DevDouble", "i1": "DevShort",
-               "i2": "DevShort", "i4": "DevLong", "i8": "DevLong64", "u1": "DevUChar",
-               "u2": "DevUShort", "u4": "DevULong", "u8": "DevULong64"}
-
-
-def refusals(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ``ManagerError`` into a DevFailed with its stable reason, anything else into
-    ``SequenceManager_InternalError`` (with the traceback in the log)."""
-
-    @functools.wraps(method)
-    def wrapper(self: SequenceManager, *args: Any) -> Any:
-        where = f"SequenceManager.{method.__name__}"
-        if self.manager is None:
-            Except.throw_exception("SequenceManager_NotConfigured", self.dev_status(), where)
-        try:
-            return method(self, *args)
-        except ManagerError as error:
-            self.warn_stream(f"{method.__name__} refused: {error.reason}: {error.message}")
-            Except.throw_exception(error.reason, error.message, where)
-        except DevFailed:
-            raise
-        except Exception as error:
-            logger.exception("%s failed", method.__name__)
-            self.error_stream(f"{method.__name__} failed: {type(error).__name__}: {error}")
-            Except.throw_exception("SequenceManager_InternalError",
-                                   f"{type(error).__name__}: {error} (a bug: please report it "
-                                   "with the server log)", where)
-
-    return wrapper
 
 
 def _json_default(value: Any) -> Any:
@@ -116,61 +76,12 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _tango_type(dtype: Any) -> str:
-    dtype = numpy.dtype(dtype)
-    return TANGO_TYPES["b" if dtype.kind == "b" else f"{dtype.kind}{dtype.itemsize}"]
-
-
-def _same_channel(declared: ChannelSpec | None, shown: ChannelSpec) -> bool:
-    """Whether a sequence's channel is the one an attribute shows (dtype, shape and unit)."""
-    return declared is not None and (numpy.dtype(declared.dtype), declared.shape,
-                                     declared.unit) == (numpy.dtype(shown.dtype), shown.shape,
-                                                        shown.unit)
-
-
 def pushed(name: str, **kwargs: Any) -> attribute:
     """A read-only attribute showing the value ``name`` the manager notified last, pushed by the
     device with change events (detect off: every push is an event)."""
     return attribute(name=name, access=AttrWriteType.READ, change_event_implemented=True,
                      change_event_detect=False, fget=lambda device: device._values[name],
                      fisallowed=lambda device, request: device.manager is not None, **kwargs)
-
-
-class Pushes:
-    """Values to push, in the order they were queued, from one thread that holds the device
-    monitor while it pushes. ``close`` stops it: queued values are dropped, and with ``wait`` the
-    thread has ended when it returns (the device may be destroyed then)."""
-
-    def __init__(self, device: Device, push: Callable[[str, Any], None]) -> None:
-        self._queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
-        self._open = True
-        self._thread = threading.Thread(target=self._run, args=(device, push),
-                                        name="SequenceManager-events", daemon=True)
-        self._thread.start()
-        self._device = device
-
-    def put(self, name: str, value: Any) -> None:
-        self._queue.put((name, value))
-
-    def _run(self, device: Device, push: Callable[[str, Any], None]) -> None:
-        while (item := self._queue.get()) is not None:
-            # nothing to push before the server is up (no client can have subscribed), and
-            # pushing while cppTango initialises the server can deadlock with it
-            if not self._open or Util.instance().is_svr_starting():
-                continue
-            with AutoTangoMonitor(device):
-                if self._open:
-                    try:
-                        push(*item)
-                    except DevFailed as error:  # e.g. an attribute removed meanwhile
-                        logger.debug("push of %s skipped: %s", item[0], error.args[0].desc)
-
-    def close(self, wait: bool) -> None:
-        with AutoTangoMonitor(self._device):  # no push is under way once we hold it
-            self._open = False
-        self._queue.put(None)
-        if wait:
-            self._thread.join()
 
 
 class SequenceManager(Device):
@@ -229,6 +140,10 @@ class SequenceManager(Device):
             "protect attributes added later against clients reading configurations): a change "
             "takes effect at the next server start. Start may use other channels too: they "
             "are written to Redis, without a Tango attribute.")
+    ChannelWindow = device_property(
+        dtype=int, default_value=10000,
+        doc="Points a channel attribute holds and its events carry: the last ones of the "
+            "sequence (at most 16 MiB of data per channel). Every point stays in Redis.")
     RecoveryMode = device_property(
         dtype=str, default_value="close",
         doc="What the device does at start-up with a sequence a previous run left open (a "
@@ -246,7 +161,7 @@ class SequenceManager(Device):
         self._pushes = Pushes(self, self._push)
         try:
             self._create_channel_attributes(parse_channels(list(self.Channels), RESERVED_NAMES))
-            manager = self._create_manager()
+            manager = create_manager(self, self._on_change)
         except (ManagerError, OSError, ValueError) as error:
             self._create_channel_attributes({})  # none until the server restarts
             self.manager = None
@@ -261,46 +176,13 @@ class SequenceManager(Device):
         self.info_stream(f"session {self.Session!r} in {redact(self.RedisURL)}, "
                          f"scans in {self.BasePath}: {self.dev_status()}")
 
-    def _create_manager(self) -> Manager:
-        if not 0 < self.RedisTimeout <= MAX_REDIS_TIMEOUT:
-            raise ValueError(f"RedisTimeout {self.RedisTimeout} s: use a value in "
-                             f"(0, {MAX_REDIS_TIMEOUT}]")
-        if self.RecoveryMode not in RECOVERY_MODES:
-            raise ValueError(f"RecoveryMode {self.RecoveryMode!r}: use one of "
-                             f"{', '.join(RECOVERY_MODES)}")
-        expiration = Expiration(data=self.DataExpiration or None,
-                                parent=self.ParentExpiration or None)
-        password = self._redis_password()
-        client = connect(self.RedisURL, socket_timeout=self.RedisTimeout,
-                         socket_connect_timeout=self.RedisTimeout, password=password)
-        # the followers block in XREAD for up to BLOCK_MS: their socket timeout must cover it
-        follow = BLOCK_MS / 1000 + self.RedisTimeout
-        watch_client = connect(self.RedisURL, socket_timeout=follow,
-                               socket_connect_timeout=self.RedisTimeout, password=password)
-        session = tango_groups.session.Session(self.Session, redis_url=self.RedisURL, base_path=self.BasePath,
-                              expiration=expiration, client=client)
-        self._watch_client = watch_client
-        return Manager(session, self.RedisURL, owner=self.get_name(),
-                       watch_client=watch_client, end_timeout=self.EndTimeout,
-                       recovery=self.RecoveryMode, on_change=self._on_change)
-
-    def _redis_password(self) -> str | None:
-        if not self.RedisPasswordFile:
-            return None
-        try:
-            with open(self.RedisPasswordFile, encoding="utf-8") as secret:
-                return secret.readline().rstrip("\r\n")
-        except OSError as error:
-            raise OSError(f"RedisPasswordFile {self.RedisPasswordFile!r} cannot be read "
-                          f"({error.strerror})") from None
-
     def delete_device(self) -> None:
         if self.manager is not None:
             try:
                 self.manager.close()
             finally:
                 self.manager.session.close()
-                self._watch_client.close()
+                self.manager.watch_client.close()
                 self.manager = None
         # at shutdown the device is destroyed next: wait until nothing pushes any more (Init
         # holds the monitor and keeps the device: the closed dispatcher just drains)
@@ -335,8 +217,8 @@ class SequenceManager(Device):
                 self._set("PendingScans", numpy.array(numbers, dtype=numpy.int64))
             case PointsWritten(channel, block):
                 if channel in self._shown:
-                    self._points[channel].append(block)
-                    self._pushes.put(channel, self._channel_value(channel))
+                    self._windows[channel].append(block)
+                    self._pushes.put(channel, self._windows[channel].value())
 
     def _set(self, name: str, value: Any) -> None:
         self._values[name] = value
@@ -355,10 +237,10 @@ class SequenceManager(Device):
         # a channel attribute shows the sequence's points when it declares that channel alike
         declared = {spec.name: spec for spec in started.channels}
         self._shown = {name for name, spec in self._channel_attributes.items()
-                       if _same_channel(declared.get(name), spec)}
-        self._points: dict[str, list[numpy.ndarray]] = {name: [] for name in self._shown}
-        for name in self._channel_attributes:
-            self._pushes.put(name, self._channel_value(name))
+                       if same_channel(declared.get(name), spec)}
+        for name, window in self._windows.items():
+            window.clear()
+            self._pushes.put(name, window.value())
 
     def _push(self, name: str, value: Any) -> None:
         """Push one queued value (in the dispatcher thread, holding the device monitor)."""
@@ -411,56 +293,29 @@ class SequenceManager(Device):
         "ScanInfo", dtype=str, label="Scan info", display_level=DispLevel.EXPERT,
         doc="scan_info of the sequence as JSON (as stored in Redis)")
 
-    # -- one attribute per declared channel ---------------------------------------------------
-    def _channel_value(self, name: str) -> numpy.ndarray:
-        """The points of channel ``name`` in the current (or last) sequence; none when it has
-        no such channel (or one of another dtype or shape)."""
-        spec = self._channel_attributes[name]
-        blocks = self._points.get(name)
-        if not blocks:
-            points = numpy.empty((0,) + spec.shape, dtype=spec.dtype)
-        else:
-            if len(blocks) > 1:
-                blocks[:] = [numpy.concatenate(blocks)]
-            points = blocks[0]
-        # an image attribute holds one point per row (points of [n, m] are flattened)
-        return points if points.ndim <= 2 else points.reshape(len(points), -1 if len(points)
-                                                               else math.prod(spec.shape))
-
+    # -- one attribute per declared channel (devices.channels) --------------------------------
     def read_channel(self, attr: Any) -> None:
-        attr.set_value(self._channel_value(attr.get_name()))
+        attr.set_value(self._windows[attr.get_name()].value())
 
-    def _create_channel_attributes(self, decls: dict[str, ChannelSpec]) -> None:
+    def _create_channel_attributes(self, specs: dict[str, ChannelSpec]) -> None:
         """One attribute per declared channel, with change and data-ready events. Only at the
         server's start: attributes are never added or removed while clients may ask for their
         configuration (an ``Init`` with other ``Channels`` asks for a restart in the Status)."""
         if hasattr(self, "_channel_attributes"):
-            if decls != self._channel_attributes:
+            if specs != self._channel_attributes:
                 self._restart_note = (" The Channels property changed: restart the server to "
                                       "create the new channel attributes.")
             return
-        self._channel_attributes: dict[str, ChannelSpec] = {}
-        self._data_ready: dict[str, int] = {}
-        for decl in decls.values():
-            self._add_channel_attribute(decl)
-
-    def _add_channel_attribute(self, decl: ChannelSpec) -> None:
-        image = bool(decl.shape)
-        width = int(numpy.prod(decl.shape)) if image else MAX_POINTS
-        shape = f" of points {list(decl.shape)} (one row per point)" if image else ""
-        self.add_attribute(attribute(
-            name=decl.name, dtype=_tango_type(decl.dtype),
-            dformat=AttrDataFormat.IMAGE if image else AttrDataFormat.SPECTRUM,
-            max_dim_x=width, max_dim_y=max(MAX_POINTS // width, 1) if image else 0,
-            access=AttrWriteType.READ, unit=decl.unit or "", label=decl.name,
-            doc=f"Custom channel {decl.name} ({numpy.dtype(decl.dtype).name}{shape}): the points emitted "
-                "in the current (or last) sequence",
-            fget=self.read_channel))
-        # the attribute() flags are not applied to dynamic attributes: declare the events here
-        self.set_change_event(decl.name, True, False)
-        self.set_data_ready_event(decl.name, True)
-        self._channel_attributes[decl.name] = decl
-        self._data_ready[decl.name] = 0
+        self._channel_attributes: dict[str, ChannelSpec] = dict(specs)
+        self._windows = {name: PointWindow(spec, self.ChannelWindow)
+                         for name, spec in specs.items()}
+        self._data_ready = dict.fromkeys(specs, 0)
+        for spec in specs.values():
+            self.add_attribute(channel_attribute(spec, self._windows[spec.name].size,
+                                                 self.read_channel))
+            # attribute() flags are not applied to dynamic attributes: declare the events here
+            self.set_change_event(spec.name, True, False)
+            self.set_data_ready_event(spec.name, True)
 
     # -- commands -----------------------------------------------------------------------------
     @command(dtype_in=str, dtype_out=str,

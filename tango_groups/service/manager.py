@@ -71,7 +71,7 @@ class Manager(Link, SequenceListener):
                  on_change: NotificationCallback = lambda notification: None) -> None:
         super().__init__(session, redis_url, owner=owner, recovery=recovery, on_change=on_change)
         self.end_timeout = end_timeout
-        self._watch_client = watch_client
+        self.watch_client = watch_client
         self._sequence: Sequence | None = None
         self._context: SequenceContext | None = None
         self._specs: dict[str, ChannelSpec] = {}  # the custom channels of the sequence
@@ -124,7 +124,7 @@ class Manager(Link, SequenceListener):
         """Re-open the sequence a previous run left open (crash recovery)."""
         sequence = self._redis(lambda: Sequence.reopen(
             record.db_name, [AcquisitionChannel.from_spec(spec) for spec in specs],
-            session=self.session, listener=self, watch_client=self._watch_client))
+            session=self.session, listener=self, watch_client=self.watch_client))
         self._adopt(sequence, specs)
         for name in self._specs:
             self._notify_points(name, sequence.writer.channels[_fullname(name)].read(0))
@@ -178,7 +178,7 @@ class Manager(Link, SequenceListener):
             self._begin(Command.START)
             sequence = Sequence(scan_info=request.scan_info, title=request.title,
                                 session=self.session, listener=self,
-                                watch_client=self._watch_client)
+                                watch_client=self.watch_client)
             for spec in request.channels:
                 sequence.add_custom_channel(AcquisitionChannel.from_spec(spec))
             self._specs = {spec.name: spec for spec in request.channels}

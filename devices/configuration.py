@@ -1,0 +1,61 @@
+"""From the SequenceManager's device properties to its manager: checked, connected, built.
+
+Properties are checked before anything connects (a bad value puts the device in FAULT with a
+status that names it; Init retries). The manager gets two Redis clients: one for commands, whose
+socket timeout is ``RedisTimeout`` (at most ``MAX_REDIS_TIMEOUT``, below the 3 s Tango client
+timeout, so that a client always gets the device's own answer), and one for the pending-scan
+followers, which block in ``XREAD`` for up to ``BLOCK_MS`` and need a longer timeout. The Redis
+password comes from the URL or from ``RedisPasswordFile`` (kept out of the Tango database) and is
+never logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tango_groups.data.connection import connect
+from tango_groups.data.streams import BLOCK_MS
+from tango_groups.data.writer import Expiration
+from tango_groups.service.manager import RECOVERY_MODES, Manager
+from tango_groups.service.notifications import NotificationCallback
+from tango_groups.session import Session
+
+__all__ = ["MAX_REDIS_TIMEOUT", "create_manager"]
+
+MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client gets our answer
+
+
+def create_manager(device: Any, on_change: NotificationCallback) -> Manager:
+    """The manager ``device`` (a SequenceManager, through its properties) runs; ValueError or
+    OSError for a property that cannot work."""
+    if not 0 < device.RedisTimeout <= MAX_REDIS_TIMEOUT:
+        raise ValueError(f"RedisTimeout {device.RedisTimeout} s: use a value in "
+                         f"(0, {MAX_REDIS_TIMEOUT}]")
+    if device.RecoveryMode not in RECOVERY_MODES:
+        raise ValueError(f"RecoveryMode {device.RecoveryMode!r}: use one of "
+                         f"{', '.join(RECOVERY_MODES)}")
+    if device.ChannelWindow < 1:
+        raise ValueError(f"ChannelWindow {device.ChannelWindow}: use a positive number of points")
+    expiration = Expiration(data=device.DataExpiration or None,
+                            parent=device.ParentExpiration or None)
+    password = _password(device.RedisPasswordFile)
+    timeout = device.RedisTimeout
+    client = connect(device.RedisURL, socket_timeout=timeout, socket_connect_timeout=timeout,
+                     password=password)
+    watch_client = connect(device.RedisURL, socket_timeout=BLOCK_MS / 1000 + timeout,
+                           socket_connect_timeout=timeout, password=password)
+    session = Session(device.Session, redis_url=device.RedisURL, base_path=device.BasePath,
+                      expiration=expiration, client=client)
+    return Manager(session, device.RedisURL, owner=device.get_name(), watch_client=watch_client,
+                   end_timeout=device.EndTimeout, recovery=device.RecoveryMode,
+                   on_change=on_change)
+
+
+def _password(path: str) -> str | None:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as secret:
+            return secret.readline().rstrip("\r\n")
+    except OSError as error:
+        raise OSError(f"RedisPasswordFile {path!r} cannot be read ({error.strerror})") from None
