@@ -10,7 +10,7 @@ written.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy
@@ -129,19 +129,23 @@ class ChannelWriter:
         return block
 
 
-def emit_blocks(blocks: Mapping[ChannelWriter, Any]) -> None:
-    """Publish checked blocks of one or more channels in one round trip.
+def emit_blocks(blocks: Mapping[ChannelWriter, Any],
+                then: Callable[[redis.client.Pipeline], None] | None = None) -> None:
+    """Publish checked blocks of one or more channels in one round trip (with what ``then``
+    queues after them, if given).
 
     Not thread-safe for one channel: the entry IDs are positions, so points of a channel must be
-    published from one thread (or greenlet) at a time; ``Sequence`` and the ``SequenceManager``
-    serialise their writes.
+    published from one thread at a time; ``Sequence`` and the ``SequenceManager`` serialise
+    their writes.
     """
     if not blocks:
         return
     client = next(iter(blocks)).client
     with client.pipeline(transaction=False) as pipe:
         counts = {channel: channel.queue_points(pipe, block) for channel, block in blocks.items()}
-        if any(counts.values()):
+        if then is not None:
+            then(pipe)
+        if any(counts.values()) or then is not None:
             pipe.execute()
     for channel, count in counts.items():
         channel.length += count

@@ -20,7 +20,7 @@ from typing import Any
 import numpy
 import redis
 
-from . import encoding, keys
+from . import encoding, keys, scripts
 from .channel import ChannelDataError, ChannelSpec, ChannelWriter, emit_blocks
 
 __all__ = [
@@ -32,18 +32,6 @@ __all__ = [
     "GroupWriter",
     "ScanWriter",
 ]
-
-# Creates the empty streams of a node the way blissdata does (XADD 0-1 then XDEL: length 0,
-# last-generated-id 0-1), leaving existing streams alone.
-_CREATE_EMPTY_STREAMS = """
-for _, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 0 then
-    redis.call('XADD', key, '0-1', 'init', '')
-    redis.call('XDEL', key, '0-1')
-  end
-end
-return #KEYS
-"""
 
 STRTIME_FORMAT = "%a %b %d %H:%M:%S %Y"
 
@@ -100,7 +88,8 @@ class DataWriter:
     def __init__(self, client: redis.Redis, expiration: Expiration = Expiration()) -> None:
         self.client = client
         self.expiration = expiration
-        self._create_streams = client.register_script(_CREATE_EMPTY_STREAMS)
+        self._create_streams = client.register_script(scripts.CREATE_EMPTY_STREAMS)
+        self._refresh_expiration = client.register_script(scripts.REFRESH_EXPIRATION)
 
     # -- nodes ------------------------------------------------------------------------------
     def queue_node(
@@ -210,16 +199,14 @@ class DataWriter:
                  for s in ("", keys.INFO, keys.CHILDREN)]
         return own + above
 
-    def refresh_expiration(self, scan_db_name: str) -> None:
-        """Re-apply a finished scan's TTLs (a grouped scan lives as long as its group)."""
-        if self.client.ttl(scan_db_name) < 0:  # running (-1) or gone (-2): nothing to refresh
-            return
-        pattern = keys.glob_escape(scan_db_name) + ":*"
-        below = list(self.client.scan_iter(match=pattern, count=1000))
-        with self.client.pipeline(transaction=False) as pipe:
-            self.queue_expiration(pipe, below, self.expiration.data)
-            self.queue_expiration(pipe, self.parent_keys(scan_db_name), self.expiration.parent)
-            pipe.execute()
+    def queue_refresh(self, pipe: redis.client.Pipeline, scan_db_name: str) -> None:
+        """Queue the refresh of a finished scan's TTLs (a grouped scan lives as long as its
+        group): its subtree gets the data TTL, the scan and its containers the parent TTL. Work
+        proportional to the scan's own subtree; nothing when the scan runs or is gone."""
+        self._refresh_expiration(
+            keys=[], client=pipe,
+            args=[scan_db_name, self.expiration.data or 0, self.expiration.parent or 0,
+                  *self.parent_keys(scan_db_name)])
 
 
 class ScanWriter:
@@ -392,9 +379,9 @@ class GroupWriter(ScanWriter):
                 if c.spec.device == self.CUSTOM}
 
     def publish_scan(self, scan_db_name: str, scan_nb: int) -> None:
-        """Reference a sub-scan (its node must exist): ``scan_numbers`` then ``scans`` in one
-        round trip, then refresh the sub-scan's TTLs if it already ended (Bliss keeps grouped
-        scans alive as long as their group)."""
+        """Reference a sub-scan (its node must exist): ``scan_numbers`` then ``scans``, and the
+        refresh of the sub-scan's TTLs if it already ended (Bliss keeps grouped scans alive as
+        long as their group), in one round trip."""
         emit_blocks({self.scan_numbers: numpy.array([scan_nb], dtype=numpy.int64),
-                     self.scans: [scan_db_name]})
-        self.writer.refresh_expiration(scan_db_name)
+                     self.scans: [scan_db_name]},
+                    then=lambda pipe: self.writer.queue_refresh(pipe, scan_db_name))
