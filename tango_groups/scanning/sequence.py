@@ -19,10 +19,8 @@ scan-saving container written by another process (``add_number``; followed in Re
 ``tango_groups.scanning.pending`` and referenced when PREPARED). ``wait_all_subscans`` waits for
 both; ``end`` drops what never started and raises Bliss's error after ending the sequence.
 
-Services drive the same object without a ``with`` block: ``start()`` returns the context,
-``end(state=None)`` does what leaving the block does, and a ``SequenceListener`` learns every
-reference and every change of the pending numbers, in order. Bliss's error messages are kept
-verbatim.
+Services drive the same object without a ``with`` block (``start()``, then ``end()``) and give
+it a ``SequenceListener``. Bliss's error messages are kept verbatim.
 """
 
 from __future__ import annotations
@@ -67,6 +65,7 @@ class Sequence:
         self.scans: list[Any] = []  # Scan objects and scan nodes, in add order
         self.scan_numbers: list[int] = []  # what is referenced in Redis, in order
         self.scan_names: list[str] = []
+        self._referenced: set[str | int] = set()  # scan_names and scan_numbers, for lookups
         self._listener = listener or SequenceListener()
         self._numbers = NumberWatch(self.session.client, watch_client or self.session.client,
                                     lambda: self.session.scan_saving_parent,
@@ -75,7 +74,7 @@ class Sequence:
         self._state = ScanState.IDLE
         self._pending: dict[Scan | int, None] = {}  # insertion-ordered
         self._closed = False
-        self._unfinished: list[Scan | int] = []
+        self.unfinished: list[Scan | int] = []  # what end() dropped: it never started
         self._end_attempted = False  # a failed attempt may have landed: check before retrying
         self._changed = threading.Condition(threading.RLock())
 
@@ -106,20 +105,14 @@ class Sequence:
         """How many scans have been referenced in Redis so far."""
         return len(self.scan_names)
 
+    def references(self, scan: str | int) -> bool:
+        """Whether a scan (db_name or number) is referenced in Redis already."""
+        return scan in self._referenced
+
     @property
     def pending_numbers(self) -> tuple[int, ...]:
         """Scan numbers added with ``add_number`` and not referenced yet."""
         return tuple(key for key in self._pending if isinstance(key, int))
-
-    @property
-    def unfinished(self) -> list[Scan | int]:
-        """What ``end`` dropped because it never started (Scan objects and numbers)."""
-        return list(self._unfinished)
-
-    @property
-    def ending(self) -> bool:
-        """An ``end`` was attempted and failed: no more scans, ``end`` may be called again."""
-        return self._closed and self._group is not None and not self._group.ended
 
     @property
     def writer(self) -> GroupWriter | None:
@@ -226,8 +219,10 @@ class Sequence:
         names = [str(db_name) for db_name in found.get(keys.SCANS_CHANNEL, ())]
         with self._changed:
             if names:
+                numbers = [int(n) for n in found.get(keys.SCAN_NUMBERS_CHANNEL, ())]
                 self.scan_names += names
-                self.scan_numbers += [int(n) for n in found.get(keys.SCAN_NUMBERS_CHANNEL, ())]
+                self.scan_numbers += numbers
+                self._referenced.update(names, numbers)
                 self.scans.extend(n for n in get_nodes(*names, connection=self.session.client)
                                   if n)
                 self._listener.scans_published(tuple(self.scan_numbers), tuple(self.scan_names))
@@ -267,11 +262,12 @@ class Sequence:
 
     def _publish(self, db_name: str, scan_nb: int) -> None:
         with self._changed:
-            if db_name in self.scan_names:
+            if db_name in self._referenced:
                 return
             self._require_running().publish_scan(db_name, scan_nb)
             self.scan_numbers.append(scan_nb)
             self.scan_names.append(db_name)
+            self._referenced.update((db_name, scan_nb))
             self._listener.scans_published(tuple(self.scan_numbers), tuple(self.scan_names))
             self._changed.notify_all()
 
@@ -331,7 +327,7 @@ class Sequence:
         """A scan of the container reached PREPARED (from a follower, or at once)."""
         with self._changed:
             if facts.number in self._pending and not self._closed:
-                if facts.db_name not in self.scan_names:
+                if facts.db_name not in self._referenced:
                     self._publish(facts.db_name, facts.number)
                     self.scans.append(facts.node(self.session.client))
                 self._resolved(facts.number)
@@ -383,7 +379,7 @@ class Sequence:
             self._closed = True
             self._numbers.stop()
             unfinished = list(self._pending)
-            self._unfinished.extend(unfinished)
+            self.unfinished.extend(unfinished)
             self._pending.clear()
             self._changed.notify_all()
         for scan in unfinished:
@@ -395,6 +391,6 @@ class Sequence:
         self._state = final
         for channel in self.custom_channels.values():
             channel.bind(None)
-        if self._unfinished:
+        if self.unfinished:
             raise scans_not_finished(self.title)
         return final

@@ -209,7 +209,7 @@ class Manager(Link, SequenceListener):
                     return self._add_pending(reference, None)
             else:
                 facts = self._find_name(reference)
-            if facts.db_name in sequence.scan_names:
+            if sequence.references(facts.db_name):
                 if retried:
                     return facts.db_name
                 raise ManagerError("DuplicateScan",
@@ -236,7 +236,7 @@ class Manager(Link, SequenceListener):
         if number in self._sequence.pending_numbers:
             raise ManagerError("DuplicateScan", f"scan {number} is already pending in sequence "
                                                 f"{self.sequence_name}")
-        if number in self._sequence.scan_numbers and not retried:
+        if self._sequence.references(number) and not retried:
             raise ManagerError("DuplicateScan",
                                f"scan {number} is already in sequence {self.sequence_name}")
         client, container = self.session.client, self.session.scan_saving_db_name
@@ -290,7 +290,7 @@ class Manager(Link, SequenceListener):
                 block = writer.points(block)
             except ChannelDataError as error:
                 raise ManagerError("BadData", str(error)) from None
-            key = ("emit", _fullname(channel), block.dtype.str, block.shape, block.tobytes())
+            key = ("emit", _fullname(channel), _Points(block))
             if self._retried(key):
                 return len(block)
             if len(block):
@@ -372,6 +372,20 @@ class Manager(Link, SequenceListener):
             except ScanSequenceError as error:
                 raise ManagerError("NotAScan", str(error)) from None
             return group.db_name
+
+
+class _Points:
+    """The points of an emit, in the key of a write whose outcome is unknown: compared (byte for
+    byte) only when a request repeats one on the same channel."""
+
+    def __init__(self, block: numpy.ndarray) -> None:
+        self.block = block
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Points) and (self.block.dtype, self.block.shape) == (
+            other.block.dtype, other.block.shape) and self.block.tobytes() == other.block.tobytes()
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _fullname(name: str) -> str:
