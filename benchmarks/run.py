@@ -38,6 +38,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -86,13 +87,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = perf()
     rows: list[Row] = []
+    failed: list[str] = []
     with open_env(QUICK if args.quick else DEFAULT, args.full, log) as env:
         header = environment_line(env)
         for name in groups:
             t0 = perf()
             log(f"[{name}] ...")
             env.fresh()
-            rows.extend(GROUPS[name](env))
+            try:
+                rows.extend(GROUPS[name](env))
+            except Exception:  # noqa: BLE001 (the other groups still run; --check fails)
+                log(f"[{name}] FAILED:\n{traceback.format_exc()}")
+                failed.append(name)
+                continue
             log(f"[{name}] {perf() - t0:.1f} s")
     header += f" | {perf() - started:.0f} s total"
     checks, missed = check(rows, set(groups)) if args.check else ({}, [])
@@ -102,10 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\ntargets: {len(checks) - len(missed)} of {len(checks)} met"
               + ("" if not missed else "; missed: " + ", ".join(
                   f"{row_id} ({checks[row_id][1].lower()})" for row_id in missed)))
+    if failed:
+        print(f"\nrow groups that failed (see the log above): {', '.join(failed)}")
     if args.json:
         Path(args.json).write_text(json.dumps([dataclasses.asdict(r) | {"ratio": r.ratio}
                                                for r in rows], indent=1))
-    return 1 if missed else 0
+    return 1 if missed or failed else 0
 
 
 if __name__ == "__main__":
