@@ -1,11 +1,12 @@
-"""The anchor side of ``benchmarks/run.py``: blissdata 0.3.1 doing the same jobs, timed.
+"""The anchor side of ``benchmarks.run``: blissdata 0.3.1 doing the same jobs, timed.
 
 Runs in its own process (blissdata needs gevent's monkey patching, which must stay out of the
 process measuring tango_groups) and talks to the same private redis-server, without Beacon::
 
     python benchmarks/bliss_side.py PORT TASK '{"json": "arguments"}'
 
-prints one JSON document on stdout: raw samples in seconds (``run.py`` computes the statistics).
+prints one JSON document on stdout: raw samples in seconds (``benchmarks.run`` computes the
+statistics).
 Tasks mirror the rows of the performance anchors (``spec/performance_anchors.md`` of the
 shared design notes):
 

@@ -1,0 +1,1 @@
+"""Benchmarks of tango_groups against its anchors: ``python -m benchmarks.run`` (see ``run``)."""
