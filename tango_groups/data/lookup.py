@@ -8,7 +8,8 @@ that lacks a usable ``scan_nb``, raises ``UnreadableScan`` naming the field and 
 Numbers are found the way Bliss finds them (only ``scan`` nodes of the scan-saving container,
 shadow scans ``_N_name`` included) but from the newest registration backwards in the container's
 ``_children_list``, so the cost grows with the scans registered *after* the one asked for, never
-with the size of the container or of Redis. ``search_number`` and ``allocated_number`` tell a
+with the size of the container or of Redis (``scripts.SEARCH_NUMBER``: one round trip, the facts
+of the candidates included). ``search_number`` and ``allocated_number`` tell a
 number that is not registered *yet* (allocated by HINCRBY, its node still being written, maybe
 after later numbers: the caller waits for it) from one that expired or will never be.
 """
@@ -16,12 +17,10 @@ after later numbers: the caller waits for it) from one that expired or will neve
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Iterator
 
 import redis
 
-from . import encoding, keys
+from . import encoding, keys, scripts
 
 __all__ = [
     "NumberSearch",
@@ -34,7 +33,6 @@ __all__ = [
     "search_number",
 ]
 
-_NUMBERED = re.compile(rb"^_?(\d+)_")  # local names of scans: "12_loopscan", shadow "_12_ct"
 _PAGE = 64  # registrations read per round trip, newest first
 # registrations are in allocation order except for scans created concurrently, whose
 # registrations may cross: once this many registrations in a row are older than the number asked
@@ -111,21 +109,6 @@ def scan_facts(client: redis.Redis, db_name: str) -> ScanFacts | None:
         return _facts(db_name, pipe.execute())
 
 
-def _registrations(client: redis.Redis, container: str) -> Iterator[tuple[int, str]]:
-    """(number, db_name) of the numbered children of ``container``, newest registration first."""
-    stream, last = container + keys.CHILDREN, "+"
-    while True:
-        entries = client.xrevrange(stream, max=last, count=_PAGE)
-        for entry_id, fields in entries:
-            db_name = fields.get(b"db_name", b"")
-            match = _NUMBERED.match(db_name.rpartition(b":")[2])
-            if match:
-                yield int(match.group(1)), db_name.decode(errors="replace")
-        if len(entries) < _PAGE:
-            return
-        last = "(" + entries[-1][0].decode()
-
-
 @dataclasses.dataclass(frozen=True)
 class NumberSearch:
     """What the registrations of a container say about a scan number."""
@@ -138,27 +121,17 @@ class NumberSearch:
 def search_number(client: redis.Redis, container: str, number: int) -> NumberSearch:
     """Look for the ``scan`` node numbered ``number`` in ``container``, reading the
     registrations newer than it and a window of older ones (registrations of scans created
-    concurrently may cross)."""
-    candidates, older, higher = [], 0, 0
-    for registered, db_name in _registrations(client, container):
-        if registered == number:
-            candidates.append(db_name)
-        higher += registered > number
-        older = older + 1 if registered < number else 0
-        if older >= _REORDER_WINDOW:
-            break
-    settled = higher >= _REORDER_WINDOW
-    if not candidates:
-        return NumberSearch(None, False, settled)
+    concurrently may cross), and the facts of the candidates: one round trip (a script)."""
     with client.pipeline(transaction=False) as pipe:
-        for db_name in candidates:
-            _queue_facts(pipe, db_name)
-        replies = pipe.execute()
-    for index, db_name in enumerate(candidates):
-        facts = _facts(db_name, replies[4 * index: 4 * index + 4])
+        scripts.run(pipe, scripts.SEARCH_NUMBER, args=[container, number, _REORDER_WINDOW, _PAGE])
+        higher, *found = pipe.execute()[0]
+    settled = higher >= _REORDER_WINDOW
+    for index in range(0, len(found), 5):
+        db_name = found[index].decode(errors="replace")
+        facts = _facts(db_name, found[index + 1: index + 5])
         if facts is not None and facts.node_type == "scan" and facts.number == number:
             return NumberSearch(facts, True, settled)
-    return NumberSearch(None, True, settled)
+    return NumberSearch(None, bool(found), settled)
 
 
 def find_scan(client: redis.Redis, container: str, number: int) -> ScanFacts | None:

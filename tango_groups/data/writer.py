@@ -88,8 +88,6 @@ class DataWriter:
     def __init__(self, client: redis.Redis, expiration: Expiration = Expiration()) -> None:
         self.client = client
         self.expiration = expiration
-        self._create_streams = client.register_script(scripts.CREATE_EMPTY_STREAMS)
-        self._refresh_expiration = client.register_script(scripts.REFRESH_EXPIRATION)
 
     # -- nodes ------------------------------------------------------------------------------
     def queue_node(
@@ -122,7 +120,7 @@ class DataWriter:
         pipe.hset(db_name, mapping=struct)
         stream_keys = [db_name + suffix for suffix in streams]
         if stream_keys:
-            self._create_streams(keys=stream_keys, client=pipe)
+            scripts.run(pipe, scripts.CREATE_EMPTY_STREAMS, keys=stream_keys)
         if register and parents:
             self.queue_registration(pipe, parents[0], db_name)
 
@@ -203,10 +201,9 @@ class DataWriter:
         """Queue the refresh of a finished scan's TTLs (a grouped scan lives as long as its
         group): its subtree gets the data TTL, the scan and its containers the parent TTL. Work
         proportional to the scan's own subtree; nothing when the scan runs or is gone."""
-        self._refresh_expiration(
-            keys=[], client=pipe,
-            args=[scan_db_name, self.expiration.data or 0, self.expiration.parent or 0,
-                  *self.parent_keys(scan_db_name)])
+        scripts.run(pipe, scripts.REFRESH_EXPIRATION,
+                    args=[scan_db_name, self.expiration.data or 0, self.expiration.parent or 0,
+                          *self.parent_keys(scan_db_name)])
 
 
 class ScanWriter:
