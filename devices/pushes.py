@@ -4,14 +4,19 @@ The device queues (attribute, value) pairs the moment the manager reports a chan
 keep the order of the changes); this thread pushes them while holding the device monitor, so that
 no push races a read of the same attribute inside libtango (pushing from other threads without
 the monitor is what made the first, gevent-based device segfault).
+
+A change made by a command is pushed by the command's own thread, which holds the monitor
+already (``command``), as long as nothing queued before it waits: the common case costs no
+thread switch, and the order of the events stays the order of the changes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tango import AutoTangoMonitor, DevFailed, Util
@@ -30,26 +35,50 @@ class Pushes:
     def __init__(self, device: Device, push: Callable[[str, Any], None]) -> None:
         self._queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
         self._open = True
-        self._thread = threading.Thread(target=self._run, args=(device, push),
+        self._push = push
+        self._queued = 0  # put in the queue and not pushed yet
+        self._count_lock = threading.Lock()
+        self._command_thread: int | None = None  # the thread running a command, monitor held
+        self._thread = threading.Thread(target=self._run, args=(device,),
                                         name="SequenceManager-events", daemon=True)
         self._thread.start()
         self._device = device
 
-    def put(self, name: str, value: Any) -> None:
-        self._queue.put((name, value))
+    @contextlib.contextmanager
+    def command(self) -> Iterator[None]:
+        """Around a command (Tango runs it holding the device monitor): its changes are pushed
+        from its own thread when nothing queued is waiting."""
+        self._command_thread = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._command_thread = None
 
-    def _run(self, device: Device, push: Callable[[str, Any], None]) -> None:
+    def put(self, name: str, value: Any) -> None:
+        with self._count_lock:
+            direct = self._command_thread == threading.get_ident() and not self._queued
+            if not direct:
+                self._queued += 1
+                self._queue.put((name, value))
+        if direct and self._open:
+            self._push_one(name, value)
+
+    def _push_one(self, name: str, value: Any) -> None:
+        try:
+            self._push(name, value)
+        except DevFailed as error:  # e.g. an attribute removed meanwhile
+            logger.debug("push of %s skipped: %s", name, error.args[0].desc)
+
+    def _run(self, device: Device) -> None:
         while (item := self._queue.get()) is not None:
             # nothing to push before the server is up (no client can have subscribed), and
             # pushing while cppTango initialises the server can deadlock with it
-            if not self._open or Util.instance().is_svr_starting():
-                continue
-            with AutoTangoMonitor(device):
-                if self._open:
-                    try:
-                        push(*item)
-                    except DevFailed as error:  # e.g. an attribute removed meanwhile
-                        logger.debug("push of %s skipped: %s", item[0], error.args[0].desc)
+            if self._open and not Util.instance().is_svr_starting():
+                with AutoTangoMonitor(device):
+                    if self._open:
+                        self._push_one(*item)
+            with self._count_lock:
+                self._queued -= 1
 
     def close(self, wait: bool) -> None:
         with AutoTangoMonitor(self._device):  # no push is under way once we hold it

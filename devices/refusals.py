@@ -33,7 +33,8 @@ def refusals(method: Callable[..., Any]) -> Callable[..., Any]:
         if self.manager is None:
             Except.throw_exception("SequenceManager_NotConfigured", self.dev_status(), where)
         try:
-            return method(self, *args)
+            with self._pushes.command():  # its changes are pushed from this thread
+                return method(self, *args)
         except ManagerError as error:
             self.warn_stream(f"{method.__name__} refused: {error.reason}: {error.message}")
             Except.throw_exception(error.reason, error.message, where)
