@@ -151,7 +151,7 @@ def rows_append(env: BenchEnv) -> list[Row]:
         start = perf()
         for db_name, nb in targets:
             t0 = perf()
-            group.publish_scan(db_name, nb)
+            group.publish_scan(db_name, nb, ended=False)  # as Sequence publishes a started scan
             samples.append(perf() - t0)
         totals.append(perf() - start)
         per_call.append(samples)
@@ -167,7 +167,7 @@ def rows_append(env: BenchEnv) -> list[Row]:
     nkeys = env.client.dbsize()
     for db_name, nb in targets[:50]:
         t0 = perf()
-        group.publish_scan(db_name, nb)
+        group.publish_scan(db_name, nb, ended=True)
         ended.append(perf() - t0)
     group.end({}, "DONE")
 

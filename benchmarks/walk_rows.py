@@ -139,7 +139,7 @@ def _ended_append_row(env: BenchEnv, parent: str, nkeys: int) -> Row:
     group = new_sequence(env, parent)
     for db_name, nb in targets:
         t0 = perf()
-        group.publish_scan(db_name, nb)
+        group.publish_scan(db_name, nb, ended=True)
         ended.append(perf() - t0)
     group.end({}, "DONE")
     return Row(f"db of {nkeys:,} keys, p50", median(ended), None, "s", section=S8)

@@ -209,10 +209,10 @@ class SequenceManager(Device):
             case SequenceEnded(state, scan_info):
                 self._set("SequenceState", state)
                 self._set("ScanInfo", json.dumps(scan_info, default=_json_default))
-            case ScansChanged(numbers, names):
+            case ScansChanged(numbers, names):  # the scalar first: its event is the cheapest
+                self._set("ScanCount", len(numbers))
                 self._set("ScanNumbers", numpy.array(numbers, dtype=numpy.int64))
                 self._set("ScanNames", list(names))
-                self._set("ScanCount", len(numbers))
             case PendingChanged(numbers):
                 self._set("PendingScans", numpy.array(numbers, dtype=numpy.int64))
             case PointsWritten(channel, block):

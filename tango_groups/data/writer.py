@@ -375,10 +375,12 @@ class GroupWriter(ScanWriter):
         return {n: c for n, c in self.channels.items()
                 if c.spec.device == self.CUSTOM}
 
-    def publish_scan(self, scan_db_name: str, scan_nb: int) -> None:
+    def publish_scan(self, scan_db_name: str, scan_nb: int, ended: bool | None = None) -> None:
         """Reference a sub-scan (its node must exist): ``scan_numbers`` then ``scans``, and the
         refresh of the sub-scan's TTLs if it already ended (Bliss keeps grouped scans alive as
-        long as their group), in one round trip."""
+        long as their group), in one round trip. ``ended``: whether the caller knows it ended
+        (False: no refresh; None: the refresh script checks)."""
         emit_blocks({self.scan_numbers: numpy.array([scan_nb], dtype=numpy.int64),
                      self.scans: [scan_db_name]},
-                    then=lambda pipe: self.writer.queue_refresh(pipe, scan_db_name))
+                    then=None if ended is False
+                    else lambda pipe: self.writer.queue_refresh(pipe, scan_db_name))

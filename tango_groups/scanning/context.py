@@ -51,7 +51,7 @@ class _Running(Protocol):
     """What the context needs of the running ``Sequence`` (which it must not import)."""
 
     def _add_scan(self, scan: Scan) -> None: ...
-    def _add_node(self, node: ScanNode, scan_nb: int | None) -> None: ...
+    def _add_node(self, node: ScanNode, scan_nb: int | None, ended: bool | None) -> None: ...
     def _add_number(self, number: int, facts: ScanFacts | None) -> None: ...
     def wait_pending(self, timeout: float | None) -> bool: ...
 
@@ -75,11 +75,13 @@ class SequenceContext:
         self.add(scan)
         scan.run()
 
-    def add_node(self, node: ScanNode, scan_nb: int | None = None) -> None:
+    def add_node(self, node: ScanNode, scan_nb: int | None = None,
+                 ended: bool | None = None) -> None:
         """Add an existing scan node (a ``ScanNode`` from the reader): published now.
 
-        ``scan_nb``: its number, when the caller has read it already (saves a round trip)."""
-        self._sequence._add_node(node, scan_nb)
+        ``scan_nb``, ``ended``: its number and whether it ended, when the caller has read them
+        already (saves round trips)."""
+        self._sequence._add_node(node, scan_nb, ended)
 
     def add_number(self, number: int, facts: ScanFacts | None = None) -> None:
         """Add scan ``number`` of the session's scan-saving container, which another process

@@ -260,11 +260,11 @@ class Sequence:
             raise ScanSequenceError(f'the sequence "{self.title}" is not running')
         return self._group
 
-    def _publish(self, db_name: str, scan_nb: int) -> None:
+    def _publish(self, db_name: str, scan_nb: int, ended: bool | None = None) -> None:
         with self._changed:
             if db_name in self._referenced:
                 return
-            self._require_running().publish_scan(db_name, scan_nb)
+            self._require_running().publish_scan(db_name, scan_nb, ended)
             self.scan_numbers.append(scan_nb)
             self.scan_names.append(db_name)
             self._referenced.update((db_name, scan_nb))
@@ -303,17 +303,18 @@ class Sequence:
         scan.remove_state_listener(self._on_scan_state)
         with self._changed:
             if scan in self._pending and not self._closed:
-                self._publish(scan.db_name, scan.scan_number)
+                self._publish(scan.db_name, scan.scan_number, ended=False)
                 self._resolved(scan)
 
-    def _add_node(self, node: ScanNode, scan_nb: int | None = None) -> None:
+    def _add_node(self, node: ScanNode, scan_nb: int | None = None,
+                  ended: bool | None = None) -> None:
         if not isinstance(node, ScanNode) or node.type not in keys.SCAN_TYPES:
             raise ScanSequenceError("Only scans can be added to group")
         with self._changed:
             self._require_running()
             self.scans.append(node)
             self._publish(node.db_name,
-                          int(node.info["scan_nb"]) if scan_nb is None else scan_nb)
+                          int(node.info["scan_nb"]) if scan_nb is None else scan_nb, ended)
 
     def _add_number(self, number: int, facts: ScanFacts | None) -> None:
         with self._changed:
@@ -328,7 +329,7 @@ class Sequence:
         with self._changed:
             if facts.number in self._pending and not self._closed:
                 if facts.db_name not in self._referenced:
-                    self._publish(facts.db_name, facts.number)
+                    self._publish(facts.db_name, facts.number, facts.ended)
                     self.scans.append(facts.node(self.session.client))
                 self._resolved(facts.number)
 

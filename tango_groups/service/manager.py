@@ -220,7 +220,7 @@ class Manager(Link, SequenceListener):
             if not facts.prepared:
                 return self._add_pending(facts.number, facts)
             self._redis(lambda: self._context.add_node(facts.node(self.session.client),
-                                                       facts.number),
+                                                       facts.number, facts.ended),
                         uncertain=("add", reference))
             return facts.db_name
 
