@@ -127,14 +127,10 @@ def _lookup(client: redis.Redis, db_names: list[str], exists_only: bool = False
     for i, db_name in enumerate(db_names):
         name, node_type, version, parent = replies[i * step]
         visible = replies[i * step + 1] if exists_only else keys.is_supported_version(version)
-        nodes.append(_make_node(client, db_name, name, node_type, parent) if visible else None)
+        nodes.append(make_node(client, db_name, None if node_type is None else node_type.decode(),
+                               name=name, parent=None if parent is None else parent.decode())
+                     if visible else None)
     return nodes
-
-
-def _make_node(client: redis.Redis, db_name: str, name: bytes | None, node_type: bytes | None,
-               parent: bytes | None) -> DataNode:
-    return make_node(client, db_name, None if node_type is None else node_type.decode(),
-                     name=name, parent=None if parent is None else parent.decode())
 
 
 def _search_containers(client: redis.Redis, pattern: str) -> list[str]:
