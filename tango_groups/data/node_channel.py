@@ -35,6 +35,11 @@ from .node_base import DataNode
 __all__ = ["ChannelDataNode", "NodeRefChannel"]
 
 
+def _info_field(field: str) -> property:
+    """A read-only property: ``info[field]`` of the node, None when absent."""
+    return property(lambda node: node.info.get(field), doc=f"``info[{field!r}]`` (None if absent)")
+
+
 class ChannelDataNode(DataNode):
     """A channel: points in ``{db_name}_data``, indexed by position (entry ID = first index + 1).
     """
@@ -45,21 +50,10 @@ class ChannelDataNode(DataNode):
     def _data_key(self) -> str:
         return self.db_name + keys.DATA
 
-    @property
-    def shape(self) -> Any:
-        return self.info.get("shape")
-
-    @property
-    def dtype(self) -> Any:
-        return self.info.get("dtype")
-
-    @property
-    def unit(self) -> Any:
-        return self.info.get("unit")
-
-    @property
-    def fullname(self) -> Any:
-        return self.info.get("fullname")
+    shape = _info_field("shape")
+    dtype = _info_field("dtype")
+    unit = _info_field("unit")
+    fullname = _info_field("fullname")
 
     @property
     def short_name(self) -> str:
