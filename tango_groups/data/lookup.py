@@ -21,6 +21,8 @@ import dataclasses
 import redis
 
 from . import encoding, keys, scripts
+from .node_base import DataNode
+from .node_lookup import make_node
 
 __all__ = [
     "NumberSearch",
@@ -61,12 +63,9 @@ class ScanFacts:
     def is_scan(self) -> bool:
         return self.node_type in keys.SCAN_TYPES
 
-    def node(self, client: redis.Redis):
+    def node(self, client: redis.Redis) -> DataNode:
         """The reader's node for these facts (no further round trip)."""
-        from .node import GroupScanNode, ScanNode
-
-        cls = GroupScanNode if self.node_type == "scan_group" else ScanNode
-        return cls(client, self.db_name, node_type=self.node_type)
+        return make_node(client, self.db_name, self.node_type)
 
 
 def _decode(db_name: str, field: str, raw: bytes | None) -> object:

@@ -1,4 +1,4 @@
-"""The reader (``tango_groups.data.node``) on data written by our writer.
+"""The reader (``tango_groups.data.node`` and the modules behind it) on data written by our writer.
 
 Lookup, node classes, struct and info decoding, channel data access, the walk family in
 blissdata's order (finished data and live data, also from a writer in another process), stopping
@@ -40,6 +40,7 @@ from tango_groups.data.node import (
     get_session_node,
     sessions_list,
 )
+from tango_groups.data.node_lookup import make_node
 from tango_groups.data.writer import ChannelSpec, DataWriter, GroupWriter, ScanWriter
 
 DEADLINE = 30.0  # seconds: a live walk that sees nothing for this long has failed
@@ -226,6 +227,22 @@ def test_parent_and_iterator(finished, redis_client):
                      finished["parent"], f"{finished['session']}:tmp", finished["session"]]
     assert type(get_node(s1, connection=redis_client).parent) is DataNodeContainer
     assert channel.iterator is channel
+
+
+def test_nodes_find_others_through_the_lookup_that_made_them(finished, redis_client):
+    """Nodes reach their parent, walks and references through the lookup (``node_lookup``): a
+    node made with its class reads its own keys, and says why it cannot reach other nodes."""
+    s1 = finished["s1"]
+    made = make_node(redis_client, s1, "scan")  # what the lookup makes, nothing read yet
+    assert type(made) is ScanNode and made.parent.db_name == finished["parent"]
+    assert f"{s1}:timer" in db_names(made.walk(wait=False))
+    channel = ChannelDataNode(redis_client, f"{s1}:timer:elapsed_time")
+    assert channel.type == "channel" and channel.get(0, -1).tolist() == [0.0, 0.1, 0.2]
+    scan = ScanNode(redis_client, s1)
+    assert scan.info["type"] == "loopscan"
+    for reach in (lambda: scan.parent, lambda: scan.walk(wait=False)):
+        with pytest.raises(RuntimeError, match="not made by a lookup"):
+            reach()
 
 
 # -- info -----------------------------------------------------------------------------------------
