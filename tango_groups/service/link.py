@@ -72,10 +72,12 @@ class Link:
         self.connected = True
         self.connection_error = ""
         self.lost_message = ""
+        self._closed = False  # no notification after close (threads may still be finishing)
 
     # -- notifications ---------------------------------------------------------------------------
     def _notify(self, notification: Notification) -> None:
-        self.on_change(notification)
+        if not self._closed:
+            self.on_change(notification)
 
     def _notify_state(self) -> None:
         self._notify(StateChanged(self.phase, self.connected, self.status()))
@@ -110,6 +112,12 @@ class Link:
     def _stop_health(self) -> None:
         if self._health is not None:
             self._health.stop()
+
+    def _silence(self) -> None:
+        """Notify nothing more: a health check or a follower still finishing must not report
+        the failures of the clients its owner closes next."""
+        with self._lock:
+            self._closed = True
 
     def check_health(self) -> bool:
         """Ping Redis (and check that the open sequence still exists); after a failure, re-read

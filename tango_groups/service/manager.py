@@ -112,6 +112,8 @@ class Manager(Link, SequenceListener):
                     self._finish(ScanState.KILLED)
                 except (ManagerError, ScanSequenceError) as error:
                     logger.warning("sequence %s left open: %s", self.sequence_name, error)
+                    self._sequence.abandon()  # no more following: the record closes it later
+            self._silence()
 
     def _open_sequence(self) -> Sequence | None:
         return self._sequence if self.phase is Phase.RUNNING else None
