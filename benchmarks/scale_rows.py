@@ -34,9 +34,19 @@ from typing import Any
 import numpy
 import tango
 
+from tango_groups.data import lookup
 from tango_groups.devices.sequence_manager import SequenceManager
 
-from .common import BenchEnv, Row, percentile, perf, redis_commands, scan_parent, timed
+from .common import (
+    BenchEnv,
+    Row,
+    new_sequence,
+    percentile,
+    perf,
+    redis_commands,
+    scan_parent,
+    timed,
+)
 from .fill import fill_scans, fill_unrelated
 from .tango_devices import CHANNEL, Events, Sequences, start_device
 
@@ -63,6 +73,7 @@ class _Size:
     keys: int = 0
     add: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # by "name"/"number"
     state: list[float] = dataclasses.field(default_factory=list)
+    floor: list[float] = dataclasses.field(default_factory=list)  # AddScan's Redis work alone
     group: list[float] = dataclasses.field(default_factory=list)
     commands: dict[str, str] = dataclasses.field(default_factory=dict)  # add kinds, "group"
     sequences: dict[str, int] = dataclasses.field(default_factory=dict)  # by add kind
@@ -100,13 +111,13 @@ def scale_rows(env: BenchEnv) -> list[Row]:
         stack.callback(sequences.end)  # runs before the server stops (LIFO)
         parent = scan_parent(env, SESSION)
         scans = fill_scans(env, parent, SMALL_SCANS, ttl=True)
-        small = _measure_size(env, proxy, sequences, scans, calls)
+        small = _measure_size(env, proxy, sequences, scans, calls, parent)
         env.log(f"  {SMALL_SCANS} scans, {small.keys:,} keys done ({perf() - started:.1f} s)")
         t0 = perf()
         scans += fill_scans(env, parent, LARGE_SCANS - SMALL_SCANS, ttl=True)
         fill_unrelated(env, UNRELATED)
         env.log(f"  filled to {LARGE_SCANS} scans + {UNRELATED:,} keys in {perf() - t0:.1f} s")
-        large = _measure_size(env, proxy, sequences, scans, calls)
+        large = _measure_size(env, proxy, sequences, scans, calls, parent)
         env.log(f"  {LARGE_SCANS} scans, {large.keys:,} keys done ({perf() - started:.1f} s)")
         memory = _measure_memory(env, proxy, pid, sequences, calls)
         env.log(f"  memory sequence done ({perf() - started:.1f} s)")
@@ -116,11 +127,19 @@ def scale_rows(env: BenchEnv) -> list[Row]:
 
 
 def _measure_size(env: BenchEnv, proxy: tango.DeviceProxy, sequences: Sequences,
-                  scans: list[tuple[str, int]], calls: dict[str, Any]) -> _Size:
+                  scans: list[tuple[str, int]], calls: dict[str, Any], parent: str) -> _Size:
     """AddScan of the newest finished scans by db_name and by number, each call followed by
-    State (a fresh sequence per repeat); CreateGroup of the newest GROUP_SIZE by number."""
+    State (a fresh sequence per repeat); the Redis work of those AddScans done from here (the
+    floor under the device); CreateGroup of the newest GROUP_SIZE by number."""
     size = _Size(keys=env.client.dbsize())
     newest = scans[-calls["adds"]:]
+    group = new_sequence(env, parent)
+    for db_name, nb in newest:  # what AddScan by db_name asks Redis: two round trips
+        t0 = perf()
+        lookup.scan_facts(env.client, db_name)
+        group.publish_scan(db_name, nb, ended=True)
+        size.floor.append(perf() - t0)
+    group.end({}, "DONE")
     for kind in ("name", "number"):
         references = [db_name if kind == "name" else str(nb) for db_name, nb in newest]
         size.add[kind] = []
@@ -202,6 +221,13 @@ def _rows(small: _Size, large: _Size, memory: _Memory, ping: list[float]) -> lis
                 note=f"{len(size.add[kind])} calls in {size.sequences[kind]} sequences (the "
                      f"newest scans); anchor = State after each call; Redis commands per "
                      f"AddScan: {size.commands[kind] or '?'}"))
+        if kind == "name":
+            rows += [Row(
+                f"floor: AddScan's Redis work from this process (facts; reference + TTL "
+                f"refresh), {text}: p50 vs State", percentile([size.floor], 50) * ms,
+                percentile([size.state], 50) * ms, "ms", section=s,
+                note="two round trips, no Tango: what any AddScan of a finished scan costs "
+                     "before a Python device command's own cost") for _, size, text in sizes]
         rows.append(Row(
             f"{what}: {LARGE_SCANS:,} scans + {UNRELATED // 1000} k keys vs {SMALL_SCANS}, p50",
             percentile([large.add[kind]], 50) * ms, percentile([small.add[kind]], 50) * ms,
