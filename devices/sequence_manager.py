@@ -44,13 +44,14 @@ from tango_groups.devices.channels import PointWindow, channel_attribute, same_c
 from tango_groups.devices.configuration import MAX_REDIS_TIMEOUT, create_manager
 from tango_groups.devices.pushes import Pushes
 from tango_groups.devices.refusals import refusals
+from tango_groups.devices.scan_list import ScanList
 from tango_groups.scanning.scan import ScanState
 from tango_groups.service.manager import Manager
 from tango_groups.service.notifications import (
     Notification,
     PendingChanged,
     PointsWritten,
-    ScansChanged,
+    ScansAdded,
     SequenceEnded,
     SequenceStarted,
     StateChanged,
@@ -209,10 +210,11 @@ class SequenceManager(Device):
             case SequenceEnded(state, scan_info):
                 self._set("SequenceState", state)
                 self._set("ScanInfo", json.dumps(scan_info, default=_json_default))
-            case ScansChanged(numbers, names):  # the scalar first: its event is the cheapest
-                self._set("ScanCount", len(numbers))
-                self._set("ScanNumbers", numpy.array(numbers, dtype=numpy.int64))
-                self._set("ScanNames", list(names))
+            case ScansAdded(numbers, names):  # the scalar first: its event is the cheapest
+                self._scans.extend(numbers, names)
+                self._set("ScanCount", len(self._scans))
+                self._set("ScanNumbers", self._scans.numbers())
+                self._set("ScanNames", self._scans.names())
             case PendingChanged(numbers):
                 self._set("PendingScans", numpy.array(numbers, dtype=numpy.int64))
             case PointsWritten(channel, block):
@@ -232,7 +234,8 @@ class SequenceManager(Device):
         self._set("SequenceState", started.state)
         self._set("ChannelNames", [spec.name for spec in started.channels])
         self._set("ScanInfo", json.dumps(started.scan_info, default=_json_default))
-        self._on_change(ScansChanged((), ()))
+        self._scans = ScanList()
+        self._on_change(ScansAdded((), ()))
         self._on_change(PendingChanged(()))
         # a channel attribute shows the sequence's points when it declares that channel alike
         declared = {spec.name: spec for spec in started.channels}

@@ -38,7 +38,7 @@ class SequenceListener:
     failed while following pending numbers, without the lock (``resync`` follows them again)."""
 
     def scans_published(self, numbers: tuple[int, ...], names: tuple[str, ...]) -> None:
-        """Every reference so far (numbers and db_names, in order)."""
+        """The references just made (numbers and db_names, in order), after all earlier ones."""
 
     def pending_changed(self, numbers: tuple[int, ...]) -> None:
         """The numbers still awaited (``add_number``), in the order they were added."""

@@ -225,7 +225,7 @@ class Sequence:
                 self._referenced.update(names, numbers)
                 self.scans.extend(n for n in get_nodes(*names, connection=self.session.client)
                                   if n)
-                self._listener.scans_published(tuple(self.scan_numbers), tuple(self.scan_names))
+                self._listener.scans_published(tuple(numbers), tuple(names))
             if not self._closed:
                 self._numbers.restart(self.pending_numbers)
         return found
@@ -268,7 +268,7 @@ class Sequence:
             self.scan_numbers.append(scan_nb)
             self.scan_names.append(db_name)
             self._referenced.update((db_name, scan_nb))
-            self._listener.scans_published(tuple(self.scan_numbers), tuple(self.scan_names))
+            self._listener.scans_published((scan_nb,), (db_name,))
             self._changed.notify_all()
 
     def _await(self, key: Scan | int) -> None:

@@ -46,7 +46,7 @@ from .notifications import (
     NotificationCallback,
     PendingChanged,
     PointsWritten,
-    ScansChanged,
+    ScansAdded,
     SequenceEnded,
     SequenceStarted,
 )
@@ -81,7 +81,7 @@ class Manager(Link, SequenceListener):
 
     # -- what the sequence reports (SequenceListener: called with the sequence's lock) --------
     def scans_published(self, numbers: tuple[int, ...], names: tuple[str, ...]) -> None:
-        self._notify(ScansChanged(numbers, names))
+        self._notify(ScansAdded(numbers, names))
 
     def pending_changed(self, numbers: tuple[int, ...]) -> None:
         self._notify(PendingChanged(numbers))
@@ -148,7 +148,7 @@ class Manager(Link, SequenceListener):
         self._notify(SequenceStarted(sequence.db_name, sequence.scan_nb, sequence.title,
                                      sequence.state, tuple(specs), sequence.scan_info))
         if sequence.scan_names:  # re-opened: what it holds already
-            self._notify(ScansChanged(tuple(sequence.scan_numbers), tuple(sequence.scan_names)))
+            self._notify(ScansAdded(tuple(sequence.scan_numbers), tuple(sequence.scan_names)))
 
     def _resynced(self, found: dict[str, Any]) -> None:
         for name in self._specs:

@@ -10,7 +10,8 @@ the manager back:
 * ``SequenceStarted``: a sequence started (or was taken over after a crash): what is shown of it
   from now on; the scans, pending numbers and channel points of the previous one are gone;
 * ``SequenceEnded``: its final state and final scan_info;
-* ``ScansChanged``: every scan referenced so far (numbers and db_names, in order);
+* ``ScansAdded``: the scans just referenced (numbers and db_names, in order), after those of
+  earlier notifications (the owner keeps the list: no notification grows with the sequence);
 * ``PendingChanged``: the scan numbers added before they started, still awaited;
 * ``PointsWritten``: the block of points just written to a custom channel (converted to the
   channel's dtype, shaped ``(n,) + point shape``); the whole history stays in Redis.
@@ -29,7 +30,7 @@ from ..scanning.scan import ScanState
 from .states import Phase
 
 __all__ = ["Notification", "NotificationCallback", "PendingChanged", "PointsWritten",
-           "ScansChanged", "SequenceEnded", "SequenceStarted", "StateChanged"]
+           "ScansAdded", "SequenceEnded", "SequenceStarted", "StateChanged"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,7 @@ class SequenceEnded:
 
 
 @dataclasses.dataclass(frozen=True)
-class ScansChanged:
+class ScansAdded:
     numbers: tuple[int, ...]
     names: tuple[str, ...]
 
@@ -72,6 +73,6 @@ class PointsWritten:
     block: numpy.ndarray
 
 
-Notification = (StateChanged | SequenceStarted | SequenceEnded | ScansChanged | PendingChanged
+Notification = (StateChanged | SequenceStarted | SequenceEnded | ScansAdded | PendingChanged
                 | PointsWritten)
 NotificationCallback = Callable[[Notification], None]
