@@ -2,24 +2,39 @@
 # The project's two front doors on a machine with nothing but Python 3.11:
 #   ./dev.sh serve [tango-groups serve options]   start a SequenceManager (private Redis + Tango DB)
 #   ./dev.sh test  [pytest options]               run the test suite
-# Both create .venv on first use and install the project (with its test extras) into it.
+# Both create .venv on first use and install the project (with its test and bliss2 extras) into
+# it. `test` also builds .venv-bliss1: blissdata 0.3.1, the Bliss 1.x reference the interop tests
+# and benchmarks run in subprocesses (it cannot share an environment with blissdata 2.x).
 set -euo pipefail
 cd "$(dirname "$0")"
+quiet=(--quiet --disable-pip-version-check)
 venv=.venv
 stamp=$venv/.installed
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
-  # blissdata 0.3.1 (interop tests) ships a pyproject.toml that pip >= 24.1 refuses to parse
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "pip<24.1"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+  "$venv/bin/python" -m pip install "${quiet[@]}" -e ".[test,bliss2]"
   touch "$stamp"
 fi
+bliss1=.venv-bliss1
+bliss1_requirements=tests/bliss1-requirements.txt
+bliss1_stamp=$bliss1/.installed
+build_bliss1() {
+  if [ ! -x "$bliss1/bin/python" ]; then
+    python3 -m venv "$bliss1"
+  fi
+  if [ ! -f "$bliss1_stamp" ] || [ "$bliss1_requirements" -nt "$bliss1_stamp" ]; then
+    "$bliss1/bin/python" -m pip install "${quiet[@]}" "pip<24.1"
+    "$bliss1/bin/python" -m pip install "${quiet[@]}" -r "$bliss1_requirements"
+    touch "$bliss1_stamp"
+  fi
+  export TANGO_GROUPS_BLISS1_PYTHON="$PWD/$bliss1/bin/python"
+}
 command=${1:-}
 shift || true
 case "$command" in
   serve) exec "$venv/bin/tango-groups" serve "$@" ;;
-  test) exec "$venv/bin/python" -m pytest "$@" ;;
+  test) build_bliss1; exec "$venv/bin/python" -m pytest "$@" ;;
   *) echo "usage: ./dev.sh serve|test [options]" >&2; exit 2 ;;
 esac

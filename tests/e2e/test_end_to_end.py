@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bliss_envs import BLISS1_PYTHON
 from processes import clean_env, cli_command, cli_process, serve_values
 
 INTEROP = Path(__file__).parents[1] / "interop"
@@ -41,7 +42,7 @@ def test_seed_sequence_through_the_served_device_read_by_blissdata(served):
     assert "demo: the sequence is right" in out
     assert "tango | scannumbers = [2, 3]" in out  # the Tango side saw the live update
     port = served["REDIS_URL"].rsplit(":", 1)[1]
-    snapshot = json.loads(run([sys.executable, str(INTEROP / "bliss_reader.py"), port,
+    snapshot = json.loads(run([BLISS1_PYTHON, str(INTEROP / "bliss_reader.py"), port,
                                "snapshot", "e2e"], served))
     group = snapshot["groups"]["e2e:tmp:scans:1_sequence_of_scans"]
     master = "e2e:tmp:scans:1_sequence_of_scans:GroupingMaster"

@@ -1,13 +1,16 @@
-"""Runs blissdata 0.3.1 (the reference reader/writer) in subprocesses against the test Redis."""
+"""Runs blissdata 0.3.1 (the reference reader/writer) in subprocesses against the test Redis.
+
+Their Python is ``BLISS1_PYTHON`` (``tests/bliss_envs.py``: blissdata 0.3.1 has its own venv).
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bliss_envs import BLISS1_PYTHON
 
 HERE = Path(__file__).parent
 
@@ -18,7 +21,7 @@ def bliss_snapshot(redis_server):
 
     def snapshot(session: str) -> dict:
         out = subprocess.run(
-            [sys.executable, str(HERE / "bliss_reader.py"), str(redis_server.port), "snapshot",
+            [BLISS1_PYTHON, str(HERE / "bliss_reader.py"), str(redis_server.port), "snapshot",
              session], capture_output=True, text=True, timeout=120, check=True)
         return json.loads(out.stdout)
 
@@ -32,7 +35,7 @@ def bliss_follower(redis_server):
 
     def start(session: str, title: str) -> subprocess.Popen:
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "bliss_reader.py"), str(redis_server.port), "follow",
+            [BLISS1_PYTHON, str(HERE / "bliss_reader.py"), str(redis_server.port), "follow",
              session, title], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         processes.append(process)
         assert process.stdout.readline().strip() == "READY", process.stderr.read()

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 import redis
 from bliss_datanode_demo import LONG, MISSING, UNVERSIONED, dump  # tests/interop
+from bliss_envs import BLISS1_PYTHON  # tests/
 
 from tango_groups.data import node as reader
 from tango_groups.data.connection import connect
@@ -38,7 +38,7 @@ TIMEOUT = 120  # seconds a blissdata subprocess may take before the test fails
 
 
 def demo(port: int, command: str, session: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(DEMO), str(port), command, session],
+    return subprocess.Popen([BLISS1_PYTHON, str(DEMO), str(port), command, session],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

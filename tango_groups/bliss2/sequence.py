@@ -1,0 +1,146 @@
+"""A Bliss 2 sequence scan written through blissdata 2.x (see the package docstring for the model).
+
+    store = data_store(url)                       # DataStore, the db set up on first use
+    sequence = SequenceScan(store, session="demo", number=7, title="my sequence",
+                            channels=[ChannelSpec((), "temperature", "float64")])
+    sequence.add_scan(key)                        # a sub-scan by its esrf:scan:... key
+    sequence.emit("temperature", [21.5, 21.7])    # points of a custom channel
+    sequence.end()                                # stop + close: every stream sealed
+
+The sequence scan is CREATED, its streams declared and PREPARED, then STARTED in the constructor
+(blissdata lets ``info`` change only on PREPARED and CLOSED, and streams reach readers with the
+PREPARED document). ``end()`` and ``close()`` always leave it CLOSED, whatever happened before.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from blissdata.redis_engine.scan import Scan, ScanState
+from blissdata.redis_engine.store import DataStore
+from blissdata.streams.default import Stream
+from blissdata.streams.scan_sequence import ScanStream
+
+from ..data.channel import ChannelSpec
+
+__all__ = ["SUBSCANS", "SequenceScan", "custom_stream_name", "data_store", "find_scans"]
+
+SUBSCANS = "GroupingMaster:SUBSCANS"  # the stream of sub-scan references, named as Bliss 2 does
+CUSTOM = "custom_channels"  # custom channel streams: "custom_channels:{name}", as in 1.x nodes
+
+
+def custom_stream_name(name: str) -> str:
+    """The stream of custom channel ``name`` in the sequence scan."""
+    return f"{CUSTOM}:{name}"
+
+
+def data_store(url: str) -> DataStore:
+    """``DataStore(url)``; on a db blissdata never used, set it up first (``init_db=True``).
+
+    A db that is neither set up nor empty raises blissdata's ``RuntimeError``; two first users
+    racing are fine (the loser of the set-up finds the protocol key).
+    """
+    try:
+        return DataStore(url)
+    except RuntimeError as not_set_up:
+        if "No blissdata protocol version" not in str(not_set_up):
+            raise
+    try:
+        return DataStore(url, init_db=True)
+    except RuntimeError:
+        return DataStore(url)  # set up meanwhile by someone else, or refused: its own error
+
+
+def find_scans(store: DataStore, session: str, number: int | None = None) -> list[str]:
+    """Keys of the session's scans (of that number only, when given), oldest first."""
+    query: dict[str, Any] = {"session": session}
+    if number is not None:
+        query["number"] = number
+    _, keys = store.search_existing_scans(**query)
+    return sorted(keys)  # ULIDs sort by creation time
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat()
+
+
+class SequenceScan:
+    """One sequence scan, STARTED from construction until ``end()`` (or ``close()``)."""
+
+    def __init__(self, store: DataStore, *, session: str, number: int, title: str,
+                 name: str = "sequence_of_scans", data_policy: str = "no_policy",
+                 path: str | None = None, scan_info: Mapping[str, Any] | None = None,
+                 channels: Iterable[ChannelSpec] = ()) -> None:
+        self.store = store
+        identity = {"name": name, "number": number, "data_policy": data_policy,
+                    "session": session, "path": path}
+        info = {**(scan_info or {}), "title": title, "type": name, "name": name,
+                "scan_nb": number, "session_name": session, "is_scan_sequence": True,
+                "start_time": _now()}
+        self.scan: Scan = store.create_scan(identity, info)
+        try:
+            self.subscans = self.scan.create_stream(ScanStream.make_definition(SUBSCANS))
+            self.channels = {spec.name: self.scan.create_stream(self._definition(spec))
+                             for spec in channels}
+            self.scan.prepare()
+            self.scan.start()
+        except BaseException:
+            self.close("FAILURE")
+            raise
+        self.scan_numbers: list[int] = []
+
+    @staticmethod
+    def _definition(spec: ChannelSpec) -> Any:
+        info = {} if spec.unit is None else {"unit": spec.unit}
+        return Stream.make_definition(custom_stream_name(spec.name), spec.dtype, spec.shape, info)
+
+    @property
+    def key(self) -> str:
+        """``esrf:scan:<ULID>``: what blissdata's ``load_scan`` and ``search`` return."""
+        return self.scan.key
+
+    @property
+    def state(self) -> ScanState:
+        return self.scan.state
+
+    def add_scan(self, key: str, scan_number: int | None = None) -> int:
+        """Reference the scan ``key`` as the next sub-scan; returns its number.
+
+        The scan must exist (blissdata's ``ScanNotFoundError`` otherwise); ``scan_number``
+        defaults to the number in its identity.
+        """
+        scan = self.store.load_scan(key)
+        if scan_number is None:
+            scan_number = int(scan.number)
+        self.subscans.send({"key": key, "scan_number": scan_number})
+        self.scan_numbers.append(scan_number)
+        return scan_number
+
+    def emit(self, channel: str, data: Any) -> None:
+        """Append one point, or a batch along the first axis, to a custom channel."""
+        self.channels[channel].send(data)
+
+    def flush(self) -> None:
+        """Wait until everything sent so far is in Redis (the sinks send in the background)."""
+        for stream in [self.subscans, *self.channels.values()]:
+            stream.join()
+
+    def end(self, reason: str = "SUCCESS") -> None:
+        """STOPPED then CLOSED, ``info["end_reason"]`` and ``end_time`` set; nothing stays open."""
+        if self.scan.state is ScanState.STARTED:
+            try:
+                self.scan.stop()
+            except BaseException:
+                self.close("FAILURE")
+                raise
+        self.close(reason)
+
+    def close(self, reason: str = "FAILURE") -> None:
+        """CLOSED from any state (every stream sealed); nothing when already closed."""
+        if self.scan.state is ScanState.CLOSED:
+            return
+        self.scan.info = {**self.scan.info, "end_reason": reason, "end_time": _now()}
+        self.scan.close()
+
