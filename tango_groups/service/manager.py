@@ -346,9 +346,9 @@ class Manager(Link, SequenceListener):
         self.phase = transition(self.phase, "ended")
         self._sequence = self._context = None
         self.state = final
+        self._notify(PendingChanged(()))  # what it waited for is dropped, then it is over
         self._notify_state()
         self._notify(SequenceEnded(final, sequence.scan_info))
-        self._notify(PendingChanged(()))
 
     def create_group(self, request: str) -> str:
         """``Group`` of existing scans in one call; returns the group's db_name."""
