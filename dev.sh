@@ -11,10 +11,13 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
+  echo "dev.sh: installing tango_groups and its test extras into $venv" \
+       "(pytango, redis, numpy, pytest, blissdata...; about a minute the first time)..." >&2
   # blissdata 0.3.1 (interop tests) ships a pyproject.toml that pip >= 24.1 refuses to parse
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "pip<24.1"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
   touch "$stamp"
+  echo "dev.sh: $venv is ready" >&2
 fi
 command=${1:-}
 shift || true

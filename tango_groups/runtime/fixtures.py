@@ -14,7 +14,8 @@ into any database with::
 
 ``sequence_manager_config`` builds the same configuration for other instances, several devices
 and overridden properties; ``register_devices`` writes it into a database where the devices may
-already be registered (``tango-groups register``: their properties not given are kept); ``load_config`` writes a configuration with dsconfig's ``json2tango``
+already be registered (``tango-groups register``: their properties not given are kept);
+``load_config`` writes a configuration with dsconfig's ``json2tango``
 (run with this Python, ``-m dsconfig.json2tango``, so it is always the dsconfig installed next to
 the project). json2tango exits with 0 when nothing had to change and 2 when it wrote; with
 pytango-db it always writes at least one thing, as it deletes an empty device alias on every run.
@@ -142,7 +143,8 @@ def check_database(tango_host: str) -> None:
 
 
 def register_devices(tango_host: str, instance: str = "1", devices: int = 1,
-                     properties: Mapping[str, str] | None = None) -> dict[str, dict[str, list[str]]]:
+                     properties: Mapping[str, str] | None = None
+                     ) -> dict[str, dict[str, list[str]]]:
     """Register server ``SequenceManager/<instance>`` with ``devices`` devices in the database at
     ``tango_host`` (``load_config`` with ``update``: nothing else changes). A device gets
     ``properties``; for the others, a device already registered keeps the values it has, a new
