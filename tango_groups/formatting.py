@@ -13,7 +13,9 @@ END_SCAN carry their time (stream-ID milliseconds); a registration or a point, w
 is placed with the closest node above it that has one (a channel with its scan: its registration
 before the PREPARED_SCAN, its points after), a registration with neither at the time of the first
 event below it (a container before its first scan), else last. Events of one millisecond keep
-the order of their nodes' registrations, and within one node registration, PREPARED, points, END.
+the order of their nodes' registrations, and within one node registration, PREPARED, points, END;
+the END_SCAN of a group or sequence comes after the other events of its millisecond (it ends
+after the scans it holds).
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ import pickle
 from collections.abc import Callable, Iterable
 
 from .data.events import Event, EventType
-from .data.node import ChannelDataNode, NodeRefChannel, ScanNode, WalkIterator
+from .data.node import (
+    ChannelDataNode,
+    GroupScanNode,
+    NodeRefChannel,
+    ScanNode,
+    WalkIterator,
+)
 
 __all__ = ["describe", "follow", "replay"]
 
@@ -89,7 +97,7 @@ def replay(events: Iterable[Described]) -> list[Described]:
             for above in _above(name):
                 below[above] = min(below.get(above, ms), ms)
 
-    def key(indexed: tuple[int, Described]) -> tuple[float, int, int, int]:
+    def key(indexed: tuple[int, Described]) -> tuple[float, bool, int, int, int]:
         index, (event, _) = indexed
         name = event.node.db_name
         timed = next((above for above in _above(name) if above in own), None)
@@ -97,8 +105,9 @@ def replay(events: Iterable[Described]) -> list[Described]:
             ms: float = own[timed]
             if event.type in (EventType.PREPARED_SCAN, EventType.END_SCAN) and event.data:
                 ms = event.data.first_index
-            return ms, order.get(timed, 0), _RANK[event.type], index
-        return below.get(name, math.inf), order[name], _RANK[event.type], index
+            last = event.type is EventType.END_SCAN and isinstance(event.node, GroupScanNode)
+            return ms, last, order.get(timed, 0), _RANK[event.type], index
+        return below.get(name, math.inf), False, order[name], _RANK[event.type], index
 
     return [described for _, described in sorted(enumerate(events), key=key)]
 
