@@ -270,13 +270,13 @@ def test_listen_follows_a_session_live_until_interrupted(redis_url, redis_client
 @pytest.mark.slow
 def test_listen_to_an_empty_session_says_it_waits(redis_url, redis_client, session_name):
     write_sequence(redis_url, session_name)
-    with cli_process("listen", "--redis-url", redis_url, "--session", "typo") as (process, _):
+    with cli_process("listen", "--redis-url", redis_url, "--session", "typo") as (
+            process, reader):
         notes = LineReader(process, "stderr")
         note = notes.until(lambda line: "waiting" in line)[-1]
         assert note == (f"tango-groups listen: nothing in session 'typo' of the Redis at "
                         f"{redis_url} yet (sessions there: {session_name}); waiting for new "
                         "events (Ctrl-C stops)")
-        reader = LineReader(process)
         session = Session("typo", redis_url=redis_url)
         scan = loopscan(1, 0, session.config.get("diode"), session=session)
         session.close()
