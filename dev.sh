@@ -14,8 +14,11 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
+  echo "dev.sh: installing tango_groups with its test and bliss2 extras into $venv" \
+       "(pytango, redis, numpy, pytest, blissdata 2...; a few minutes the first time)..." >&2
   "$venv/bin/python" -m pip install "${quiet[@]}" -e ".[test,bliss2]"
   touch "$stamp"
+  echo "dev.sh: $venv is ready" >&2
 fi
 bliss1=.venv-bliss1
 bliss1_requirements=tests/bliss1-requirements.txt
@@ -25,6 +28,7 @@ build_bliss1() {
     python3 -m venv "$bliss1"
   fi
   if [ ! -f "$bliss1_stamp" ] || [ "$bliss1_requirements" -nt "$bliss1_stamp" ]; then
+    echo "dev.sh: installing blissdata 0.3.1, the Bliss 1.x reference, into $bliss1..." >&2
     "$bliss1/bin/python" -m pip install "${quiet[@]}" "pip<24.1"
     "$bliss1/bin/python" -m pip install "${quiet[@]}" -r "$bliss1_requirements"
     touch "$bliss1_stamp"

@@ -7,36 +7,31 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     ``$TANGO_GROUPS_REDIS_URL``) and the Tango database at ``--tango-host``, and starts a private
     one of each that is not given (``tango_groups.runtime``). ``$TANGO_HOST`` is *not* a default:
     on a beamline it names the shared database, which serve changes only when asked explicitly
-    (``--tango-host $TANGO_HOST``); without ``--tango-host`` a private database runs whatever the
-    environment says. It registers the devices (``tango_db_fixtures/sequence_manager.json``, with
-    ``RedisURL`` and ``Session`` set; nothing else in the database is changed), starts
-    ``SequenceManager <instance>`` and, once every device answers, prints lines a script can parse,
-    then human hints, then ``READY``::
-
-        TANGO_HOST=127.0.0.1:41025
-        REDIS_URL=redis://127.0.0.1:38211
-        DEVICE=tango_groups/sequence_manager/1
-        ...
-        READY
-
-    A Redis password is never printed. Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops what
-    it started, in reverse order (device server, database, Redis), and nothing else; the exit code
-    is then 0.
+    (``--tango-host $TANGO_HOST``). It registers the devices (the shipped fixture with
+    ``RedisURL`` and ``Session`` set; nothing else in the database changes), starts
+    ``SequenceManager <instance>`` and, once every device answers, prints lines a script can parse
+    (``TANGO_HOST=``, ``REDIS_URL=``, ``DEVICE=``, each name once), then hints (commands as the
+    user's shell runs them: ``runnable``), then ``READY``. A Redis password is never printed.
+    Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops what it started, in reverse order, and
+    nothing else; the exit code is then 0.
+``register``, ``fixtures``
+    Register devices in an existing database (``--tango-host`` required), keeping what registered
+    devices have; print the shipped dsconfig JSON (``--path``: its installed file).
 ``demo``
     Plays the seed's sequence through a device: ``--device NAME``, else a private stack started
     as ``serve`` starts it without ``--tango-host`` (``$TANGO_HOST`` is not used for it either).
 ``listen``
     One line per event of a session's scans and groups (``--filter``, node types), or of the scans
-    added to one sequence (``--sequence DB_NAME``, which ends with that sequence), from the first
-    event on and then live: the seed page's listening examples as a command. What cannot be read
-    (a pickle the allow-list refuses, a value that is no pickle) is noted on the event's line as
-    ``(unreadable: ...)`` and listening goes on.
+    added to one sequence (``--sequence DB_NAME``, which ends with that sequence): what Redis holds
+    in the order it happened, then live (``tango_groups.formatting``); stderr says when the replay
+    is over and what it found (nothing yet: the sessions there). What cannot be read is noted on
+    the event's line as ``(unreadable: ...)`` and listening goes on.
 ``loopscan``
     Writes one simulated loopscan into a session and prints its db_name and scan number.
 
 Each subcommand is a ``_add_<name>(commands)`` function that declares its options and sets the
 function that runs it (``run``, which returns the exit code); ``build_parser`` lists them. What the
-commands do beyond parsing and dispatch lives where it belongs: the processes they start and their
+commands do beyond parsing and dispatch lives where it belongs: processes, registration and
 signals in ``tango_groups.runtime``, the lines ``listen`` prints in ``tango_groups.formatting``, the
 demo in ``tango_groups.demo``.
 """
@@ -47,19 +42,28 @@ import argparse
 import contextlib
 import functools
 import os
+import shlex
+import shutil
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import tango
 
 from .data.connection import RedisError, ping, redact
-from .data.node import GroupScanNode, get_node, get_session_node
+from .data.node import GroupScanNode, get_node, get_session_node, sessions_list
 from .demo import play
-from .formatting import print_events
+from .formatting import follow
 from .runtime.device_server import DeviceServer
-from .runtime.fixtures import load_config, sequence_manager_config
+from .runtime.fixtures import (
+    check_database,
+    fixture_path,
+    load_config,
+    register_devices,
+    sequence_manager_config,
+)
 from .runtime.process import Stopped, log_tail, stopped_by_signals
 from .runtime.redis_server import RedisServer
 from .runtime.tango_db import TangoDatabaseServer
@@ -91,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Groups and sequences of scans in Bliss 1.x Redis data nodes, served by the "
                     "SequenceManager Tango device.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_serve, _add_demo, _add_listen, _add_loopscan):
+    for add in (_add_serve, _add_register, _add_fixtures, _add_demo, _add_listen,
+                _add_loopscan):
         add(commands)
     return parser
 
@@ -106,11 +111,29 @@ def _add_redis_options(parser: argparse.ArgumentParser, session_default: str | N
         help=f"the session name (default: {DEFAULT_SESSION}, the SequenceManager's default)")
 
 
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--instance", default="1",
+                        help="the server instance, SequenceManager/<instance> (default: 1)")
+    parser.add_argument("--devices", type=int, default=1, metavar="N",
+                        help="how many SequenceManager devices the server runs (default: 1)")
+
+
 def _redis_url(args: argparse.Namespace) -> str:
     if not args.redis_url:
         raise RuntimeError(f"no Redis: give --redis-url redis://host:port or set "
                            f"{REDIS_URL_VARIABLE} (tango-groups serve prints REDIS_URL=...)")
     return args.redis_url
+
+
+def runnable(script: str) -> str:
+    """How the user's shell runs ``script``, a command installed next to this Python (a venv's
+    ``bin``): its name when ``PATH`` finds that very file (an activated venv), else its full
+    path."""
+    installed = Path(sys.executable).absolute().with_name(script)
+    found = shutil.which(script)
+    if not installed.is_file() or (found and Path(found).resolve() == installed.resolve()):
+        return script
+    return shlex.quote(str(installed))
 
 
 def _check_redis(url: str) -> None:
@@ -135,23 +158,8 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         help="an existing Tango database to register the devices in, host:port (default: start "
              "a private one; $TANGO_HOST is not used unless given here: --tango-host $TANGO_HOST)")
     _add_redis_options(parser, session_default=None)
-    parser.add_argument("--instance", default="1",
-                        help="the server instance, SequenceManager/<instance> (default: 1)")
-    parser.add_argument("--devices", type=int, default=1, metavar="N",
-                        help="how many SequenceManager devices the server runs (default: 1)")
+    _add_server_options(parser)
     parser.set_defaults(run=serve)
-
-
-def _check_tango_host(tango_host: str) -> None:
-    host, _, port = tango_host.rpartition(":")
-    if not host or not port.isdigit():
-        raise RuntimeError(f"TANGO_HOST {tango_host!r} is not host:port")
-    try:
-        tango.Database(host, int(port)).get_info()
-    except tango.DevFailed as error:
-        raise RuntimeError(
-            f"the Tango database at {tango_host} does not answer ({error.args[0].desc.strip()}): "
-            "start it, or drop --tango-host to use a private one") from None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -171,7 +179,7 @@ def _start(
     if args.redis_url:  # what is given is checked before anything is started
         _check_redis(args.redis_url)
     if args.tango_host:
-        _check_tango_host(args.tango_host)
+        check_database(args.tango_host)
     redis_url = args.redis_url or started.enter_context(RedisServer()).url
     tango_host = args.tango_host or started.enter_context(TangoDatabaseServer()).tango_host
     server = DeviceServer(args.instance, tango_host)
@@ -198,13 +206,17 @@ def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
                      f"session {session})")
     environment = os.environ.get("TANGO_HOST")
     if environment and environment != tango_host:
-        lines.append(f"(TANGO_HOST={environment} of the environment is not used; to register "
+        lines.append(f"(the environment's TANGO_HOST, {environment}, is not used; to register "
                      f"there instead: tango-groups serve --tango-host {environment})")
+    device = f"tango://{tango_host}/{server.devices[0]}"  # no TANGO_HOST needed
+    redis_options = f"--redis-url {redact(redis_url)} --session {session}"
     lines += [
         "Drive it from itango:",
-        f"    TANGO_HOST={tango_host} itango3 -i -c \"d = Device('{server.devices[0]}')\"",
+        f"    {runnable('itango3')} -i -c \"d = Device('{device}')\"",
+        "Write a simulated scan:",
+        f"    {runnable('tango-groups')} loopscan {redis_options}",
         "Follow its scans and sequences:",
-        f"    tango-groups listen --redis-url {redact(redis_url)} --session {session}",
+        f"    {runnable('tango-groups')} listen {redis_options}",
         "Stop everything with Ctrl-C.",
         "READY",
     ]
@@ -213,6 +225,52 @@ def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
         time.sleep(0.2)
     raise RuntimeError(f"the device server {server.name} exited with code {server.poll()}; its "
                        f"log ends with:\n{log_tail(server.log_path)}")
+
+
+# -- register, fixtures ---------------------------------------------------------------------------
+def _add_register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "register", help="register SequenceManager devices in an existing Tango database",
+        description="Register server SequenceManager/<instance> and its devices in the Tango "
+                    "database at --tango-host (the shipped fixture, as json2tango would, with "
+                    "the properties given here); devices already registered keep the "
+                    "properties not given here, and nothing else in the database changes.")
+    parser.add_argument("--tango-host", required=True,
+                        help="the Tango database, host:port (the environment's: --tango-host "
+                             "$TANGO_HOST)")
+    _add_redis_options(parser, session_default=None)
+    parser.add_argument("--base-path", help="the BasePath property (scan-saving base path)")
+    _add_server_options(parser)
+    parser.set_defaults(run=register)
+
+
+def register(args: argparse.Namespace) -> int:
+    check_database(args.tango_host)
+    given = {"RedisURL": args.redis_url, "Session": args.session, "BasePath": args.base_path}
+    written = register_devices(args.tango_host, args.instance, args.devices,
+                               {key: value for key, value in given.items() if value})
+    for name, properties in written.items():
+        shown = {key: redact(value[0]) if key == "RedisURL" else " ".join(value)
+                 for key, value in properties.items()}
+        print(f"registered {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
+    print(f"start it with: TANGO_HOST={args.tango_host} {runnable('SequenceManager')} "
+          f"{args.instance}", flush=True)
+    return 0
+
+
+def _add_fixtures(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "fixtures", help="print the shipped dsconfig JSON that registers a SequenceManager",
+        description="Print the dsconfig JSON shipped with the package (SequenceManager/1, "
+                    "tango_groups/sequence_manager/1), to edit or load with json2tango -w.")
+    parser.add_argument("--path", action="store_true", help="print the file's path instead")
+    parser.set_defaults(run=fixtures)
+
+
+def fixtures(args: argparse.Namespace) -> int:
+    path = fixture_path()
+    print(path if args.path else path.read_text().rstrip("\n"), flush=True)
+    return 0
 
 
 # -- demo -----------------------------------------------------------------------------------------
@@ -284,15 +342,28 @@ def listen(args: argparse.Namespace) -> int:
                     f" ({'no such node' if sequence is None else 'a ' + str(sequence.type)}): "
                     "give a sequence's db_name, as listen prints them")
             # the group's own type too, for the END_SCAN that ends the listening
-            events = sequence.walk_events(filter=["node_ref_channel", sequence.type], wait=True)
+            types = ["node_ref_channel", sequence.type]
+            walk = functools.partial(sequence.walk_events, filter=types)
         else:
-            events = get_session_node(args.session, connection=url).walk_events(
-                filter=args.filter, wait=True)
-        print_events(events, until_end_of=args.sequence,
-                     write=functools.partial(print, flush=True))
+            session = get_session_node(args.session, connection=url)
+            walk = functools.partial(session.walk_events, filter=args.filter)
+        follow(lambda wait: walk(wait=wait), until_end_of=args.sequence,
+               write=functools.partial(print, flush=True),
+               replayed=functools.partial(_say_waiting, args, url))
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _say_waiting(args: argparse.Namespace, url: str, replayed: int) -> None:
+    """After the replay, on stderr: what was found and that listen now waits."""
+    found = f"{replayed} events of {args.sequence or 'session ' + repr(args.session)} so far"
+    if not replayed and not args.sequence:
+        others = ", ".join(node.db_name for node in sessions_list(connection=url)) or "none"
+        found = (f"nothing in session {args.session!r} of the Redis at {redact(url)} yet "
+                 f"(sessions there: {others})")
+    print(f"tango-groups listen: {found}; waiting for new events (Ctrl-C stops)",
+          file=sys.stderr, flush=True)
 
 
 # -- loopscan -------------------------------------------------------------------------------------

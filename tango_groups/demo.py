@@ -47,6 +47,13 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, tango.DevState) else value
 
 
+def _enum_labels(proxy: tango.DeviceProxy) -> dict[str, list[str]]:
+    """The labels of the watched enum attributes (``SequenceState``: IDLE ... KILLED)."""
+    configs = proxy.get_attribute_config_ex(list(WATCHED))
+    return {name: list(config.enum_labels) for name, config in zip(WATCHED, configs, strict=True)
+            if config.data_type == tango.CmdArgType.DevEnum}
+
+
 def play(proxy: tango.DeviceProxy, session: Session, write: Callable[[str], None] = print,
          npoints: int = 5, count_time: float = 0.05) -> list[str]:
     """Run the seed's sequence through ``proxy``; ``session`` is the device's (same Redis, name
@@ -60,10 +67,15 @@ def play(proxy: tango.DeviceProxy, session: Session, write: Callable[[str], None
         for event in follower:
             show("redis", describe(event))
 
+    labels = _enum_labels(proxy)
+
     def on_change(event: tango.EventData) -> None:
         name = event.attr_name.rsplit("/", 1)[-1].partition("#")[0]
+        name = next((watched for watched in WATCHED if watched.lower() == name.lower()), name)
         if event.err:
             show("tango", f"{name}: error {event.errors[0].reason}")
+        elif name in labels:  # an enum's events carry its index: print the label
+            show("tango", f"{name} = {labels[name][int(event.attr_value.value)]}")
         else:
             show("tango", f"{name} = {_plain(event.attr_value.value)}")
 

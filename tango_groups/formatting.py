@@ -1,21 +1,39 @@
 """One line of text per data-node event: what ``tango-groups listen`` and ``demo`` print.
 
 ``describe(event)`` is the line of one event (``NEW_NODE demo:tmp:scans:3_loopscan 3``);
-``print_events(events)`` prints the lines of a walk (``walk_events(..., wait=True)``) as they come,
-notes what cannot be read and goes on, and stops at the end of a sequence when given one. Both read
-the nodes the events name (a scan's number in its info) through ``tango_groups.data``; nothing here
-writes.
+``follow(walk)`` prints the lines of a session or a sequence: first what Redis already holds, in
+the order it happened (``replay``), then what comes next, live. It notes what cannot be read and
+goes on, and stops at the end of a sequence when given one. Both read the nodes the events name
+(a scan's number in its info) through ``tango_groups.data``; nothing here writes.
+
+Why a replay: a walk over what Redis holds yields events the way blissdata's does, by stream
+priority (every registration, then every PREPARED_SCAN, then the data, then every END_SCAN), which
+reads as if all scans had run at once. ``replay`` puts them back in time order: PREPARED_SCAN and
+END_SCAN carry their time (stream-ID milliseconds); a registration or a point, which carry none,
+is placed with the closest node above it that has one (a channel with its scan: its registration
+before the PREPARED_SCAN, its points after), a registration with neither at the time of the first
+event below it (a container before its first scan), else last. Events of one millisecond keep
+the order of their nodes' registrations, and within one node registration, PREPARED, points, END;
+the END_SCAN of a group or sequence comes after the other events of its millisecond (it ends
+after the scans it holds).
 """
 
 from __future__ import annotations
 
+import math
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .data.events import Event, EventType
-from .data.node import ChannelDataNode, NodeRefChannel, ScanNode, WalkIterator
+from .data.node import (
+    ChannelDataNode,
+    GroupScanNode,
+    NodeRefChannel,
+    ScanNode,
+    WalkIterator,
+)
 
-__all__ = ["describe", "print_events"]
+__all__ = ["describe", "follow", "replay"]
 
 
 def describe(event: Event, problem: Exception | None = None) -> str:
@@ -46,13 +64,82 @@ def describe(event: Event, problem: Exception | None = None) -> str:
     return " ".join(words)
 
 
-def print_events(events: WalkIterator[Event], until_end_of: str | None = None,
-                 write: Callable[[str], None] = print) -> None:
-    """``write`` the line of each event of ``events``, bad data in Redis included (its line says
-    what is unreadable), until the END_SCAN of the node ``until_end_of`` (a db_name) when given,
-    else until the walk ends."""
-    for event, problem in events.with_errors():
+Described = tuple[Event, Exception | None]
+_RANK = {EventType.NEW_NODE: 0, EventType.PREPARED_SCAN: 1, EventType.NEW_DATA: 2,
+         EventType.END_SCAN: 3}
+
+
+def _identity(event: Event) -> tuple[EventType, str, int]:
+    """What tells an event from every other one of a walk (points: by their first index)."""
+    first = event.data.first_index if event.type is EventType.NEW_DATA and event.data else -1
+    return event.type, event.node.db_name, first
+
+
+def _above(db_name: str) -> Iterable[str]:
+    """``db_name`` then the db_names of the nodes above it, closest first."""
+    while db_name:
+        yield db_name
+        db_name = db_name.rpartition(":")[0]
+
+
+def replay(events: Iterable[Described]) -> list[Described]:
+    """``events`` (a walk's, with its errors) in the order they happened (see the module)."""
+    events = list(events)
+    order: dict[str, int] = {}  # db_name -> rank of its first appearance (registration order)
+    own: dict[str, int] = {}  # db_name -> ms of its first PREPARED_SCAN / END_SCAN
+    below: dict[str, int] = {}  # db_name -> ms of the first timed event at or below it
+    for event, _ in events:
+        name = event.node.db_name
+        order.setdefault(name, len(order))
+        if event.type in (EventType.PREPARED_SCAN, EventType.END_SCAN) and event.data:
+            ms = event.data.first_index
+            own[name] = min(own.get(name, ms), ms)
+            for above in _above(name):
+                below[above] = min(below.get(above, ms), ms)
+
+    def key(indexed: tuple[int, Described]) -> tuple[float, bool, int, int, int]:
+        index, (event, _) = indexed
+        name = event.node.db_name
+        timed = next((above for above in _above(name) if above in own), None)
+        if timed is not None:
+            ms: float = own[timed]
+            if event.type in (EventType.PREPARED_SCAN, EventType.END_SCAN) and event.data:
+                ms = event.data.first_index
+            last = event.type is EventType.END_SCAN and isinstance(event.node, GroupScanNode)
+            return ms, last, order.get(timed, 0), _RANK[event.type], index
+        return below.get(name, math.inf), False, order[name], _RANK[event.type], index
+
+    return [described for _, described in sorted(enumerate(events), key=key)]
+
+
+def follow(walk: Callable[[bool], WalkIterator[Event]], until_end_of: str | None = None,
+           write: Callable[[str], None] = print,
+           replayed: Callable[[int], None] | None = None) -> None:
+    """``write`` the line of each event, bad data in Redis included (its line says what is
+    unreadable): first what ``walk(False)`` finds in Redis, in time order (``replay``), then,
+    live, what ``walk(True)`` yields that was not written yet. ``walk(wait)`` walks the events
+    from the first one on. ``replayed(n)`` is called between the two with the number of events
+    replayed. Stops after the END_SCAN of the node ``until_end_of`` (a db_name) when given, else
+    when the live walk ends."""
+    with walk(False) as existing:
+        past = replay(existing.with_errors())
+    done: set[tuple[EventType, str, int]] = set()
+    for event, problem in past:
         write(describe(event, problem))
-        if (until_end_of is not None and event.type is EventType.END_SCAN
-                and event.node.db_name == until_end_of):
+        done.add(_identity(event))
+        if _ends(event, until_end_of):
             return
+    if replayed is not None:
+        replayed(len(past))
+    with walk(True) as live:
+        for event, problem in live.with_errors():
+            if _identity(event) in done:
+                continue
+            write(describe(event, problem))
+            if _ends(event, until_end_of):
+                return
+
+
+def _ends(event: Event, until_end_of: str | None) -> bool:
+    return (until_end_of is not None and event.type is EventType.END_SCAN
+            and event.node.db_name == until_end_of)

@@ -6,12 +6,16 @@ Class / device / properties``, every property value a list of strings. ``sequenc
 registers the server ``SequenceManager/1`` with one device, ``tango_groups/sequence_manager/1``,
 and the device properties whose defaults a beamline usually changes (``Session``, ``BasePath``).
 ``RedisURL`` is left out on purpose: without it the device's own default applies, and
-``tango-groups serve`` sets it to the Redis it uses. Load it into any database with::
+``tango-groups serve`` / ``register`` set it to the Redis they are given. ``tango-groups
+fixtures`` prints it (``--path``: where it is installed), so that an installed package loads it
+into any database with::
 
-    TANGO_HOST=host:10000 json2tango -w tango_db_fixtures/sequence_manager.json
+    TANGO_HOST=host:10000 json2tango -w "$(tango-groups fixtures --path)"
 
 ``sequence_manager_config`` builds the same configuration for other instances, several devices
-and overridden properties; ``load_config`` writes a configuration with dsconfig's ``json2tango``
+and overridden properties; ``register_devices`` writes it into a database where the devices may
+already be registered (``tango-groups register``: their properties not given are kept);
+``load_config`` writes a configuration with dsconfig's ``json2tango``
 (run with this Python, ``-m dsconfig.json2tango``, so it is always the dsconfig installed next to
 the project). json2tango exits with 0 when nothing had to change and 2 when it wrote; with
 pytango-db it always writes at least one thing, as it deletes an empty device alias on every run.
@@ -30,14 +34,20 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any
+
+import tango
 
 __all__ = [
     "DEVICE_PREFIX",
     "SEQUENCE_MANAGER",
+    "check_database",
     "device_names",
+    "fixture_path",
     "load_config",
     "read_fixture",
+    "register_devices",
     "sequence_manager_config",
 ]
 
@@ -47,10 +57,15 @@ _FIXTURE = "sequence_manager.json"
 _WRITTEN = 2  # json2tango's exit code after writing; 0 means "nothing to change"
 
 
+def fixture_path(name: str = _FIXTURE) -> Path:
+    """Where a fixture shipped in ``tango_groups.tango_db_fixtures`` is installed (a file: the
+    package is installed from a wheel or a checkout, never zipped)."""
+    return Path(str(resources.files("tango_groups.tango_db_fixtures").joinpath(name)))
+
+
 def read_fixture(name: str = _FIXTURE) -> dict[str, Any]:
     """A fixture shipped in ``tango_groups.tango_db_fixtures``, as a dict."""
-    text = resources.files("tango_groups.tango_db_fixtures").joinpath(name).read_text()
-    return json.loads(text)
+    return json.loads(fixture_path(name).read_text())
 
 
 def device_names(instance: str = "1", devices: int = 1) -> list[str]:
@@ -110,3 +125,39 @@ def load_config(config: Mapping[str, Any], tango_host: str, update: bool = False
             "dsconfig JSON."
         )
     return result.returncode
+
+
+def check_database(tango_host: str) -> None:
+    """Raise ``RuntimeError`` saying what to do unless a Tango database answers at
+    ``tango_host`` (host:port)."""
+    host, _, port = tango_host.rpartition(":")
+    if not host or not port.isdigit():
+        raise RuntimeError(f"TANGO_HOST {tango_host!r} is not host:port")
+    try:
+        tango.Database(host, int(port)).get_info()
+    except tango.DevFailed as error:
+        raise RuntimeError(
+            f"the Tango database at {tango_host} does not answer ({error.args[0].desc.strip()}): "
+            "start it or fix --tango-host (tango-groups serve without --tango-host runs a "
+            "private one)") from None
+
+
+def register_devices(tango_host: str, instance: str = "1", devices: int = 1,
+                     properties: Mapping[str, str] | None = None
+                     ) -> dict[str, dict[str, list[str]]]:
+    """Register server ``SequenceManager/<instance>`` with ``devices`` devices in the database at
+    ``tango_host`` (``load_config`` with ``update``: nothing else changes). A device gets
+    ``properties``; for the others, a device already registered keeps the values it has, a new
+    one gets the shipped fixture's. Returns each device's properties as written."""
+    config = sequence_manager_config(instance, devices)
+    host, _, port = tango_host.rpartition(":")
+    database = tango.Database(host, int(port))
+    registered = config["servers"][SEQUENCE_MANAGER][instance][SEQUENCE_MANAGER]
+    given = {name: [str(value)] for name, value in (properties or {}).items()}
+    for name, device in registered.items():
+        asked = sorted({"RedisURL", *given, *device["properties"]})
+        kept = database.get_device_property(name, asked)
+        device["properties"] |= {key: list(value) for key, value in kept.items() if len(value)}
+        device["properties"] |= given
+    load_config(config, tango_host, update=True)
+    return {name: device["properties"] for name, device in registered.items()}

@@ -73,12 +73,14 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 class LineReader:
-    """A subprocess's stdout lines, read by a thread so that waiting for one can time out."""
+    """A subprocess's stdout (or ``stream``) lines, read by a thread so that waiting for one can
+    time out."""
 
-    def __init__(self, process: subprocess.Popen) -> None:
+    def __init__(self, process: subprocess.Popen, stream: str = "stdout") -> None:
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
-        thread = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        thread = threading.Thread(target=self._read, args=(getattr(process, stream),),
+                                  daemon=True)
         thread.start()
 
     def _read(self, stream) -> None:

@@ -17,14 +17,17 @@ Tests that start processes (besides the session's Redis) are marked ``slow``.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import tango
 from hostile import evil_pickle
 from processes import (
+    LineReader,
     child_pids,
     cli_process,
     command_line,
@@ -109,6 +112,38 @@ def test_fixtures_load_and_reload(tango_db):
     assert {name: list(value) for name, value in properties.items()} == {
         "RedisURL": ["redis://127.0.0.1:1"], "Session": ["tango_groups"],
         "BasePath": ["/tmp/scans"]}
+
+
+def test_fixtures_prints_the_shipped_json(capsys):
+    assert main(["fixtures"]) == 0
+    assert json.loads(capsys.readouterr().out) == read_fixture()
+    assert main(["fixtures", "--path"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.name == "sequence_manager.json" and json.loads(path.read_text()) == read_fixture()
+
+
+@pytest.mark.slow
+def test_register_writes_devices_and_keeps_what_is_not_given(tango_db, capsys):
+    host = tango_db.tango_host
+    assert main(["register", "--tango-host", host, "--instance", "reg", "--session", "id00",
+                 "--redis-url", "redis://:secret@beamline:25002"]) == 0
+    out = capsys.readouterr().out
+    assert "secret" not in out and "RedisURL=redis://:***@beamline:25002" in out
+    assert out.splitlines()[-1].endswith(" reg") and f"TANGO_HOST={host} " in out
+    assert main(["register", "--tango-host", host, "--instance", "reg", "--devices", "2",
+                 "--base-path", "/data/id00"]) == 0
+    database = tango.Database(host.split(":")[0], int(host.split(":")[1]))
+    first, second = (
+        {name: list(value) for name, value in database.get_device_property(
+            device, ["RedisURL", "Session", "BasePath"]).items()}
+        for device in device_names("reg", 2))
+    assert first == {"RedisURL": ["redis://:secret@beamline:25002"], "Session": ["id00"],
+                     "BasePath": ["/data/id00"]}
+    assert second == {"RedisURL": [], "Session": ["tango_groups"], "BasePath": ["/data/id00"]}
+    with pytest.raises(SystemExit):  # the database is never implied
+        main(["register", "--instance", "reg"])
+    assert main(["register", "--tango-host", f"127.0.0.1:{free_port()}"]) == 1
+    assert "does not answer" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -214,16 +249,40 @@ def test_listen_follows_a_session_live_until_interrupted(redis_url, redis_client
                 for number, name in enumerate((sequence, *scans), start=first)
                 for event in ("NEW_NODE", "PREPARED_SCAN", "END_SCAN")}
 
+    sequence, scans = write_sequence(redis_url, session_name)
     with cli_process("listen", "--redis-url", redis_url, "--session", session_name) as (
             process, reader):
-        before = expected(1, *write_sequence(redis_url, session_name))  # replayed
-        # one round may hold several END_SCANs: they come in node order, not time order
-        reader.until(lambda line: before <= {*reader.seen})
+        before = expected(1, sequence, scans)  # replayed, in the order it happened
+        replayed = reader.until(lambda line: before <= {*reader.seen})
+        assert replayed == [
+            f"NEW_NODE {sequence} 1", f"PREPARED_SCAN {sequence} 1",
+            *(f"{event} {scan} {number}" for number, scan in enumerate(scans, start=2)
+              for event in ("NEW_NODE", "PREPARED_SCAN", "END_SCAN")),
+            f"END_SCAN {sequence} 1"]
+        # live: one round may hold several END_SCANs, in node order
         live = expected(4, *write_sequence(redis_url, session_name))  # written while listening
         lines = reader.until(lambda line: before | live <= {*reader.seen})
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 0, process.stderr.read()
     assert sorted(lines) == sorted(before | live)
+
+
+@pytest.mark.slow
+def test_listen_to_an_empty_session_says_it_waits(redis_url, redis_client, session_name):
+    write_sequence(redis_url, session_name)
+    with cli_process("listen", "--redis-url", redis_url, "--session", "typo") as (
+            process, reader):
+        notes = LineReader(process, "stderr")
+        note = notes.until(lambda line: "waiting" in line)[-1]
+        assert note == (f"tango-groups listen: nothing in session 'typo' of the Redis at "
+                        f"{redis_url} yet (sessions there: {session_name}); waiting for new "
+                        "events (Ctrl-C stops)")
+        session = Session("typo", redis_url=redis_url)
+        scan = loopscan(1, 0, session.config.get("diode"), session=session)
+        session.close()
+        reader.until(lambda line: line == f"END_SCAN {scan.db_name} 1")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
 
 
 @pytest.mark.slow

@@ -10,14 +10,22 @@ test Redis, its ``redis://...`` URLs replaced by the test's:
   fails it, so the walk-through cannot drift from what is tested;
 * every other block runs on its own, in a fresh namespace; ``EXPECTED_OUTPUT`` holds what some of
   them must print;
-* ``SKIPPED`` lists the blocks that cannot run here, each with its reason (keep it short).
+* ``SKIPPED`` lists the blocks that cannot run here, each with its reason (keep it short);
+* every command of every console block (``$ ...``), every ``tango-groups ...`` literal of the text
+  and every option the "Command line" section names under a subcommand is checked to exist: a
+  ``tango-groups`` command line parses, a ``./dev.sh`` command is one dev.sh knows, any other
+  command is installed next to this Python and has the options it is given (its ``--help``),
+  a ``python -c`` program compiles.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import shlex
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +34,15 @@ import pytest
 import tango
 
 from tango_groups import session as session_module
-from tango_groups.cli import main
+from tango_groups.cli import build_parser, main
 from tango_groups.data import node
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import load_config, sequence_manager_config
 from tango_groups.runtime.tango_db import TangoDatabaseServer
 
 README = Path(__file__).parents[2] / "README.rst"
+DEV_SH = README.with_name("dev.sh")
+BIN = Path(sys.executable).absolute().parent  # where the venv's commands are
 
 WALK_THROUGHS = {"Five-minute walk-through"}
 SKIPPED: dict[str, str] = {}  # first line of a block -> why it cannot run in the tests
@@ -141,7 +151,7 @@ class WalkThrough:
 
     def __init__(self, tango_host: str, redis_url: str) -> None:
         self.redis_url = redis_url
-        self.variables = {"REDIS": redis_url, "TANGO_HOST": tango_host}
+        self.variables = {"REDIS_URL": redis_url, "TANGO_HOST": tango_host}
         self.namespace = {"Device": lambda name: tango.DeviceProxy(f"tango://{tango_host}/{name}")}
 
     def run(self, block: Block) -> None:
@@ -193,3 +203,92 @@ def test_walk_through_runs_against_a_device(section, served_device, redis_url, c
     printed = capsys.readouterr().out.split()
     assert printed == [f"tango_groups:tmp:scans:{n}_loopscan" if i % 2 == 0 else str(n)
                        for n in (1, 3, 4) for i in (0, 1)]  # what the three loopscans printed
+
+
+# -- every command the README names exists, with its options -------------------------------------
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    actions = build_parser()._subparsers._group_actions  # argparse has no public API for them
+    return dict(actions[0].choices)
+
+
+def _commands(block: Block) -> list[list[str]]:
+    """The command lines of a console block: words, without output, comments and redirections."""
+    found = []
+    for line in block.code.replace("\\\n", " ").splitlines():  # continuation lines joined
+        if line.startswith("$ "):
+            words = shlex.split(line[2:], comments=True)
+            words = words[:words.index(">")] if ">" in words else words
+            while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # VAR=value command
+                words = words[1:]
+            found.append(words)
+    return found
+
+
+CONSOLE = [(block, words) for block in BLOCKS if block.language == "console"
+           for words in _commands(block)]
+
+
+def check_command(words: list[str]) -> None:
+    """Fails unless the command line ``words`` names a command and options that exist."""
+    words = [re.sub(r"\$(\w+)", r"\1", word) for word in words]  # $VAR: any value parses
+    command = words[0].removeprefix(".venv/bin/")
+    if command == "export":
+        assert all(re.fullmatch(r"[A-Z_]+=\S+", word) for word in words[1:]), words
+    elif command == "./dev.sh":
+        assert f"\n  {words[1]}) " in DEV_SH.read_text(), f"dev.sh has no {words[1]!r} command"
+    elif command == "tango-groups":
+        try:
+            build_parser().parse_args(words[1:])
+        except SystemExit:
+            raise AssertionError(f"tango-groups does not take {words[1:]}") from None
+    elif command == "python":
+        assert words[1] == "-c", words
+        compile(words[2], "README.rst", "exec")
+    else:
+        assert (BIN / command).is_file(), f"{command} is not installed with the project"
+        options = [word.split("=")[0] for word in words[1:] if word.startswith("-")]
+        if options:
+            usage = subprocess.run([str(BIN / command), "--help"], capture_output=True,
+                                   text=True, timeout=60, check=False).stdout
+            missing = [option for option in options
+                       if not re.search(rf"(^|[\s,]){option}\b", usage, re.MULTILINE)]
+            assert not missing, f"{command} --help does not list {missing}"
+
+
+@pytest.mark.parametrize(("block", "words"), CONSOLE,
+                         ids=[f"line{block.line}-{' '.join(words)[:40]}"
+                              for block, words in CONSOLE])
+def test_console_command_exists(block, words):
+    check_command(words)
+
+
+def test_console_commands_are_found():
+    named = {words[0].removeprefix(".venv/bin/") for _, words in CONSOLE}
+    assert {"./dev.sh", "tango-groups", "itango3", "json2tango", "SequenceManager"} <= named
+
+
+INLINE = sorted(set(re.findall(r"``((?:\.venv/bin/)?tango-groups(?: [^`]*)?)``",
+                               README.read_text())))
+
+
+@pytest.mark.parametrize("literal", INLINE)
+def test_inline_tango_groups_command_exists(literal):
+    words = literal.split()
+    subcommands = _subcommands()
+    if len(words) == 1:
+        return
+    assert words[1] in subcommands, f"no tango-groups {words[1]}"
+    known = subcommands[words[1]]._option_string_actions
+    assert {word for word in words if word.startswith("--")} <= known.keys(), literal
+
+
+def test_command_line_section_names_only_existing_options():
+    text = README.read_text()
+    section = text[text.index("Command line\n~~~~"):text.index("Production use\n~~~~")]
+    entries = re.findall(r"^``tango-groups (\w+)``\n((?:   .*\n)+)", section, re.MULTILINE)
+    subcommands = _subcommands()
+    assert {name for name, _ in entries} == set(subcommands), "a subcommand is not documented"
+    for name, body in entries:
+        known = subcommands[name]._option_string_actions
+        named = set(re.findall(r"--[a-z][\w-]*", body))
+        assert named <= known.keys(), f"tango-groups {name}: {named - known.keys()}"
