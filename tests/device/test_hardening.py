@@ -13,6 +13,7 @@ import pytest
 import redis
 import tango
 from hostile import evil_pickle
+from redis_checker import KeySnapshot
 from test_sequence_manager import npy, refused, scan, wait_until
 
 from tango_groups.data import running
@@ -23,17 +24,6 @@ from tango_groups.scanning.simulation import loopscan
 from tango_groups.session import Session
 
 
-def keys_and_lengths(client: redis.Redis) -> dict[bytes, object]:
-    """Every key of the data db with its stream length (or its type): what a refusal must not
-    change."""
-    snapshot: dict[bytes, object] = {}
-    for key in client.keys("*"):
-        kind = client.type(key)
-        snapshot[key] = client.xlen(key) if kind == b"stream" else client.hgetall(key) \
-            if kind == b"hash" else kind
-    return snapshot
-
-
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     with RedisServer() as server:
@@ -42,7 +32,7 @@ def own_redis() -> Iterator[RedisServer]:
 
 def test_start_refuses_what_tango_or_redis_cannot_hold_and_writes_nothing(device) -> None:
     proxy, client = device.proxy, device.session.client
-    before = keys_and_lengths(client)
+    before = KeySnapshot.take(client)
     for channel in ({"name": "x", "dtype": "float16"}, {"name": "x", "dtype": "longdouble"},
                     {"name": "x", "shape": [100_000_000_000]},
                     {"name": "x", "shape": [100_000, 100_000]}):
@@ -54,7 +44,7 @@ def test_start_refuses_what_tango_or_redis_cannot_hold_and_writes_nothing(device
         refused("SequenceManager_BadRequest",
                 lambda n=nested: proxy.Start(f'{{"title": "t", "scan_info": {{"a": {n}}}}}'))
     refused("SequenceManager_BadRequest", lambda: proxy.Start("t" * 1000))
-    assert keys_and_lengths(client) == before
+    assert KeySnapshot.take(client).diff(before) == []
     assert proxy.State() == tango.DevState.ON and proxy.SequenceName == ""
     assert proxy.Start(json.dumps({"channels": [{"name": "img", "shape": [64, 64]}]}))
     assert proxy.End() == "DONE"
@@ -95,9 +85,9 @@ def test_a_scan_whose_info_is_refused_is_refused_alone(device) -> None:
     for reference in (bad.db_name, str(bad.scan_number)):
         desc = refused("SequenceManager_NotAScan", lambda r=reference: proxy.AddScan(r))
         assert "state" in desc and "cannot be read safely" in desc
-    before = keys_and_lengths(client)
+    before = KeySnapshot.take(client)
     refused("SequenceManager_NotAScan", lambda: proxy.CreateGroup(f"{good.db_name} {bad.db_name}"))
-    assert keys_and_lengths(client) == before
+    assert KeySnapshot.take(client).diff(before) == []
 
     assert proxy.AddScan(good.db_name) == good.db_name
     hostile_next, clean_after = "pending:4", "pending:5"  # 1, 2: scans; 3: the sequence
