@@ -38,8 +38,7 @@ class DeviceEvents(QObject):
         """Subscribe to the change events of ``names`` (the first value comes at once)."""
         for name in names:
             self._ids.append(self.proxy.subscribe_event(
-                name, tango.EventType.CHANGE_EVENT, functools.partial(self._received, name),
-                stateless=True))
+                name, tango.EventType.CHANGE_EVENT, functools.partial(self._received, name)))
 
     def _received(self, name: str, event: tango.EventData) -> None:
         """In a pytango thread: re-emit as a signal (never touch a widget here). ``name`` is

@@ -15,7 +15,7 @@ import concurrent.futures
 import logging
 from collections.abc import Sequence
 
-from PyQt5.QtCore import pyqtSignal
+from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from tango_groups.data.connection import RedisError
@@ -50,6 +50,7 @@ class ScanTable(QTableWidget):
         self.setHorizontalHeaderLabels(COLUMNS)
         self.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.verticalHeader().setVisible(False)
+        self.setTextElideMode(Qt.ElideLeft)  # db_names differ at their end
         self.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
         for column in (2, 3):
             self.setColumnHidden(column, redis_url is None)
