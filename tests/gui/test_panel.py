@@ -92,7 +92,7 @@ def test_panel_follows_a_sequence_another_client_drives(panel) -> None:
     numpy.testing.assert_array_equal(window.plots.values["sum"], proxy.sum)
     numpy.testing.assert_array_equal(window.plots.values["counts"], proxy.counts)
     assert len(window.plots.values["sum"]) == 13
-    x, y = window.plots.curves["sum"].getData()
+    _, y = window.plots.curves["sum"].getData()
     numpy.testing.assert_array_equal(y, proxy.sum)
 
     # a refusal, clicked in the panel: its reason in words
