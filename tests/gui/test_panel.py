@@ -43,6 +43,8 @@ def panel(qapp, start_device, redis_url):
 
     device = start_device()
     window = open_panel(device.trl, redis_url)
+    # Tango may drop events pushed just after a subscription: the panel reads once after it
+    process_until(lambda: window.events.is_synced, "its values read once after subscribing")
     yield device, window
     window.close()
 
