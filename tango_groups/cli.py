@@ -11,7 +11,7 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     ``RedisURL`` and ``Session`` set; nothing else in the database changes), starts
     ``SequenceManager <instance>`` and, once every device answers, prints lines a script can parse
     (``TANGO_HOST=``, ``REDIS_URL=``, ``DEVICE=``, each name once), then hints (commands as the
-    user's shell runs them: ``runnable``), then ``READY``. A Redis password is never printed.
+    user's shell runs them: ``formatting.runnable``), then ``READY``. A Redis password is never printed.
     Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops what it started, in reverse order, and
     nothing else; the exit code is then 0.
 ``register``, ``fixtures``
@@ -28,6 +28,8 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     the event's line as ``(unreadable: ...)`` and listening goes on.
 ``loopscan``
     Writes one simulated loopscan into a session and prints its db_name and scan number.
+``gui``
+    The sequence panel of a device (``tango_groups.gui``: the ``gui`` extra).
 
 Each subcommand is a ``_add_<name>(commands)`` function that declares its options and sets the
 function that runs it (``run``, which returns the exit code); ``build_parser`` lists them. What the
@@ -42,12 +44,9 @@ import argparse
 import contextlib
 import functools
 import os
-import shlex
-import shutil
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn
 
 import tango
@@ -55,7 +54,8 @@ import tango
 from .data.connection import RedisError, ping, redact
 from .data.node import GroupScanNode, get_node, get_session_node, sessions_list
 from .demo import play
-from .formatting import follow
+from .formatting import follow, runnable
+from .gui.command import add_gui
 from .runtime.device_server import DeviceServer
 from .runtime.fixtures import (
     check_database,
@@ -74,6 +74,7 @@ __all__ = ["build_parser", "main"]
 
 DEFAULT_SESSION = "tango_groups"  # the SequenceManager's default Session property
 REDIS_URL_VARIABLE = "TANGO_GROUPS_REDIS_URL"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "SequenceManager Tango device.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_serve, _add_register, _add_fixtures, _add_demo, _add_listen,
-                _add_loopscan):
+                _add_loopscan, add_gui):
         add(commands)
     return parser
 
@@ -123,17 +124,6 @@ def _redis_url(args: argparse.Namespace) -> str:
         raise RuntimeError(f"no Redis: give --redis-url redis://host:port or set "
                            f"{REDIS_URL_VARIABLE} (tango-groups serve prints REDIS_URL=...)")
     return args.redis_url
-
-
-def runnable(script: str) -> str:
-    """How the user's shell runs ``script``, a command installed next to this Python (a venv's
-    ``bin``): its name when ``PATH`` finds that very file (an activated venv), else its full
-    path."""
-    installed = Path(sys.executable).absolute().with_name(script)
-    found = shutil.which(script)
-    if not installed.is_file() or (found and Path(found).resolve() == installed.resolve()):
-        return script
-    return shlex.quote(str(installed))
 
 
 def _check_redis(url: str) -> None:

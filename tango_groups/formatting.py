@@ -1,4 +1,5 @@
 """One line of text per data-node event: what ``tango-groups listen`` and ``demo`` print.
+Also ``runnable(script)``: a command of this venv as the user's shell runs it (serve's hints).
 
 ``describe(event)`` is the line of one event (``NEW_NODE demo:tmp:scans:3_loopscan 3``);
 ``follow(walk)`` prints the lines of a session or a sequence: first what Redis already holds, in
@@ -22,7 +23,11 @@ from __future__ import annotations
 
 import math
 import pickle
+import shlex
+import shutil
+import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from .data.events import Event, EventType
 from .data.node import (
@@ -33,7 +38,7 @@ from .data.node import (
     WalkIterator,
 )
 
-__all__ = ["describe", "follow", "replay"]
+__all__ = ["describe", "follow", "replay", "runnable"]
 
 
 def describe(event: Event, problem: Exception | None = None) -> str:
@@ -143,3 +148,14 @@ def follow(walk: Callable[[bool], WalkIterator[Event]], until_end_of: str | None
 def _ends(event: Event, until_end_of: str | None) -> bool:
     return (until_end_of is not None and event.type is EventType.END_SCAN
             and event.node.db_name == until_end_of)
+
+
+def runnable(script: str) -> str:
+    """How the user's shell runs ``script``, a command installed next to this Python (a venv's
+    ``bin``): its name when ``PATH`` finds that very file (an activated venv), else its full
+    path."""
+    installed = Path(sys.executable).absolute().with_name(script)
+    found = shutil.which(script)
+    if not installed.is_file() or (found and Path(found).resolve() == installed.resolve()):
+        return script
+    return shlex.quote(str(installed))
