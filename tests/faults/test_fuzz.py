@@ -46,7 +46,9 @@ from redis_checker import KeySnapshot, channel_points, problems, references
 from sequence_server import SequenceServer, poll
 
 from tango_groups.data import keys
+from tango_groups.data.channel import ChannelSpec
 from tango_groups.data.node import get_node
+from tango_groups.devices.channels import PointWindow
 
 EXAMPLES = int(os.environ.get("TANGO_GROUPS_FUZZ_EXAMPLES", "60"))
 PREFIX = "SequenceManager_"
@@ -111,6 +113,7 @@ NASTY_PAYLOADS = [
 ATTRIBUTE_CHANNELS = {"x": {"name": "x"},
                       "roi": {"name": "roi", "dtype": "uint16", "shape": [2]},
                       "img": {"name": "img", "dtype": "int32", "shape": [2, 2]}}
+WINDOW = 10_000  # the ChannelWindow property's default, which the fuzzed server keeps
 OUT_OF_RANGE = ["9" * 30, str(INT64_MAX + 1), str(2**64)]  # ASCII digits beyond int64
 NOT_ASCII_DIGITS = ["²", "³¹", "1²"]  # str.isdigit() says yes, the contract says no
 
@@ -549,12 +552,15 @@ def check_world(world: World) -> None:
         empty = numpy.empty((0, *decl.shape), dtype=decl.dtype)
         expected = [empty]
         if world.sequence and world.channels.get(name) == decl:
-            stored = channel_points(server.client, world.sequence, name)
+            # the newest points the attribute's window holds (devices.channels: ChannelWindow)
+            window = PointWindow(ChannelSpec((), name, decl.dtype, decl.shape), WINDOW).size
+            stored = channel_points(server.client, world.sequence, name)[-window:]
             # running: the sequence's points; idle: the last sequence's (or none, after Init)
             expected = [stored] if world.running else [stored, empty]
         shown = numpy.asarray(read(world, name))
         assert any(shown.size == points.size and numpy.array_equal(
-            shown.reshape(points.shape), points) for points in expected), (
+            shown.reshape(points.shape), points, equal_nan=points.dtype.kind == "f")
+            for points in expected), (
             f"attribute {name} shows {shown.tolist()}, expected one of "
             f"{[points.tolist() for points in expected]}; run: {world.log}")
 
