@@ -75,6 +75,7 @@ class Sequence:
         self._pending: dict[Scan | int, None] = {}  # insertion-ordered
         self._closed = False
         self.unfinished: list[Scan | int] = []  # what end() dropped: it never started
+        self.recovered: dict[str, Any] = {}  # what reopen() found in Redis, as resync() says
         self._end_attempted = False  # a failed attempt may have landed: check before retrying
         self._changed = threading.Condition(threading.RLock())
 
@@ -200,7 +201,7 @@ class Sequence:
         sequence._group = GroupWriter(session.writer, db_name, info)
         sequence._group.attach_channels(sequence._channel_specs())
         sequence._state = ScanState[state]
-        sequence.resync()
+        sequence.recovered = sequence.resync()
         sequence._bind_channels()
         return sequence
 

@@ -128,8 +128,7 @@ class Manager(Link, SequenceListener):
             record.db_name, [AcquisitionChannel.from_spec(spec) for spec in specs],
             session=self.session, listener=self, watch_client=self.watch_client))
         self._adopt(sequence, specs)
-        for name in self._specs:
-            self._notify_points(name, sequence.writer.channels[_fullname(name)].read(0))
+        self._resynced(sequence.recovered)  # its points, read once by reopen
         return sequence
 
     def _resume_pending(self, numbers: tuple[int, ...]) -> None:
@@ -151,15 +150,11 @@ class Manager(Link, SequenceListener):
             self._notify(ScansAdded(tuple(sequence.scan_numbers), tuple(sequence.scan_names)))
 
     def _resynced(self, found: dict[str, Any]) -> None:
-        for name in self._specs:
-            points = found.get(_fullname(name))
-            if points is not None:
-                self._notify_points(name, points)
-
-    def _notify_points(self, name: str, points: Any) -> None:
-        if len(points):
-            self._notify(PointsWritten(name, numpy.asarray(points,
-                                                           dtype=self._specs[name].dtype)))
+        """Points of the custom channels that Redis holds beyond what was notified."""
+        for name, spec in self._specs.items():
+            points = found.get(_fullname(name), ())
+            if len(points):
+                self._notify(PointsWritten(name, numpy.asarray(points, dtype=spec.dtype)))
 
     # -- commands ------------------------------------------------------------------------------
     def _begin(self, command: Command) -> None:
