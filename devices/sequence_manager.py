@@ -24,8 +24,10 @@ Run it the Tango way, ``SequenceManager <instance>`` (``tango_groups.devices.__m
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
+import signal
 from typing import Any
 
 import numpy
@@ -390,7 +392,9 @@ RESERVED_NAMES = frozenset(name.lower() for name in (*ATTRIBUTES, "State", "Stat
 
 
 def main(args: list[str] | None = None) -> int:
-    """``SequenceManager <instance>``: run the server."""
+    """``SequenceManager <instance>``: run the server. ``kill -USR1 <pid>`` prints the stack of
+    every thread to stderr (what a wedged server waits for), the server goes on."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         run((SequenceManager,), args=args)
     except DevFailed as error:

@@ -62,6 +62,10 @@ def follow(store: DataStore, session: str) -> None:
     emit({"event": "sequence", "key": key, "state": scan.state.name})
     while scan.state < ScanState.PREPARED:
         scan.update(timeout=TIMEOUT)
+    # blissdata 2.4.5's load_scan reads the document, then the state: a scan prepared between
+    # the two reads comes back PREPARED (or later) with the CREATED document, without streams.
+    # Loaded again once its state says PREPARED, the document is at least that recent.
+    scan = store.load_scan(key)
     emit({"event": "state", "state": scan.state.name, "streams": sorted(scan.streams)})
     cursors = CursorGroup(scan.streams)
     while True:

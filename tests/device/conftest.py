@@ -1,7 +1,13 @@
-"""The SequenceManager in a real device server process (``DeviceTestContext(process=True)``)."""
+"""The SequenceManager in a real device server process (``DeviceTestContext(process=True)``).
+
+A server that no longer answers at the end of a test is asked for the stack of every thread
+(SIGUSR1, registered here and inherited by the forked servers) before it is stopped: the dump
+lands in the test's captured stderr, so a wedge seen once in CI says where it waited.
+"""
 
 from __future__ import annotations
 
+import faulthandler
 import itertools
 import os
 import signal
@@ -16,6 +22,7 @@ from tango_groups.devices.sequence_manager import SequenceManager
 from tango_groups.session import Session
 
 _sessions = itertools.count()
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 # the channels the tests use, declared so that each has its attribute (Channels property)
 CHANNELS = ['{"name": "sum", "unit": "count"}', '{"name": "counts", "dtype": "int32"}',
             '{"name": "spectrum", "shape": [4]}', '{"name": "roi", "dtype": "uint16", "shape": [3]}',
@@ -58,15 +65,30 @@ def start_device(redis_url: str, session_name: str) -> Iterator[Callable[..., Ru
         return Running(proxy, context.get_device_access(), session, context)
 
     yield start
-    died = []
+    died, wedged = [], []
     for context in reversed(contexts):
         if context.server is not None and not context.thread.is_alive():
             died.append(context.thread.exitcode)  # crashed: a segfault is exit code -11
             context.server = None
+        elif context.server is not None and not _answers(context.get_device_access()):
+            wedged.append(context.get_device_access())
+            os.kill(context.thread.pid, signal.SIGUSR1)  # its threads' stacks, to stderr
         context.__exit__(None, None, None)
     for session in sessions:
         session.close()
     assert not died, f"a device server process died during the test (exit codes {died})"
+    assert not wedged, f"device {wedged} did not answer State within 5 s (stacks in stderr)"
+
+
+def _answers(trl: str) -> bool:
+    """Whether the device runs a command (State needs the device monitor) within 5 s."""
+    proxy = tango.DeviceProxy(trl)
+    proxy.set_timeout_millis(5_000)
+    try:
+        proxy.command_inout("State")
+    except tango.DevFailed as error:
+        return all(entry.reason != "API_DeviceTimedOut" for entry in error.args)
+    return True
 
 
 @pytest.fixture
