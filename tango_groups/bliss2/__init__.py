@@ -48,7 +48,17 @@ redis-py
 from __future__ import annotations
 
 from .sequence import SUBSCANS, SequenceScan, custom_stream_name
-from .store import bounded, close_left_open, data_store, find_scans, store_client
+from .store import (
+    bounded,
+    close_left_open,
+    data_store,
+    ensure_set_up,
+    find_scans,
+    next_number,
+    scan_of_number,
+    store_client,
+)
 
 __all__ = ["SUBSCANS", "SequenceScan", "bounded", "close_left_open", "custom_stream_name",
-           "data_store", "find_scans", "store_client"]
+           "data_store", "ensure_set_up", "find_scans", "next_number", "scan_of_number",
+           "store_client"]

@@ -2,7 +2,8 @@
 
 ``data_store(url, timeout)`` opens (and on an empty db sets up) the store; with a timeout, each
 Redis request fails after that long and is never retried. ``find_scans`` is blissdata's search
-by session and number. ``bounded`` puts a deadline on the calls that wait for blissdata's stream
+by session and number (``scan_of_number``: the newest of a number, ``next_number``: the number
+after the newest). ``bounded`` puts a deadline on the calls that wait for blissdata's stream
 sinks: in blissdata 2.4.5 a sink's thread dies on a connection error or a timeout (it handles
 Redis's error replies only), and ``join()`` or ``seal()`` then wait forever; a service cannot
 let a client wait that long. ``close_left_open`` closes a scan that its writer left open (a
@@ -21,9 +22,11 @@ from blissdata.redis_engine.store import DataStore
 
 from ..data.connection import Redis, RedisTimeoutError, never_retry
 
-__all__ = ["bounded", "close_left_open", "data_store", "find_scans", "store_client"]
+__all__ = ["bounded", "close_left_open", "data_store", "ensure_set_up", "find_scans",
+           "next_number", "scan_of_number", "store_client"]
 
 T = TypeVar("T")
+PROTOCOL_KEY = "_PROTOCOL_VERSION_"  # set by blissdata on a db it set up
 
 
 def data_store(url: str, timeout: float | None = None) -> DataStore:
@@ -67,6 +70,32 @@ def find_scans(store: DataStore, session: str, number: int | None = None) -> lis
         query["number"] = number
     _, keys = store.search_existing_scans(**query)
     return sorted(keys)  # ULIDs sort by creation time
+
+
+def scan_of_number(store: DataStore, session: str, number: int) -> tuple[str | None, str]:
+    """The key of the session's scan ``number`` (the newest when several carry it; None when
+    there is none) and the moment of the search (``get_next_scan(since=...)`` from there misses
+    no scan created after it)."""
+    since, keys = store.search_existing_scans(session=session, number=number)
+    return (max(keys) if keys else None), since  # ULIDs sort by creation time
+
+
+def next_number(store: DataStore, session: str) -> int:
+    """One more than the number of the session's newest scan (1 for the first)."""
+    keys = find_scans(store, session)
+    return int(store.load_scan(keys[-1]).number) + 1 if keys else 1
+
+
+def ensure_set_up(store: DataStore) -> None:
+    """Set the store's db up again when it lost everything (a Redis restarted without its
+    data): blissdata sets a db up only when a ``DataStore`` is created (through its private
+    ``_setup_redis_db``, which refuses a db that is not empty)."""
+    if not store_client(store).exists(PROTOCOL_KEY):
+        try:
+            store._setup_redis_db()
+        except RuntimeError:  # not empty: set up meanwhile, or used by something else
+            if not store_client(store).exists(PROTOCOL_KEY):
+                raise
 
 
 def bounded(call: Callable[[], T], timeout: float | None) -> T:

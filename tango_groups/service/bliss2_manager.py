@@ -1,24 +1,18 @@
 """``Bliss2Manager``: the SequenceManager's core in the Bliss 2 data model (``DataFormat bliss2``).
 
-The same commands, phases, notifications and Redis link as ``Manager`` (``link``), written
-through blissdata 2.x (``tango_groups.bliss2``) instead of 1.x data nodes:
-
-* ``start`` creates a sequence scan (``SequenceScan``: ``is_scan_sequence``, the
-  ``GroupingMaster:SUBSCANS`` stream, one stream per custom channel) numbered after the newest
-  scan of the session, and returns its key ``esrf:scan:<ULID>``;
-* ``add_scan`` takes a Bliss 2 scan key, or a number: the scan of that number in the session,
-  found by blissdata's search (the newest when several carry it). A scan not PREPARED yet, or
-  not created yet, is pending (``tango_groups.bliss2.pending``) and referenced once PREPARED;
-* ``emit`` appends checked points to a custom channel's stream and returns once Redis has them;
-* ``end`` (``abort``: ``USER_ABORT``; a shutdown: ``FAILURE``) stops and closes the scan;
-* ``create_group`` writes a sequence scan of existing scans, closed at once.
+The same commands, phases, notifications and Redis link (``link``) as ``Manager``, written
+through blissdata 2.x (``tango_groups.bliss2``) instead of 1.x data nodes: ``start`` creates a
+sequence scan numbered after the session's newest scan and returns its key; ``add_scan`` takes a
+key, or a number (the session's scan of that number, by blissdata's search; one not PREPARED or
+not created yet is pending, ``bliss2.pending``); ``emit`` returns once Redis has the points;
+``end`` stops and closes the scan (``abort``: ``USER_ABORT``; a shutdown: ``FAILURE``);
+``create_group`` writes a sequence of existing scans, closed at once.
 
 Faults: every Redis request fails after ``RedisTimeout`` and is never retried; the waits on
 blissdata's stream sinks are bounded the same way (``bliss2.store.bounded``). A write of the
 running sequence that fails leaves it LOST: blissdata 2.4.5's stream writers cannot go on after
-a connection error, so End or Abort closes it (every stream sealed, ``end_reason`` FAILURE or
-USER_ABORT) once Redis answers, and a new one can start. A sequence a previous run left open is
-closed when the device starts (``RecoveryMode`` ``resume`` is for the 1.x model only).
+a connection error, so End or Abort closes it (every stream sealed) once Redis answers. A
+sequence a previous run left open is closed at start (``RecoveryMode resume`` is 1.x only).
 """
 
 from __future__ import annotations
@@ -31,7 +25,15 @@ from blissdata.exceptions import ScanNotFoundError
 from blissdata.redis_engine.scan import ScanState as Bliss2State
 from blissdata.redis_engine.store import DataStore
 
-from ..bliss2 import SequenceScan, bounded, close_left_open, find_scans, store_client
+from ..bliss2 import (
+    SequenceScan,
+    bounded,
+    close_left_open,
+    ensure_set_up,
+    next_number,
+    scan_of_number,
+    store_client,
+)
 from ..bliss2.pending import Awaited
 from ..data import lookup, running
 from ..data.connection import RedisError
@@ -84,9 +86,7 @@ class Bliss2Manager(Link):
         self._keys: list[str] = []  # referenced, in order
         self._awaited: dict[int, Awaited] = {}
         self._settled = threading.Condition(self._lock)  # notified when nothing is awaited
-        self.state = ScanState.IDLE
-        self.sequence_name = ""
-        self.sequence_number = 0
+        self.state, self.sequence_name, self.sequence_number = ScanState.IDLE, "", 0
 
     @property
     def pending(self) -> tuple[int, ...]:
@@ -172,9 +172,9 @@ class Bliss2Manager(Link):
             return sequence.key
 
     def _next_number(self) -> int:
-        """One more than the number of the session's newest scan (1 for the first)."""
-        keys = find_scans(self.store, self.session.name)
-        return int(self.store.load_scan(keys[-1]).number) + 1 if keys else 1
+        """After setting the db up again if Redis lost everything (blissdata needs its index)."""
+        ensure_set_up(self.store)
+        return next_number(self.store, self.session.name)
 
     def add_scan(self, text: str) -> str:
         """Reference a scan by key or number; returns its key, or ``pending:<n>``."""
@@ -205,9 +205,7 @@ class Bliss2Manager(Link):
         if number in self._awaited:
             raise ManagerError("DuplicateScan", f"scan {number} is already pending in sequence "
                                                 f"{self.sequence_name}")
-        since, keys = self._redis(lambda: self.store.search_existing_scans(
-            session=self.session.name, number=number))
-        key = max(keys) if keys else None  # ULIDs: the newest
+        key, since = self._redis(lambda: scan_of_number(self.store, self.session.name, number))
         if key in self._keys:
             raise ManagerError("DuplicateScan",
                                f"scan {number} is already in sequence {self.sequence_name}")
@@ -337,7 +335,10 @@ class Bliss2Manager(Link):
         """Close the sequence in Redis and go IDLE (the phase stays when Redis fails)."""
         sequence, reason = self._sequence, END_REASONS[state]
         if self.phase is Phase.LOST:  # its writers are gone: close it from a fresh load
-            self._redis(lambda: close_left_open(self.store, sequence.key, reason))
+            try:
+                self._redis(lambda: close_left_open(self.store, sequence.key, reason))
+            except ScanNotFoundError:
+                pass  # Redis lost it: nothing left to close
         else:
             self._written(lambda: bounded(lambda: sequence.end(reason), self.timeout))
         self._forget_awaited()
@@ -362,24 +363,23 @@ class Bliss2Manager(Link):
         references, title, scan_info = parse_group_request(request)
         with self._lock:
             self._sync()
+            number = self._redis(self._next_number)
             found: list[tuple[str, int]] = []
             for reference in references:
                 if isinstance(reference, int):
-                    _, keys = self._redis(lambda n=reference: self.store.search_existing_scans(
-                        session=self.session.name, number=n))
-                    if not keys:
+                    key, _ = self._redis(lambda n=reference: scan_of_number(
+                        self.store, self.session.name, n))
+                    if key is None:
                         raise ManagerError("UnknownScan", f"no scan number {reference} in "
                                                           f"session {self.session.name}")
-                    key = max(keys)
+                elif not reference.startswith(SCAN_KEY_PREFIX):
+                    self._checked_key(reference)  # raises: not a Bliss 2 key
                 else:
                     key = reference
-                    if not key.startswith(SCAN_KEY_PREFIX):
-                        self._checked_key(key)  # raises: not a Bliss 2 key
                 scan = self._lookup(lambda k=key: self.store.load_scan(k))
                 found.append((key, int(scan.number)))
             if len({key for key, _ in found}) != len(found):
                 raise ManagerError("DuplicateScan", "a scan is listed twice")
-            number = self._redis(self._next_number)
             group = self._redis(lambda: SequenceScan(
                 self.store, session=self.session.name, number=number, name="group_of_scans",
                 title=title or "group_of_scans", scan_info=scan_info))

@@ -174,7 +174,7 @@ class Link:
             return
         if not (self.connected or probe):
             raise ManagerError("RedisUnavailable", self.connection_error)
-        self._redis(lambda: lookup.probe(self.session.client))
+        self._redis(lambda: self._probe(None))
         if not self._recovered:
             self._recover()
         sequence = self._open_sequence()

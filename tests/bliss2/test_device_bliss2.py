@@ -202,3 +202,15 @@ def test_a_hung_redis_never_wedges_the_device(session_name, start_device):
         scan = store.load_scan(key)
         assert scan.state is ScanState.CLOSED and scan.info["end_reason"] == "FAILURE"
         assert proxy.Start("again").startswith("esrf:scan:") and proxy.End() == "DONE"
+
+
+def test_a_redis_restarted_empty_is_set_up_again(session_name, start_device):
+    with RedisServer(modules=True) as server:
+        proxy = start_device(RedisURL=server.url, RedisTimeout=0.5).proxy
+        proxy.Start("")
+        server.restart(keep_data=False)
+        wait_until(lambda: "no longer holds" in proxy.Status())  # LOST, Redis answers
+        refused("SequenceManager_SequenceLost", proxy.End)
+        key = proxy.Start("again")  # blissdata's index and protocol key are back
+        assert proxy.End() == "DONE"
+        assert data_store(server.url).load_scan(key).state is ScanState.CLOSED
