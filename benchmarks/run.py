@@ -120,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\ntargets: {len(checks) - len(missed)} of {len(checks)} met"
               + ("" if not missed else "; missed: " + ", ".join(
                   f"{row_id} ({checks[row_id][1].lower()})" for row_id in missed)))
-    for name, reason in skipped.items():
-        print(f"\nrow group {name} skipped: {reason}")
+    for name, reason in skipped.items():  # the whole reason is in the log above
+        lines = reason.strip().splitlines() or [""]
+        print(f"\nrow group {name} skipped: {lines[0]}"
+              + (f" ... {lines[-1].strip()}" if len(lines) > 1 else ""))
     if failed:
         print(f"\nrow groups that failed (see the log above): {', '.join(failed)}")
     if args.json:
