@@ -16,8 +16,8 @@ anchor in the same run and prints one plain-text table::
 better**. ``doc anchor`` is the number of the performance anchors (``spec/performance_anchors.md``
 of the shared design notes) measured on 2026-11-23 on the reference machine, for orientation only
 (absolute times move from machine to machine: compare the same-run columns). ``--check`` adds the
-targets of issue 8 (``benchmarks.targets``) and exits 1 when a ratio misses its target; it is not
-part of the test suite (shared machines are noisy).
+targets of issues 8 and 9 (``benchmarks.targets``) and exits 1 when a ratio misses its target; it
+is not part of the test suite (shared machines are noisy).
 
 Row groups, in order (``--only`` runs some of them):
 
