@@ -1,7 +1,8 @@
 """What every row group of the benchmarks shares: profiles, rows, statistics, timing, the Redis.
 
 * ``Profile``: how many repeats and calls each row group makes (``QUICK``, ``DEFAULT``);
-* ``Row``: one line of the table (``id`` names it for ``benchmarks.targets``);
+* ``Row``: one line of the table (``id`` names it for ``benchmarks.targets``); ``GroupSkipped``:
+  what a row group raises when it cannot run here (``run`` prints the reason and goes on);
 * statistics: ``median``, ``median_of_medians``, ``percentile`` (see ``run`` for which row uses
   which), and the timing loops ``timed`` / ``timed_repeats``;
 * ``BenchEnv`` / ``open_env``: the private ``redis-server`` every row group runs against (nothing
@@ -94,6 +95,11 @@ class Row:
         if not self.ours or not self.anchor:
             return None
         return self.ours / self.anchor if self.higher_is_better else self.anchor / self.ours
+
+
+class GroupSkipped(Exception):
+    """A row group that cannot run on this machine (an optional extra or server missing): the
+    text is the reason ``run`` prints; the group's targets are not checked."""
 
 
 def median(values: Sequence[float]) -> float:

@@ -8,6 +8,7 @@ printed below the table. With ``checks`` (``run --check``) two more columns say 
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -90,10 +91,14 @@ def environment_line(env: BenchEnv) -> str:
     version = subprocess.run(  # blissdata runs in its own venv, in the subprocesses
         [BLISS1_PYTHON, "-c", "import importlib.metadata as m; print(m.version('blissdata'))"],
         capture_output=True, text=True, timeout=60, check=False).stdout.strip() or "missing"
+    try:  # blissdata 2.x, the bliss2 rows' anchor, in this venv (the 'bliss2' extra)
+        version2 = importlib.metadata.version("blissdata")
+    except importlib.metadata.PackageNotFoundError:
+        version2 = "missing"
     server = env.client.info("server")
     return (f"{datetime.datetime.now():%Y-%m-%d %H:%M} | {platform.machine()} x{os.cpu_count()} "
             f"load {os.getloadavg()[0]:.2f} | Python {platform.python_version()} | redis-server "
             f"{server['redis_version']} | redis-py {redis.__version__} "
             f"({'hiredis' if HIREDIS_AVAILABLE else 'no hiredis'}) | numpy "
-            f"{numpy.__version__} | blissdata {version} | "
+            f"{numpy.__version__} | blissdata {version} (1.x) and {version2} (bliss2) | "
             f"profile {env.profile.name}{' +full' if env.full else ''}")

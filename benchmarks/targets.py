@@ -1,4 +1,5 @@
-"""The targets of issue 8 ("Production scale"), in one table: row id -> the ratio it must reach.
+"""The targets of issues 8 ("Production scale") and 9 ("Bliss 2 too"), in one table: row id ->
+the ratio it must reach.
 
 Every target compares two figures of the same run, never an absolute time: the table's ``ratio``
 (anchor/ours for times and sizes, ours/anchor for rates: > 1 means ours is better) must reach
@@ -77,6 +78,14 @@ TARGETS: dict[str, Target] = {
     "tango.event.scancount.p50": at_most(1.5),
     # device RSS growth after a sequence of 10 000 scans and 1e6 points <= 2x the raw data
     "scale.rss": at_most(2),
+    # issue 9, Bliss 2: our writer is blissdata 2 itself, so the target is no overhead worth
+    # noting over blissdata 2.4.5 used directly in the same run (ratio >= 0.8)
+    "bliss2.create": at_least(0.8),
+    "bliss2.end": at_least(0.8),
+    "bliss2.append": at_least(0.8),
+    "bliss2.emit.1e3": at_least(0.8),
+    "bliss2.emit.1e5": at_least(0.8),
+    # "bliss2.tango_add": AddScan through Tango in bliss2 mode (the lead's row, to come)
 }
 
 

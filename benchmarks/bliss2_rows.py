@@ -1,0 +1,238 @@
+"""Section 11 of the table: Bliss 2 sequences, ``tango_groups.bliss2.SequenceScan`` against
+blissdata 2.4.5 used directly (``benchmarks/bliss2_side.py``), measured in the same run.
+
+Both sides run in this process, on one ``DataStore`` of a private Valkey with RedisJSON and
+RediSearch (``RedisServer(modules=True)``, set up by ``tango_groups.bliss2.data_store``; started
+and stopped by this group, apart from the plain Redis of the other groups). Each side writes its
+sequences in a session of its own; within a repeat one side measures all its calls, then the
+other, the side going first alternating from repeat to repeat. Rows (ours | anchor):
+
+* create: ``SequenceScan(store, session=, number=, title=, channels=[one float64 channel])`` |
+  ``create_scan`` (``is_scan_sequence``), the ``SUBSCANS`` stream and a numeric stream,
+  ``prepare``, ``start``; end: ``SequenceScan.end()`` | ``stop``, end reason, ``close``;
+* append a reference: ``add_scan(key)`` + ``flush()`` | ``ScanStream`` send + join, p50;
+* emit a float64 block of 1e3 / 1e5 points: ``emit`` + ``flush()`` | ``send`` + ``join``.
+
+Since our writer is blissdata itself, these rows show the overhead of our layer (targets: no
+overhead worth noting, ``benchmarks.targets``). ``GroupSkipped`` where blissdata 2 is not
+installed or the modules server cannot start here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import numpy
+import redis
+
+from tango_groups.data.channel import ChannelSpec
+from tango_groups.data.connection import connect
+from tango_groups.runtime.redis_server import RedisServer
+
+from .common import BenchEnv, GroupSkipped, Row, median_of_medians, percentile, perf, timed
+
+__all__ = ["bliss2_rows"]
+
+SECTION = ("11. Bliss 2 sequence (tango_groups.bliss2.SequenceScan) vs blissdata 2.4.5 used "
+           "directly (same run, same DataStore)")
+OURS, ANCHOR, SUBSCANS_SESSION = "bench_b2_ours", "bench_b2_anchor", "bench_b2_subscans"
+CHANNEL = "c"
+POOL = 10  # finished scans the references point to, in turn
+SIZES = (1000, 100_000)
+
+# by profile name: repeats, sequences created per repeat, appends per repeat, emits by size
+CALLS: dict[str, dict[str, Any]] = {
+    "quick": {"repeats": 3, "create": 6, "append": 30, "emit": {1000: 20, 100_000: 5}},
+    "default": {"repeats": 7, "create": 15, "append": 100, "emit": {1000: 60, 100_000: 20}},
+}
+SINK_NOTE = ("both sides wait for blissdata's sink, which sends what it was given once no new "
+             "command came for 10 ms (DualStageThreadSink): that wait is most of both columns")
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class _Bench:
+    env: BenchEnv
+    store: Any                 # blissdata.redis_engine.store.DataStore
+    client: redis.Redis        # the same server, for the clean-up between repeats
+    calls: dict[str, Any]
+    numbers: itertools.count = dataclasses.field(default_factory=lambda: itertools.count(1))
+
+    def ours(self) -> Any:
+        from tango_groups.bliss2 import SequenceScan
+
+        return SequenceScan(self.store, session=OURS, number=next(self.numbers),
+                            title="sequence_of_scans",
+                            channels=[ChannelSpec((), CHANNEL, "float64")])
+
+    def anchor(self) -> Any:
+        from tango_groups.bliss2 import custom_stream_name
+
+        from .bliss2_side import AnchorSequence
+
+        return AnchorSequence(self.store, ANCHOR, next(self.numbers), "sequence_of_scans",
+                              custom_stream_name(CHANNEL))
+
+    def both(self, ours: Callable[[], T], anchor: Callable[[], T]) -> tuple[list[T], list[T]]:
+        """``repeats`` results of each side, the side going first alternating."""
+        results: tuple[list[T], list[T]] = ([], [])
+        for repeat in range(self.calls["repeats"]):
+            sides = ((0, ours), (1, anchor)) if repeat % 2 == 0 else ((1, anchor), (0, ours))
+            for side, measure in sides:
+                results[side].append(measure())
+        return results
+
+    def drop(self, keys: list[str]) -> None:
+        """Delete the data streams of an ended sequence (Redis stays small between repeats)."""
+        self.client.delete(*keys)
+
+
+def bliss2_rows(env: BenchEnv) -> list[Row]:
+    try:
+        from tango_groups.bliss2 import data_store
+    except ImportError as error:
+        raise GroupSkipped(f"blissdata 2 is not installed ({error}): the 'bliss2' extra, "
+                           "pip install -e '.[bliss2]'") from None
+    server = RedisServer(modules=True)
+    try:
+        server.start()
+    except RuntimeError as error:  # ModulesUnavailable, or the server refused a module
+        raise GroupSkipped(f"no Redis with RedisJSON and RediSearch here: {error}") from None
+    client = None
+    try:
+        client = connect(server.url)
+        bench = _Bench(env, data_store(server.url), client, CALLS[env.profile.name])
+        info = client.info("server")
+        env.log(f"  Valkey {info.get('valkey_version', info['redis_version'])} with "
+                "RedisJSON and RediSearch on " + server.url)
+        return [row for part in PARTS for row in part(bench)]
+    finally:
+        if client is not None:
+            client.close()
+        server.stop()
+
+
+# -- create and end a sequence --------------------------------------------------------------
+def _create_and_end(b: _Bench) -> list[Row]:
+    def measure(new: Callable[[], Any]) -> tuple[list[float], list[float]]:
+        create, end = [], []
+        for _ in range(b.calls["create"]):
+            t0 = perf()
+            sequence = new()
+            t1 = perf()
+            sequence.end()
+            create.append(t1 - t0)
+            end.append(perf() - t1)
+        return create, end
+
+    b.ours().end()  # warm-up: imports, scripts, the first documents
+    b.anchor().end()
+    ours, anchor = b.both(partial(measure, b.ours), partial(measure, b.anchor))
+    s, ms = SECTION, 1e3
+    return [
+        Row("create + streams + prepare + start", median_of_medians([o[0] for o in ours]) * ms,
+            median_of_medians([a[0] for a in anchor]) * ms, "ms", section=s, id="bliss2.create",
+            note="ours SequenceScan(store, session=, number=, title=, channels=[1 float64]); "
+                 "anchor create_scan (is_scan_sequence), ScanStream SUBSCANS + 1 numeric "
+                 "stream, prepare, start: the same documents and streams"),
+        Row("end (stop, end reason, close)", median_of_medians([o[1] for o in ours]) * ms,
+            median_of_medians([a[1] for a in anchor]) * ms, "ms", section=s, id="bliss2.end",
+            note="ours SequenceScan.end(); anchor scan.stop(), info end_reason/end_time, "
+                 "scan.close()"),
+    ]
+
+
+# -- append one sub-scan reference ------------------------------------------------------------
+def _append(b: _Bench) -> list[Row]:
+    from .bliss2_side import finished_scan
+
+    subscans = [(finished_scan(b.store, SUBSCANS_SESSION, n), n) for n in range(1, POOL + 1)]
+    n = b.calls["append"]
+
+    def ours() -> list[float]:
+        sequence = b.ours()
+
+        def add(key: str) -> None:
+            sequence.add_scan(key)
+            sequence.flush()
+
+        add(subscans[0][0])  # warm-up
+        samples = _timed_each(lambda i: add(subscans[i % POOL][0]), n)
+        sequence.end()
+        return samples
+
+    def anchor() -> list[float]:
+        sequence = b.anchor()
+        sequence.add_scan(*subscans[0])  # warm-up
+        samples = _timed_each(lambda i: sequence.add_scan(*subscans[i % POOL]), n)
+        sequence.end()
+        return samples
+
+    o, a = b.both(ours, anchor)
+    return [Row("append a sub-scan reference, p50", percentile(o, 50) * 1e3,
+                percentile(a, 50) * 1e3, "ms", section=SECTION, id="bliss2.append",
+                note="ours SequenceScan.add_scan(key) + flush(): also loads the referenced "
+                     "scan (it must exist; its number is read from it); anchor ScanStream "
+                     "send({key, scan_number}) + join(); " + SINK_NOTE)]
+
+
+def _timed_each(call: Callable[[int], object], n: int) -> list[float]:
+    """Seconds of ``call(0)`` ... ``call(n - 1)``."""
+    samples = []
+    for i in range(n):
+        t0 = perf()
+        call(i)
+        samples.append(perf() - t0)
+    return samples
+
+
+# -- emit float64 blocks into a custom channel ------------------------------------------------
+def _emit(b: _Bench) -> list[Row]:
+    rows = []
+    for size in SIZES:
+        data = numpy.random.default_rng(0).random(size)
+        n = b.calls["emit"][size]
+
+        def ours(data: numpy.ndarray = data, n: int = n) -> list[float]:
+            sequence = b.ours()
+
+            def emit() -> None:
+                sequence.emit(CHANNEL, data)
+                sequence.flush()
+
+            emit()  # warm-up
+            samples = timed(emit, n)
+            sequence.end()
+            b.drop([sequence.subscans.key, *(c.key for c in sequence.channels.values())])
+            return samples
+
+        def anchor(data: numpy.ndarray = data, n: int = n) -> list[float]:
+            sequence = b.anchor()
+            sequence.emit(data)  # warm-up
+            samples = timed(partial(sequence.emit, data), n)
+            sequence.end()
+            b.drop(sequence.stream_keys)
+            return samples
+
+        o, a = b.both(ours, anchor)
+        label = f"{size:.0e}".replace("e+0", "e")
+        om, am = median_of_medians(o), median_of_medians(a)
+        rows.append(Row(
+            f"emit float64[{label}] into a custom channel", om * 1e3, am * 1e3, "ms",
+            section=SECTION, id=f"bliss2.emit.{label}",
+            note=f"ours emit + flush(), anchor stream send + join() of the same array "
+                 f"(ours {size * 8 / om / 1e6:,.0f} MB/s, anchor {size * 8 / am / 1e6:,.0f} "
+                 "MB/s)" + ("; " + SINK_NOTE if size == SIZES[0] else "")))
+    return rows
+
+
+# The parts of the group, in table order. Issue 9's row "AddScan through Tango in bliss2 mode"
+# (a SequenceManager with DataFormat=bliss2 on this modules server, vs AnchorSequence.add_scan
+# in the same run; id "bliss2.tango_add", its target next to the others in benchmarks.targets)
+# is one more part, ``(bench: _Bench) -> list[Row]``, appended here.
+PARTS: tuple[Callable[[_Bench], list[Row]], ...] = (_create_and_end, _append, _emit)
