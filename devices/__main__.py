@@ -1,11 +1,5 @@
-"""``SequenceManager <instance>`` / ``python -m tango_groups.devices <instance>``.
+"""``SequenceManager <instance>`` / ``python -m tango_groups.devices <instance>``."""
 
-``kill -USR1 <pid>`` makes the server print the stack of every thread to stderr (what a server
-that stopped answering waits for) and go on.
-"""
-
-import faulthandler
-import signal
 import sys
 
 from tango import DevFailed
@@ -16,7 +10,6 @@ from tango_groups.devices.sequence_manager import SequenceManager
 
 def run_server(args: list[str]) -> int:
     """Run the server with Tango's arguments ``args`` (server name first)."""
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         run((SequenceManager,), args=args)
     except DevFailed as error:

@@ -24,8 +24,10 @@ Run it the Tango way, ``SequenceManager <instance>`` (``tango_groups.devices.__m
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
+import signal
 from typing import TYPE_CHECKING, Any
 
 import numpy
@@ -142,6 +144,9 @@ class SequenceManager(Device):
     # -- init & delete ----------------------------------------------------------------------
     def init_device(self) -> None:
         super().init_device()
+        # ``kill -USR1 <pid>``: the stack of every thread to stderr (what a server that stopped
+        # answering waits for), and the server goes on
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         self.set_change_event("State", True, False)
         self.set_change_event("Status", True, False)
         self._invalid = self._restart_note = ""

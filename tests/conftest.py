@@ -9,6 +9,7 @@ never see each other's nodes. The report header names the ``redis-server`` binar
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import subprocess
 
@@ -18,6 +19,13 @@ from tango_groups.data.connection import connect
 from tango_groups.runtime.redis_server import RedisServer, redis_server_binary
 
 _names = itertools.count(1)
+
+# Device servers of DeviceTestContext(process=True) start from a fork server, a process with one
+# thread, not by forking this one: here omniORB, ZMQ event and Redis follower threads run, and a
+# child forked while one of them holds a lock inherits that lock held forever.
+os.environ["ORBscanGranularity"] = "1"  # omniORB: quick shutdown (the context sets it too late)
+multiprocessing.set_start_method("forkserver", force=True)
+multiprocessing.set_forkserver_preload(["tango_groups.devices.sequence_manager"])
 
 
 def pytest_report_header() -> str:

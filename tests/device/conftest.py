@@ -1,13 +1,12 @@
 """The SequenceManager in a real device server process (``DeviceTestContext(process=True)``).
 
 A server that no longer answers at the end of a test is asked for the stack of every thread
-(SIGUSR1, registered here and inherited by the forked servers) before it is stopped: the dump
-lands in the test's captured stderr, so a wedge seen once in CI says where it waited.
+(SIGUSR1: the device registers ``faulthandler`` for it) before it is stopped: the dump lands in the test's
+captured stderr, so a wedge seen once in CI says where it waited.
 """
 
 from __future__ import annotations
 
-import faulthandler
 import itertools
 import os
 import signal
@@ -22,7 +21,6 @@ from tango_groups.devices.sequence_manager import SequenceManager
 from tango_groups.session import Session
 
 _sessions = itertools.count()
-faulthandler.register(signal.SIGUSR1, all_threads=True)
 # the channels the tests use, declared so that each has its attribute (Channels property)
 CHANNELS = ['{"name": "sum", "unit": "count"}', '{"name": "counts", "dtype": "int32"}',
             '{"name": "spectrum", "shape": [4]}', '{"name": "roi", "dtype": "uint16", "shape": [3]}',
