@@ -9,6 +9,8 @@ in any numpy that runs on Python 3.11 with numpy >= 1.24, so the custom-channel 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -168,3 +170,39 @@ def test_listening_to_scans_added_to_a_sequence(config):
     final = seen[-1][2]
     assert all(isinstance(node, ScanNode) for node in final)
     assert [node.info["scan_nb"] for node in final] == [seq.scan_nb + 1, seq.scan_nb + 2]
+
+
+BLISS1_ONLY = """
+import sys
+from tango_groups.scanning.chain import AcquisitionChannel
+from tango_groups.scanning.group import Group, Sequence
+from tango_groups.scanning.simulation import loopscan
+from tango_groups.session import Session
+
+session = Session(sys.argv[2], redis_url=sys.argv[1]).setup()
+diode = session.config.get("diode")
+seq = Sequence()
+seq.add_custom_channel(AcquisitionChannel("sum", float, ()))
+with seq.sequence_context() as scan_seq:
+    scan_seq.add_and_run(loopscan(2, 0.01, diode, run=False))
+    seq.custom_channels["sum"].emit([1.0, 2.0])
+Group(loopscan(2, 0.01, diode))
+print(sorted(name for name in sys.modules
+             if name.split(".")[0] == "blissdata" or name.startswith("tango_groups.bliss2")))
+"""
+
+
+def test_a_bliss1_session_never_imports_blissdata_2(redis_url, redis_client, session_name):
+    """blissdata 2.x is the optional [bliss2] extra: the examples of a bliss1 session (the
+    default) run without loading it, or our package that wraps it."""
+    out = subprocess.run([sys.executable, "-c", BLISS1_ONLY, redis_url, session_name],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    group = f"{session_name}:tmp:scans:4_group_of_scans"
+    assert get_node(group, connection=redis_client) is not None  # the examples did run
+
+
+def test_the_data_format_is_checked(redis_url):
+    with pytest.raises(ValueError, match="bliss3"):
+        Session("demo", redis_url=redis_url, data_format="bliss3")

@@ -10,7 +10,10 @@ one, else to ``pkg`` itself (its ``__init__``); relative imports are resolved li
 * no module over ``MAX_LINES`` lines;
 * no module outside ``tango_groups.data`` imports ``redis``: Redis commands are issued inside the
   data package only, and ``tango_groups.data.connection`` hands out what the rest needs (the
-  ``connect`` function, the client type, the exception types).
+  ``connect`` function, the client type, the exception types);
+* blissdata 2.x (the optional ``[bliss2]`` extra) is imported inside ``tango_groups.bliss2`` only,
+  and the rest imports that package lazily (in a function, or for type checking): a bliss1
+  session never loads it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from tango_groups.data import connection
 ROOT = Path(__file__).parents[2]
 MAX_LINES = 400
 DATA = "tango_groups.data"
+BLISS2 = "tango_groups.bliss2"
 CONNECTION = "tango_groups.data.connection"
 
 
@@ -237,3 +241,57 @@ def test_the_connection_module_hands_out_what_the_rest_needs():
             "RedisTimeoutError"} <= exported
     assert issubclass(connection.RedisConnectionError, connection.RedisError)
     assert issubclass(connection.RedisTimeoutError, connection.RedisError)
+
+
+def _eager_imports(tree: ast.Module, package: str) -> list[tuple[str, list[str]]]:
+    """The imports of ``tree`` that run when the module is imported: not inside a function, nor
+    under ``if TYPE_CHECKING:``."""
+    def walk(statements: list[ast.stmt]) -> list[ast.stmt]:
+        found: list[ast.stmt] = []
+        for statement in statements:
+            if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                found.append(statement)
+            elif isinstance(statement, ast.If) and "TYPE_CHECKING" in ast.unparse(statement.test):
+                found += walk(statement.orelse)
+            elif not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for field in ("body", "orelse", "finalbody"):
+                    found += walk(getattr(statement, field, []))
+                for handler in getattr(statement, "handlers", []):
+                    found += walk(handler.body)
+        return found
+
+    return _imports(ast.Module(body=walk(tree.body), type_ignores=[]), package)
+
+
+def _in_package(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_the_eager_import_finder_skips_functions_and_type_checking():
+    tree = ast.parse("import a\nif TYPE_CHECKING:\n    import b\nelse:\n    import c\n"
+                     "def f():\n    import d\nclass K:\n    import e\n"
+                     "try:\n    import g\nexcept ImportError:\n    import h\n")
+    assert [source for source, _ in _eager_imports(tree, "p")] == ["a", "c", "e", "g", "h"]
+
+
+def test_blissdata_is_imported_inside_the_bliss2_package_only():
+    outside = {
+        name: sorted({source for source, _ in _module_imports(module)
+                      if _in_package(source, "blissdata")})
+        for name, module in MODULES.items() if not _in_package(name, BLISS2)
+    }
+    offenders = {name: sources for name, sources in outside.items() if sources}
+    assert not offenders, f"import blissdata outside {BLISS2}: {offenders}"
+
+
+def test_the_bliss2_package_is_imported_lazily():
+    eager = {}
+    for name, module in MODULES.items():
+        if _in_package(name, BLISS2):
+            continue
+        tree = ast.parse(module.path.read_text(), str(module.path))
+        targets = set().union(*[_targets(*found) for found in _eager_imports(tree,
+                                                                             module.package)])
+        if any(_in_package(target, BLISS2) for target in targets):
+            eager[name] = sorted(target for target in targets if _in_package(target, BLISS2))
+    assert not eager, f"{BLISS2} imported when these modules are (import it in a function): {eager}"
