@@ -1,6 +1,6 @@
 """The seed page's examples in a ``Session(..., data_format="bliss2")``, read back by blissdata 2.
 
-Same examples as tests/unit/test_seed_examples.py, run as written in a bliss2 session; what they
+The examples of tests/seed_examples.py (the bliss1 tests run them too), in a bliss2 session; what they
 wrote is read by blissdata 2.4.5's own reader (``bliss2_reader.py snapshot``, a subprocess): the
 sequence scan CLOSED, its sub-scans loaded through the ``scan_sequence`` plugin with their data,
 custom channels, Group's references; and Sequence's pending rules, kept in bliss2.
@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
 
+import seed_examples as seed  # tests/
 from bliss2_support import snapshot, write_scan
 
 from tango_groups.bliss2 import custom_stream_name
@@ -60,17 +61,7 @@ def test_loopscan_is_a_bliss2_scan(config, url, session_name):
 
 def test_sequence_with_add_add_and_run_and_a_finished_scan(config, url):
     diode = config.get("diode")
-    seq = Sequence()
-    with seq.sequence_context() as scan_seq:
-        s1 = loopscan(5, .01, diode, run=False)
-        scan_seq.add(s1)
-        s1.run()
-
-        s2 = loopscan(3, .02, diode, run=False)
-        scan_seq.add_and_run(s2)
-
-        s3 = loopscan(3, .02, diode)
-        scan_seq.add(s3)
+    seq, s1, s2, s3 = seed.sequence_with_add_and_add_and_run(diode)
 
     seen = snapshot(url, seq.key)
     assert seen["state"] == "CLOSED" and seen["info"]["is_scan_sequence"] is True
@@ -89,20 +80,7 @@ def test_sequence_with_add_add_and_run_and_a_finished_scan(config, url):
 
 
 def test_sequence_with_custom_channels(config, url):
-    diode = config.get("diode")
-    seq = Sequence()
-    seq.add_custom_channel(AcquisitionChannel('mychannel', float, ()))
-    seq.add_custom_channel(AcquisitionChannel('sum', float, ()))
-    with seq.sequence_context() as scan_seq:
-        s1 = loopscan(5, .01, diode, run=False)
-        s2 = loopscan(5, .01, diode, run=False)
-        scan_seq.add_and_run(s1)
-        scan_seq.add_and_run(s2)
-
-        seq.custom_channels['mychannel'].emit([1.1, 2.2, 3.3])
-
-        my_sum = s1.get_data()[diode] + s2.get_data()[diode]
-        seq.custom_channels['sum'].emit(my_sum)
+    seq, s1, s2, my_sum = seed.sequence_with_custom_channels(config.get("diode"))
 
     seen = snapshot(url, seq.key)
     assert seen["data"][custom_stream_name("mychannel")] == [1.1, 2.2, 3.3]
@@ -125,9 +103,7 @@ def test_custom_channel_points_are_checked_before_they_are_sent(config, url):
 
 def test_group_of_scans_after_they_ran(config, url, store, session_name):
     diode = config.get("diode")
-    s1 = loopscan(3, .01, diode)
-    s2 = loopscan(3, .02, diode)
-    group = Group(s1, s2)
+    group, s1, s2 = seed.group_of_scans(diode)
     seen = snapshot(url, group.key)
     assert seen["state"] == "CLOSED" and seen["number"] == 3
     assert seen["info"]["title"] == "group_of_scans" and seen["name"] == "group_of_scans"
