@@ -19,7 +19,7 @@ from blissdata.redis_engine.scan import Scan, ScanState
 from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
-from ..data.channel import ChannelSpec, block_of_points
+from ..data.channel import ChannelSpec
 
 __all__ = ["END_REASONS", "ChannelStream", "ScanWriter", "close_scan", "end_scan", "json_ready",
            "now", "stream_definition"]
@@ -81,11 +81,10 @@ class ChannelStream:
 
     def __init__(self, spec: ChannelSpec, stream: Any) -> None:
         self.spec = spec
-        self.dtype = numpy.dtype(spec.dtype)
         self.stream = stream
 
     def points(self, data: Any) -> numpy.ndarray:
-        return block_of_points(self.spec, self.dtype, data)
+        return self.spec.points(data)
 
     def send(self, block: numpy.ndarray) -> None:
         if len(block):

@@ -17,7 +17,8 @@ from blissdata.exceptions import ScanNotFoundError
 
 from ..data.channel import ChannelSpec
 from .scan import END_REASONS, ChannelStream, ScanWriter, json_ready
-from .sequence import SequenceScan, data_store, find_scans
+from .sequence import SequenceScan
+from .store import data_store, find_scans
 
 __all__ = ["Bliss2Writer", "SequenceWriter"]
 
