@@ -11,8 +11,9 @@ one, else to ``pkg`` itself (its ``__init__``); relative imports are resolved li
 * no module outside ``tango_groups.data`` imports ``redis``: Redis commands are issued inside the
   data package only, and ``tango_groups.data.connection`` hands out what the rest needs (the
   ``connect`` function, the client type, the exception types);
-* blissdata 2.x (the optional ``[bliss2]`` extra) is imported inside ``tango_groups.bliss2`` only,
-  and the rest imports that package lazily (in a function, or for type checking): a bliss1
+* blissdata 2.x (the optional ``[bliss2]`` extra) is imported by the Bliss 2 modules only
+  (``tango_groups.bliss2``, ``*bliss2*`` modules), and importing any other module loads none of
+  them (they are imported in functions, or for type checking): a bliss1
   session never loads it.
 """
 
@@ -274,24 +275,49 @@ def test_the_eager_import_finder_skips_functions_and_type_checking():
     assert [source for source, _ in _eager_imports(tree, "p")] == ["a", "c", "e", "g", "h"]
 
 
-def test_blissdata_is_imported_inside_the_bliss2_package_only():
-    outside = {
+def _is_bliss2_side(name: str) -> bool:
+    """Modules of the Bliss 2 side are named so: the package ``tango_groups.bliss2`` and modules
+    such as ``tango_groups.service.bliss2_manager``."""
+    return "bliss2" in name.split(".")[-1] or _in_package(name, BLISS2)
+
+
+def _eager_graph() -> tuple[dict[str, set[str]], set[str]]:
+    """Module -> the product modules it imports eagerly; and the modules that import blissdata
+    eagerly themselves."""
+    graph, direct = {}, set()
+    for name, module in MODULES.items():
+        tree = ast.parse(module.path.read_text(), str(module.path))
+        found = _eager_imports(tree, module.package)
+        graph[name] = set().union(set(), *[_targets(*each) for each in found]) - {name}
+        if any(_in_package(source, "blissdata") for source, _ in found):
+            direct.add(name)
+    return graph, direct
+
+
+def test_blissdata_is_imported_by_bliss2_modules_only():
+    offenders = {
         name: sorted({source for source, _ in _module_imports(module)
                       if _in_package(source, "blissdata")})
-        for name, module in MODULES.items() if not _in_package(name, BLISS2)
+        for name, module in MODULES.items() if not _is_bliss2_side(name)
     }
-    offenders = {name: sources for name, sources in outside.items() if sources}
-    assert not offenders, f"import blissdata outside {BLISS2}: {offenders}"
+    offenders = {name: sources for name, sources in offenders.items() if sources}
+    assert not offenders, f"import blissdata outside the bliss2 modules: {offenders}"
 
 
-def test_the_bliss2_package_is_imported_lazily():
-    eager = {}
-    for name, module in MODULES.items():
-        if _in_package(name, BLISS2):
+def test_bliss1_modules_never_load_blissdata():
+    """Importing any module that is not of the Bliss 2 side loads no blissdata: the Bliss 2 side
+    is imported lazily (in a function, or for type checking only)."""
+    graph, direct = _eager_graph()
+    loads = {}
+    for name in MODULES:
+        if _is_bliss2_side(name):
             continue
-        tree = ast.parse(module.path.read_text(), str(module.path))
-        targets = set().union(*[_targets(*found) for found in _eager_imports(tree,
-                                                                             module.package)])
-        if any(_in_package(target, BLISS2) for target in targets):
-            eager[name] = sorted(target for target in targets if _in_package(target, BLISS2))
-    assert not eager, f"{BLISS2} imported when these modules are (import it in a function): {eager}"
+        seen, todo = set(), [name]
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo += graph[module]
+        if seen & direct:
+            loads[name] = sorted(seen & direct)
+    assert not loads, f"these modules load blissdata when imported (through): {loads}"
