@@ -7,6 +7,17 @@ A Bliss session knows its data Redis and its ScanSaving; ours is the same, minus
     diode = session.config.get("diode")   # a simulated counter
 
 Scans are written under the scan-saving container (``demo:tmp:scans`` above), created on demand.
+
+The data model is the session's choice; the scans, sequences and groups of
+``tango_groups.scanning`` follow the same rules in both::
+
+    Session("demo", redis_url=url)                          # "bliss1" (default): 1.x data nodes
+    Session("demo", redis_url=url, data_format="bliss2")    # the Bliss 2 model, blissdata 2.x
+
+``bliss2`` writes through blissdata 2.x (the ``[bliss2]`` extra, imported only then): ``redis_url``
+is what ``blissdata.redis_engine.store.DataStore(url)`` takes as is (a Redis >= 7.1 with RedisJSON
+and RediSearch); scans get numbers from the session's counter in that database; ``scan.key`` is
+the ``esrf:scan:<ULID>`` key blissdata's readers load.
 ``session.config`` names the objects scans count with; they register themselves there
 (``Config.register``) when their module is imported: ``tango_groups.scanning.simulation`` registers
 its simulated counters, so the session knows nothing of them.
@@ -15,13 +26,20 @@ its simulated counters, so the session knows nothing of them.
 from __future__ import annotations
 
 import getpass
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .data import keys
+from .data.channel import ChannelSpec
 from .data.connection import Redis, connect
-from .data.writer import DataWriter, Expiration
+from .data.writer import DataWriter, Expiration, GroupWriter, ScanWriter
 
-__all__ = ["Config", "Session", "current_session", "get_current_session"]
+if TYPE_CHECKING:
+    from .bliss2.writer import Bliss2Writer
+
+__all__ = ["DATA_FORMATS", "Config", "Session", "current_session", "get_current_session"]
+
+DATA_FORMATS = ("bliss1", "bliss2")
 
 _current: Session | None = None
 
@@ -46,7 +64,10 @@ class Config:
 
 
 class Session:
-    """A named session writing to the data Redis at ``redis_url`` (logical db 1 unless named)."""
+    """A named session writing to the data Redis at ``redis_url`` in the ``data_format`` model.
+
+    ``bliss1``: 1.x data nodes in logical db 1 unless the URL names one; ``bliss2``: blissdata 2
+    scans in the database the URL names (db 0 unless named), as ``DataStore(url)`` reads them."""
 
     def __init__(
         self,
@@ -55,12 +76,26 @@ class Session:
         base_path: str = "/tmp/scans",
         expiration: Expiration | None = None,
         client: Redis | None = None,
+        data_format: str = "bliss1",
     ) -> None:
         keys.check_local_name(name)
+        if data_format not in DATA_FORMATS:
+            raise ValueError(f"data_format must be one of {DATA_FORMATS}, not {data_format!r}")
         self.name = name
         self.base_path = base_path
-        self.client = client if client is not None else connect(redis_url)
+        self.data_format = data_format
+        bliss2 = data_format == "bliss2"
+        if client is None:
+            client = connect(redis_url, **({"db": 0} if bliss2 else {}))
+        self.client = client
         self.writer = DataWriter(self.client, expiration or Expiration())
+        self.bliss2: Bliss2Writer | None = None  # the Bliss 2 writer, in a bliss2 session
+        if bliss2:
+            from .bliss2.writer import Bliss2Writer  # blissdata 2.x: only a bliss2 session
+
+            counter = f"tango_groups:bliss2:{name}"  # a hash, as 1.x containers count scans
+            self.bliss2 = Bliss2Writer(redis_url, name,
+                                       lambda: self.writer.next_scan_number(counter))
         self.config = Config()
         self.user_name = getpass.getuser()
 
@@ -73,6 +108,25 @@ class Session:
     def scan_saving_parent(self) -> str:
         """``scan_saving_db_name``, its containers created when missing (one round trip)."""
         return self.writer.ensure_containers(keys.scan_saving_parts(self.name, self.base_path))
+
+    def create_scan(self, name: str, info: Mapping[str, Any], channels: Sequence[ChannelSpec],
+                    *, save: bool = True, node_type: str = "scan") -> ScanWriter:
+        """A new scan (number allocated, channels declared) in the session's data model."""
+        if self.bliss2 is not None:
+            return self.bliss2.create_scan(name, info, channels)  # type: ignore[return-value]
+        return self.writer.create_scan(self.scan_saving_parent, name, info, shadow=not save,
+                                       channels=channels, node_type=node_type)
+
+    def create_sequence(self, name: str, info: Mapping[str, Any],
+                        channels: Sequence[ChannelSpec]) -> GroupWriter:
+        """A new sequence in the session's data model: a ``scan_group`` node with ``channels``
+        (``GroupWriter.channel_specs``) in 1.x, a STARTED sequence scan whose custom channels
+        are ``channels`` in Bliss 2."""
+        if self.bliss2 is not None:
+            return self.bliss2.create_sequence(name, info, channels)  # type: ignore[return-value]
+        return self.writer.create_scan(self.scan_saving_parent, name, info,
+                                       node_type="scan_group", channels=channels,
+                                       writer_class=GroupWriter)  # type: ignore[return-value]
 
     def setup(self) -> Session:
         """Make this the current session (``tango_groups.current_session``) and the readers'
@@ -91,7 +145,8 @@ class Session:
         self.client.close()
 
     def __repr__(self) -> str:
-        return f"Session({self.name!r}, base_path={self.base_path!r})"
+        return (f"Session({self.name!r}, base_path={self.base_path!r}, "
+                f"data_format={self.data_format!r})")
 
 
 def get_current_session() -> Session:

@@ -14,16 +14,15 @@ PREPARED document). ``end()`` and ``close()`` always leave it CLOSED, whatever h
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from blissdata.redis_engine.scan import Scan, ScanState
 from blissdata.redis_engine.store import DataStore
-from blissdata.streams.default import Stream
 from blissdata.streams.scan_sequence import ScanStream
 
 from ..data.channel import ChannelSpec
+from .scan import close_scan, end_scan, now, stream_definition
 from .store import bounded
 
 __all__ = ["CUSTOM", "SUBSCANS", "SequenceScan", "custom_stream_name"]
@@ -36,9 +35,6 @@ def custom_stream_name(name: str) -> str:
     """The stream of custom channel ``name`` in the sequence scan."""
     return f"{CUSTOM}:{name}"
 
-
-def _now() -> str:
-    return datetime.datetime.now().astimezone().isoformat()
 
 
 class SequenceScan:
@@ -54,7 +50,7 @@ class SequenceScan:
                     "session": session, "path": path}
         info = {**(scan_info or {}), "title": title, "type": name, "name": name,
                 "scan_nb": number, "session_name": session, "is_scan_sequence": True,
-                "start_time": _now()}
+                "start_time": now()}
         self.scan: Scan = store.create_scan(identity, info)
         try:
             if on_created is not None:  # e.g. record it, so that a crash from here on closes it
@@ -71,8 +67,7 @@ class SequenceScan:
 
     @staticmethod
     def _definition(spec: ChannelSpec) -> Any:
-        info = {} if spec.unit is None else {"unit": spec.unit}
-        return Stream.make_definition(custom_stream_name(spec.name), spec.dtype, spec.shape, info)
+        return stream_definition(custom_stream_name(spec.name), spec)
 
     @property
     def key(self) -> str:
@@ -108,18 +103,9 @@ class SequenceScan:
 
     def end(self, reason: str = "SUCCESS") -> None:
         """STOPPED then CLOSED, ``info["end_reason"]`` and ``end_time`` set; nothing stays open."""
-        if self.scan.state is ScanState.STARTED:
-            try:
-                self.scan.stop()
-            except BaseException:
-                self.close("FAILURE")
-                raise
-        self.close(reason)
+        end_scan(self.scan, reason)
 
     def close(self, reason: str = "FAILURE") -> None:
         """CLOSED from any state (every stream sealed); nothing when already closed."""
-        if self.scan.state is ScanState.CLOSED:
-            return
-        self.scan.info = {**self.scan.info, "end_reason": reason, "end_time": _now()}
-        self.scan.close()
+        close_scan(self.scan, reason)
 

@@ -9,14 +9,17 @@ verbatim.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from ..data.connection import RedisError
+from ..data import lookup
+from ..data.connection import Redis, RedisError
 from ..data.lookup import ScanFacts
 from ..data.node import ScanNode
 from .scan import Scan, ScanState
 
-__all__ = ["ScanSequenceError", "SequenceContext", "SequenceListener", "scans_not_finished"]
+__all__ = ["ScanSequenceError", "SequenceContext", "SequenceListener", "aggregated_state",
+           "scans_not_finished"]
 
 
 class ScanSequenceError(RuntimeError):
@@ -29,6 +32,30 @@ def scans_not_finished(title: str) -> ScanSequenceError:
         f'Some scans of the sequence "{title}" have not finished before exiting the sequence '
         "context"
     )
+
+
+def aggregated_state(scans: Iterable[Any], client: Redis) -> ScanState:
+    """Bliss's StatePreset over a sequence's scans: a KILLED, else USER_ABORTED one sets the
+    sequence's state, else DONE.
+
+    ``scans``: Scan objects (their state), 1.x scan nodes (read from ``client``; a node whose
+    state cannot be read, expired or refused by the allow-list, counts as DONE: it can no longer
+    change how the sequence ended) and Bliss 2 keys (DONE: Bliss 2 has no such states)."""
+    states = [ScanState.DONE]
+    for scan in scans:
+        if isinstance(scan, Scan):
+            states.append(scan.state)
+            continue
+        if isinstance(scan, str):
+            continue
+        try:
+            facts = lookup.scan_facts(client, scan.db_name)
+        except lookup.UnreadableScan:
+            continue
+        if facts is not None and facts.state in ScanState.__members__:
+            states.append(ScanState[facts.state])
+    worst = max(states)
+    return worst if worst in (ScanState.KILLED, ScanState.USER_ABORTED) else ScanState.DONE
 
 
 class SequenceListener:
@@ -51,7 +78,8 @@ class _Running(Protocol):
     """What the context needs of the running ``Sequence`` (which it must not import)."""
 
     def _add_scan(self, scan: Scan) -> None: ...
-    def _add_node(self, node: ScanNode, scan_nb: int | None, ended: bool | None) -> None: ...
+    def _add_node(self, node: ScanNode | str, scan_nb: int | None, ended: bool | None
+                  ) -> None: ...
     def _add_number(self, number: int, facts: ScanFacts | None) -> None: ...
     def wait_pending(self, timeout: float | None) -> bool: ...
 
@@ -75,9 +103,10 @@ class SequenceContext:
         self.add(scan)
         scan.run()
 
-    def add_node(self, node: ScanNode, scan_nb: int | None = None,
+    def add_node(self, node: ScanNode | str, scan_nb: int | None = None,
                  ended: bool | None = None) -> None:
-        """Add an existing scan node (a ``ScanNode`` from the reader): published now.
+        """Add an existing scan node (a ``ScanNode`` from the reader), or in a bliss2 session an
+        existing scan's key (``esrf:scan:...``): published now.
 
         ``scan_nb``, ``ended``: its number and whether it ended, when the caller has read them
         already (saves round trips)."""

@@ -1,7 +1,9 @@
 """Groups of scans (Bliss's ``bliss.scanning.group``): bundles of scans that already ran.
 
 ``Group(*scans)`` bundles scans that already ran (Scan objects, scan nodes or scan numbers of
-the session's scan-saving container) into a ``scan_group`` node written at once, then ended::
+the session's scan-saving container) into a ``scan_group`` node written at once, then ended (in a
+bliss2 session: Scan objects, ``esrf:scan:...`` keys or numbers of the session's scans, in a
+sequence scan closed at once)::
 
     Group(s1, s2.node, 57, title="calibration")
 
@@ -84,9 +86,27 @@ class Group(Sequence):
                 raise ScanSequenceError(
                     "Only scans that have been run before can be added to group")
             return scan, None
+        if self.session.bliss2 is not None:
+            return self._bliss2_member(scan)
         if not isinstance(scan, ScanNode) and (isinstance(scan, bool)
                                                or not isinstance(scan, int)):
             raise ScanSequenceError(f"Invalid argument: no scan node corresponds to {scan}")
         facts = _scan_facts(self.session, scan)
         return facts.node(scan.connection if isinstance(scan, ScanNode) else self.session.client
                           ), facts.number
+
+    def _bliss2_member(self, scan: Any) -> tuple[str, int]:
+        """A Bliss 2 scan to group, checked: (its key, its number), from a key or a number."""
+        bliss2 = self.session.bliss2
+        if isinstance(scan, int) and not isinstance(scan, bool):
+            key = bliss2.find_scan(scan)
+            if key is None:
+                raise ScanSequenceError(f"Scan number '{scan}' not found")
+        elif isinstance(scan, str):
+            key = scan
+        else:
+            raise ScanSequenceError(f"Invalid argument: no scan corresponds to {scan}")
+        try:
+            return key, bliss2.scan_number(key)
+        except LookupError as error:
+            raise ScanSequenceError(f"Scan {scan} cannot be added: {error}") from None

@@ -141,7 +141,10 @@ class Scan:
 
     @property
     def db_name(self) -> str | None:
+        """Where the scan is, once it runs: its node's db_name (bliss1), its key (bliss2)."""
         return self._writer.db_name if self._writer else None
+
+    key = db_name  # bliss2: ``esrf:scan:<ULID>``, what blissdata's ``load_scan`` takes
 
     @property
     def scan_number(self) -> int | None:
@@ -149,10 +152,12 @@ class Scan:
 
     @property
     def node(self):
-        """The scan's data node (``tango_groups.data.node``), once the scan started."""
+        """The scan's data node (``tango_groups.data.node``), once the scan started (bliss1)."""
         from ..data.node import get_node
 
-        return get_node(self.db_name, connection=self.session.client) if self._writer else None
+        if self._writer is None or self.session.bliss2 is not None:
+            return None
+        return get_node(self.db_name, connection=self.session.client)
 
     def get_data(self) -> ScanData:
         """Every point published so far, by channel (also by short name or counter object)."""
@@ -185,10 +190,8 @@ class Scan:
             )
         self._state = ScanState.PREPARING
         info = start_info(self.scan_info, self.session, self._specs, save=self.save)
-        writer = self.session.writer.create_scan(
-            self.session.scan_saving_parent, self.name, info, shadow=not self.save,
-            channels=self._specs, node_type=self.node_type,
-        )
+        writer = self.session.create_scan(self.name, info, self._specs, save=self.save,
+                                          node_type=self.node_type)
         self._writer = writer
         self.scan_info = dict(writer.info)
         self._set_state(ScanState.PREPARING)

@@ -1,7 +1,9 @@
 """``Sequence``: a live sequence of scans (Bliss's ``bliss.scanning.group.Sequence``).
 
-A sequence is a ``scan_group`` node whose ``GroupingMaster`` publishes one ``scan_numbers`` and
-one ``scans`` reference per sub-scan, plus optional custom channels::
+In a bliss1 session a sequence is a ``scan_group`` node whose ``GroupingMaster`` publishes one
+``scan_numbers`` and one ``scans`` reference per sub-scan, plus optional custom channels; in a
+bliss2 one the session's writer makes it a sequence scan (``tango_groups.bliss2``), the rules
+here being the same (pending numbers, ``add_number``, and ``reopen`` are bliss1's only)::
 
     seq = Sequence(title="my_sequence")
     seq.add_custom_channel(AcquisitionChannel("sum", float, ()))
@@ -39,6 +41,7 @@ from ..data.writer import ChannelSpec, GroupWriter
 from ..session import Session, get_current_session
 from .chain import AcquisitionChannel
 from .context import ScanSequenceError, SequenceContext, SequenceListener, scans_not_finished
+from .context import aggregated_state as aggregated
 from .pending import NumberWatch
 from .scan import Scan, ScanState, start_info
 
@@ -90,7 +93,10 @@ class Sequence:
 
     @property
     def db_name(self) -> str | None:
+        """Its node's db_name (bliss1), its sequence scan's key (bliss2), once started."""
         return self._group.db_name if self._group else None
+
+    key = db_name
 
     @property
     def scan_nb(self) -> int | None:
@@ -98,8 +104,10 @@ class Sequence:
 
     @property
     def node(self) -> ScanNode | None:
-        """The sequence's ``GroupScanNode`` (reader), once started."""
-        return get_node(self.db_name, connection=self.session.client) if self._group else None
+        """The sequence's ``GroupScanNode`` (reader), once started (bliss1)."""
+        if self._group is None or self.session.bliss2 is not None:
+            return None
+        return get_node(self.db_name, connection=self.session.client)
 
     @property
     def published(self) -> int:
@@ -140,9 +148,10 @@ class Sequence:
         self.custom_channels[fullname] = channel
 
     def _channel_specs(self) -> list[ChannelSpec]:
-        return GroupWriter.channel_specs(
-            [ChannelSpec((), c.short_name, c.dtype, c.shape, c.unit, fullname=name)
-             for name, c in self.custom_channels.items()])
+        """The sequence's channels: the custom ones (bliss2), with GroupingMaster's (bliss1)."""
+        custom = [ChannelSpec((), c.short_name, c.dtype, c.shape, c.unit, fullname=name)
+                  for name, c in self.custom_channels.items()]
+        return custom if self.session.bliss2 is not None else GroupWriter.channel_specs(custom)
 
     def start(self, on_created: Callable[[str], None] | None = None) -> SequenceContext:
         """Create the scan_group node with its channels and publish PREPARED (one sequence once).
@@ -158,9 +167,7 @@ class Sequence:
                           specs)
         node_name = self.title.replace(":", "_").replace(" ", "_") or self.default_title
         try:
-            self._group = self.session.writer.create_scan(
-                self.session.scan_saving_parent, node_name, info, node_type="scan_group",
-                channels=specs, writer_class=GroupWriter)
+            self._group = self.session.create_sequence(node_name, info, specs)
             if on_created is not None:
                 on_created(self._group.db_name)
             self._group.prepared({})
@@ -183,6 +190,8 @@ class Sequence:
         ``ScanSequenceError`` when it is not a sequence without END, or its info cannot be read
         safely."""
         session = session or get_current_session()
+        if session.bliss2 is not None:
+            raise ScanSequenceError("only a bliss1 sequence can be reopened")
         node = get_node(db_name, connection=session.client)
         if node is None or node.type != "scan_group":
             raise ScanSequenceError(f"{db_name} is not a sequence in Redis")
@@ -307,17 +316,24 @@ class Sequence:
                 self._publish(scan.db_name, scan.scan_number, ended=False)
                 self._resolved(scan)
 
-    def _add_node(self, node: ScanNode, scan_nb: int | None = None,
+    def _add_node(self, node: ScanNode | str, scan_nb: int | None = None,
                   ended: bool | None = None) -> None:
-        if not isinstance(node, ScanNode) or node.type not in keys.SCAN_TYPES:
+        bliss2 = self.session.bliss2
+        if isinstance(node, str) and bliss2 is not None:  # a Bliss 2 scan key
+            name, number = node, (bliss2.scan_number(node) if scan_nb is None else scan_nb)
+        elif not isinstance(node, ScanNode) or node.type not in keys.SCAN_TYPES:
             raise ScanSequenceError("Only scans can be added to group")
+        else:
+            name, number = node.db_name, (int(node.info["scan_nb"]) if scan_nb is None
+                                          else scan_nb)
         with self._changed:
             self._require_running()
             self.scans.append(node)
-            self._publish(node.db_name,
-                          int(node.info["scan_nb"]) if scan_nb is None else scan_nb, ended)
+            self._publish(name, number, ended)
 
     def _add_number(self, number: int, facts: ScanFacts | None) -> None:
+        if self.session.bliss2 is not None:
+            raise ScanSequenceError("pending scan numbers are followed in bliss1 sessions only")
         with self._changed:
             self._require_running()
             if number in self._pending:
@@ -347,25 +363,6 @@ class Sequence:
             return self._changed.wait_for(lambda: not self._pending, timeout)
 
     # -- ending ------------------------------------------------------------------------------
-    def _aggregated_state(self) -> ScanState:
-        """Bliss's StatePreset: a KILLED, else USER_ABORTED sub-scan sets the sequence's state.
-
-        A scan node whose state cannot be read (expired, or refused by the allow-list) counts as
-        DONE: it can no longer change how the sequence ended."""
-        states = [ScanState.DONE]
-        for scan in self.scans:
-            if isinstance(scan, Scan):
-                states.append(scan.state)
-                continue
-            try:
-                facts = lookup.scan_facts(self.session.client, scan.db_name)
-            except lookup.UnreadableScan:
-                continue
-            if facts is not None and facts.state in ScanState.__members__:
-                states.append(ScanState[facts.state])
-        worst = max(states)
-        return worst if worst in (ScanState.KILLED, ScanState.USER_ABORTED) else ScanState.DONE
-
     def end(self, state: ScanState | None = None) -> ScanState:
         """End the sequence in Redis (what leaving ``sequence_context`` does); returns its state.
 
@@ -387,7 +384,7 @@ class Sequence:
         for scan in unfinished:
             if isinstance(scan, Scan):
                 scan.remove_state_listener(self._on_scan_state)
-        final = state if state is not None else self._aggregated_state()
+        final = state if state is not None else aggregated(self.scans, self.session.client)
         self._end_attempted, retry = True, self._end_attempted
         final = ScanState[group.end({}, final.name, once=retry)]
         self._state = final

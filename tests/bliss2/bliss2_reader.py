@@ -2,7 +2,8 @@
 
     python bliss2_reader.py URL follow SESSION   -> READY, then one JSON line per event of the
                                                     next sequence scan of SESSION, live
-    python bliss2_reader.py URL snapshot KEY     -> one JSON document: the scan as loaded after
+    python bliss2_reader.py URL snapshot KEY     -> one JSON document: the scan (a sequence or
+                                                    not) as loaded after
 
 Only blissdata's public reader API: ``DataStore``, ``get_last_scan_timetag``, ``get_next_scan``,
 ``load_scan``, ``Scan.update``, ``CursorGroup`` over every stream of the scan; sub-scans come from
@@ -85,12 +86,15 @@ def follow(store: DataStore, session: str) -> None:
 
 
 def snapshot(store: DataStore, key: str) -> None:
+    """A sequence (``subscans``, ``references``, ``plugin``) or a plain scan (those None)."""
     scan = store.load_scan(key)
     streams = scan.streams
-    emit({"key": scan.key, "number": scan.number, "state": scan.state.name, "info": scan.info,
-          "subscans": [describe(sub) for sub in streams[SUBSCANS][:]],
-          "references": plain(streams[SUBSCANS].event_stream[:]),
-          "plugin": streams[SUBSCANS].plugin,
+    subscans = streams.get(SUBSCANS)
+    emit({"key": scan.key, "number": scan.number, "name": scan.name, "session": scan.session,
+          "state": scan.state.name, "info": scan.info,
+          "subscans": None if subscans is None else [describe(sub) for sub in subscans[:]],
+          "references": None if subscans is None else plain(subscans.event_stream[:]),
+          "plugin": None if subscans is None else subscans.plugin,
           "data": {name: plain(stream[:]) for name, stream in sorted(streams.items())
                    if name != SUBSCANS}})
 

@@ -115,6 +115,7 @@ BLOCKS = code_blocks(README.read_text())
 PYTHON = [block for block in BLOCKS if block.language == "python"]
 STANDALONE = [block for block in PYTHON
               if block.section not in WALK_THROUGHS and block.first_line not in SKIPPED]
+BLISS2 = 'data_format="bliss2"'  # blocks that run against a Redis with RedisJSON and RediSearch
 
 
 @pytest.fixture
@@ -133,12 +134,32 @@ def test_every_python_block_is_found_and_run_or_skipped_with_a_reason():
     assert {block.section for block in PYTHON} >= {"The Python library", *WALK_THROUGHS}
     assert set(SKIPPED) <= {block.first_line for block in PYTHON}, "a SKIPPED block is gone"
     assert set(EXPECTED_OUTPUT) <= {block.section for block in STANDALONE}
+    assert any(BLISS2 in block.code for block in STANDALONE)
+
+
+@pytest.fixture(scope="module")
+def modules_redis_url() -> Iterator[str]:
+    """A Redis with RedisJSON and RediSearch (the Bliss 2 blocks); skipped where it cannot run."""
+    from tango_groups.runtime.redis_server import RedisServer
+
+    pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (the bliss2 extra)")
+    server = RedisServer(modules=True)
+    try:
+        server.start()
+    except RuntimeError as error:
+        pytest.skip(f"no Redis with RedisJSON and RediSearch here: {error}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("block", STANDALONE, ids=[f"line{block.line}" for block in STANDALONE])
-def test_standalone_python_block_runs(block, redis_url, redis_client, clean_session_state,
-                                      capsys):
-    code = _REDIS_URL.sub(redis_url, block.code)
+def test_standalone_python_block_runs(block, request, clean_session_state, capsys):
+    url = request.getfixturevalue("modules_redis_url" if BLISS2 in block.code else "redis_url")
+    if BLISS2 not in block.code:
+        request.getfixturevalue("redis_client")  # flushed
+    code = _REDIS_URL.sub(url, block.code)
     exec(compile(code, f"README.rst:{block.line}", "exec"), {"__name__": "readme"})  # noqa: S102
     printed = capsys.readouterr().out.splitlines()
     assert printed == EXPECTED_OUTPUT.get(block.section, printed)

@@ -4,18 +4,20 @@ Only the import lines and the session set-up differ from the page (``bliss.*`` i
 ``tango_groups.*``; ``config``/``current_session`` come from a ``Session``). One more change is
 forced by numpy itself: ``numpy.float`` was an alias of the builtin ``float`` and no longer exists
 in any numpy that runs on Python 3.11 with numpy >= 1.24, so the custom-channel example says
-``float``.
+``float``. The examples shared with the bliss2 tests are in tests/seed_examples.py.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
+import seed_examples as seed  # tests/
 
 from tango_groups import current_session
 from tango_groups.data.node import ScanNode, get_node, get_session_node
-from tango_groups.scanning.chain import AcquisitionChannel
 from tango_groups.scanning.group import Group, Sequence
 from tango_groups.scanning.scan import ScanState
 from tango_groups.scanning.simulation import loopscan
@@ -35,10 +37,7 @@ def scan_refs(seq) -> list[str]:
 
 
 def test_group_of_scans_after_they_ran(config):
-    diode = config.get("diode")
-    s1 = loopscan(3, .1, diode)
-    s2 = loopscan(3, .2, diode)
-    group = Group(s1, s2)
+    group, s1, s2 = seed.group_of_scans(config.get("diode"))
 
     parent = f"{current_session.name}:tmp:scans"
     assert (s1.db_name, s2.db_name) == (f"{parent}:1_loopscan", f"{parent}:2_loopscan")
@@ -61,22 +60,7 @@ def test_group_takes_scan_objects_nodes_and_numbers(config):
 
 
 def test_sequence_with_add_add_and_run_and_a_finished_scan(config):
-    diode = config.get("diode")
-    seq = Sequence()
-    with seq.sequence_context() as scan_seq:
-        s1 = loopscan(5, .1, diode, run=False)
-        scan_seq.add(s1)
-        s1.run()
-
-        # do something here ... move motors, open/close shutter
-
-        s2 = loopscan(3, .2, diode, run=False)
-        scan_seq.add_and_run(s2)
-
-        # do more things
-
-        s3 = loopscan(3, .2, diode)
-        scan_seq.add(s3)
+    seq, s1, s2, s3 = seed.sequence_with_add_and_add_and_run(config.get("diode"))
 
     parent = f"{current_session.name}:tmp:scans"
     assert seq.node.db_name == f"{parent}:1_sequence_of_scans"
@@ -90,19 +74,7 @@ def test_sequence_with_add_add_and_run_and_a_finished_scan(config):
 
 def test_sequence_with_custom_channels(config):
     diode = config.get("diode")
-    seq = Sequence()
-    seq.add_custom_channel(AcquisitionChannel('mychannel', float, ()))
-    seq.add_custom_channel(AcquisitionChannel('sum', float, ()))
-    with seq.sequence_context() as scan_seq:
-        s1 = loopscan(5, .1, diode, run=False)
-        s2 = loopscan(5, .1, diode, run=False)
-        scan_seq.add_and_run(s1)
-        scan_seq.add_and_run(s2)
-
-        seq.custom_channels['mychannel'].emit([1.1, 2.2, 3.3])
-
-        my_sum = s1.get_data()[diode] + s2.get_data()[diode]
-        seq.custom_channels['sum'].emit(my_sum)
+    seq, s1, s2, my_sum = seed.sequence_with_custom_channels(diode)
 
     custom = seq.node.db_name + ":GroupingMaster:custom_channels"
     walked = [node.db_name for node in seq.node.walk(wait=False)]
@@ -168,3 +140,39 @@ def test_listening_to_scans_added_to_a_sequence(config):
     final = seen[-1][2]
     assert all(isinstance(node, ScanNode) for node in final)
     assert [node.info["scan_nb"] for node in final] == [seq.scan_nb + 1, seq.scan_nb + 2]
+
+
+BLISS1_ONLY = """
+import sys
+from tango_groups.scanning.chain import AcquisitionChannel
+from tango_groups.scanning.group import Group, Sequence
+from tango_groups.scanning.simulation import loopscan
+from tango_groups.session import Session
+
+session = Session(sys.argv[2], redis_url=sys.argv[1]).setup()
+diode = session.config.get("diode")
+seq = Sequence()
+seq.add_custom_channel(AcquisitionChannel("sum", float, ()))
+with seq.sequence_context() as scan_seq:
+    scan_seq.add_and_run(loopscan(2, 0.01, diode, run=False))
+    seq.custom_channels["sum"].emit([1.0, 2.0])
+Group(loopscan(2, 0.01, diode))
+print(sorted(name for name in sys.modules
+             if name.split(".")[0] == "blissdata" or name.startswith("tango_groups.bliss2")))
+"""
+
+
+def test_a_bliss1_session_never_imports_blissdata_2(redis_url, redis_client, session_name):
+    """blissdata 2.x is the optional [bliss2] extra: the examples of a bliss1 session (the
+    default) run without loading it, or our package that wraps it."""
+    out = subprocess.run([sys.executable, "-c", BLISS1_ONLY, redis_url, session_name],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    group = f"{session_name}:tmp:scans:4_group_of_scans"
+    assert get_node(group, connection=redis_client) is not None  # the examples did run
+
+
+def test_the_data_format_is_checked(redis_url):
+    with pytest.raises(ValueError, match="bliss3"):
+        Session("demo", redis_url=redis_url, data_format="bliss3")

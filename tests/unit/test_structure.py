@@ -10,7 +10,11 @@ one, else to ``pkg`` itself (its ``__init__``); relative imports are resolved li
 * no module over ``MAX_LINES`` lines;
 * no module outside ``tango_groups.data`` imports ``redis``: Redis commands are issued inside the
   data package only, and ``tango_groups.data.connection`` hands out what the rest needs (the
-  ``connect`` function, the client type, the exception types).
+  ``connect`` function, the client type, the exception types);
+* blissdata 2.x (the optional ``[bliss2]`` extra) is imported by the Bliss 2 modules only
+  (``tango_groups.bliss2``, ``*bliss2*`` modules), and importing any other module loads none of
+  them (they are imported in functions, or for type checking): a bliss1
+  session never loads it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from tango_groups.data import connection
 ROOT = Path(__file__).parents[2]
 MAX_LINES = 400
 DATA = "tango_groups.data"
+BLISS2 = "tango_groups.bliss2"
 CONNECTION = "tango_groups.data.connection"
 
 
@@ -237,3 +242,82 @@ def test_the_connection_module_hands_out_what_the_rest_needs():
             "RedisTimeoutError"} <= exported
     assert issubclass(connection.RedisConnectionError, connection.RedisError)
     assert issubclass(connection.RedisTimeoutError, connection.RedisError)
+
+
+def _eager_imports(tree: ast.Module, package: str) -> list[tuple[str, list[str]]]:
+    """The imports of ``tree`` that run when the module is imported: not inside a function, nor
+    under ``if TYPE_CHECKING:``."""
+    def walk(statements: list[ast.stmt]) -> list[ast.stmt]:
+        found: list[ast.stmt] = []
+        for statement in statements:
+            if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                found.append(statement)
+            elif isinstance(statement, ast.If) and "TYPE_CHECKING" in ast.unparse(statement.test):
+                found += walk(statement.orelse)
+            elif not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for field in ("body", "orelse", "finalbody"):
+                    found += walk(getattr(statement, field, []))
+                for handler in getattr(statement, "handlers", []):
+                    found += walk(handler.body)
+        return found
+
+    return _imports(ast.Module(body=walk(tree.body), type_ignores=[]), package)
+
+
+def _in_package(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_the_eager_import_finder_skips_functions_and_type_checking():
+    tree = ast.parse("import a\nif TYPE_CHECKING:\n    import b\nelse:\n    import c\n"
+                     "def f():\n    import d\nclass K:\n    import e\n"
+                     "try:\n    import g\nexcept ImportError:\n    import h\n")
+    assert [source for source, _ in _eager_imports(tree, "p")] == ["a", "c", "e", "g", "h"]
+
+
+def _is_bliss2_side(name: str) -> bool:
+    """Modules of the Bliss 2 side are named so: the package ``tango_groups.bliss2`` and modules
+    such as ``tango_groups.service.bliss2_manager``."""
+    return "bliss2" in name.split(".")[-1] or _in_package(name, BLISS2)
+
+
+def _eager_graph() -> tuple[dict[str, set[str]], set[str]]:
+    """Module -> the product modules it imports eagerly; and the modules that import blissdata
+    eagerly themselves."""
+    graph, direct = {}, set()
+    for name, module in MODULES.items():
+        tree = ast.parse(module.path.read_text(), str(module.path))
+        found = _eager_imports(tree, module.package)
+        graph[name] = set().union(set(), *[_targets(*each) for each in found]) - {name}
+        if any(_in_package(source, "blissdata") for source, _ in found):
+            direct.add(name)
+    return graph, direct
+
+
+def test_blissdata_is_imported_by_bliss2_modules_only():
+    offenders = {
+        name: sorted({source for source, _ in _module_imports(module)
+                      if _in_package(source, "blissdata")})
+        for name, module in MODULES.items() if not _is_bliss2_side(name)
+    }
+    offenders = {name: sources for name, sources in offenders.items() if sources}
+    assert not offenders, f"import blissdata outside the bliss2 modules: {offenders}"
+
+
+def test_bliss1_modules_never_load_blissdata():
+    """Importing any module that is not of the Bliss 2 side loads no blissdata: the Bliss 2 side
+    is imported lazily (in a function, or for type checking only)."""
+    graph, direct = _eager_graph()
+    loads = {}
+    for name in MODULES:
+        if _is_bliss2_side(name):
+            continue
+        seen, todo = set(), [name]
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo += graph[module]
+        if seen & direct:
+            loads[name] = sorted(seen & direct)
+    assert not loads, f"these modules load blissdata when imported (through): {loads}"
