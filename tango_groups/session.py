@@ -93,9 +93,7 @@ class Session:
         if bliss2:
             from .bliss2.writer import Bliss2Writer  # blissdata 2.x: only a bliss2 session
 
-            counter = f"tango_groups:bliss2:{name}"  # a hash, as 1.x containers count scans
-            self.bliss2 = Bliss2Writer(redis_url, name,
-                                       lambda: self.writer.next_scan_number(counter))
+            self.bliss2 = Bliss2Writer(redis_url, name)
         self.config = Config()
         self.user_name = getpass.getuser()
 

@@ -2,8 +2,8 @@
 
 ``data_store(url, timeout)`` opens (and on an empty db sets up) the store; with a timeout, each
 Redis request fails after that long and is never retried. ``find_scans`` is blissdata's search
-by session and number (``scan_of_number``: the newest of a number, ``next_number``: the number
-after the newest). ``bounded`` puts a deadline on the calls that wait for blissdata's stream
+by session and number (``scan_of_number``: the newest of a number); ``next_number`` counts the
+session's scan numbers. ``bounded`` puts a deadline on the calls that wait for blissdata's stream
 sinks: in blissdata 2.4.5 a sink's thread dies on a connection error or a timeout (it handles
 Redis's error replies only), and ``join()`` or ``seal()`` then wait forever; a service cannot
 let a client wait that long. ``close_left_open`` closes a scan that its writer left open (a
@@ -21,12 +21,14 @@ from blissdata.redis_engine.scan import Scan, ScanState
 from blissdata.redis_engine.store import DataStore
 
 from ..data.connection import Redis, RedisTimeoutError, never_retry
+from ..data.writer import DataWriter
 
 __all__ = ["bounded", "close_left_open", "data_store", "ensure_set_up", "find_scans",
            "next_number", "scan_of_number", "store_client"]
 
 T = TypeVar("T")
 PROTOCOL_KEY = "_PROTOCOL_VERSION_"  # set by blissdata on a db it set up
+COUNTER = "tango_groups:bliss2:{session}"  # a hash counting the session's scan numbers
 
 
 def data_store(url: str, timeout: float | None = None) -> DataStore:
@@ -81,9 +83,16 @@ def scan_of_number(store: DataStore, session: str, number: int) -> tuple[str | N
 
 
 def next_number(store: DataStore, session: str) -> int:
-    """One more than the number of the session's newest scan (1 for the first)."""
-    keys = find_scans(store, session)
-    return int(store.load_scan(keys[-1]).number) + 1 if keys else 1
+    """The session's next scan number: ``tango_groups:bliss2:{session}`` counts them (HINCRBY, as
+    Bliss 1.x containers do: writers of tango_groups never share a number) and starts after the
+    session's newest scan. Bliss 2 counts in its settings Redis, which is not visible here: a
+    scan Bliss starts once the counter exists does not move it."""
+    def newest() -> int:
+        keys = find_scans(store, session)
+        return int(store.load_scan(keys[-1]).number) if keys else 0
+
+    counter = DataWriter(store_client(store))
+    return counter.next_scan_number(COUNTER.format(session=session), after=newest)
 
 
 def ensure_set_up(store: DataStore) -> None:

@@ -5,12 +5,12 @@ what it writes goes to the session's writer. Here that writer is blissdata 2.x: 
 gives a ``ScanWriter`` (``tango_groups.bliss2.scan``), ``create_sequence`` a ``SequenceWriter``
 over ``SequenceScan``, both answering the calls the Bliss 1.x writers answer (``db_name`` being
 the ``esrf:scan:<ULID>`` key). Every scan gets the ESRF identity: its name, a number from the
-session's counter (``numbers``), the session, ``data_policy`` ``no_policy``.
+session's counter (``store.next_number``), the session, ``data_policy`` ``no_policy``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from blissdata.exceptions import ScanNotFoundError
@@ -18,7 +18,7 @@ from blissdata.exceptions import ScanNotFoundError
 from ..data.channel import ChannelSpec
 from .scan import END_REASONS, ChannelStream, ScanWriter, json_ready
 from .sequence import SequenceScan
-from .store import data_store, find_scans
+from .store import data_store, next_number, scan_of_number
 
 __all__ = ["Bliss2Writer", "SequenceWriter"]
 
@@ -66,10 +66,12 @@ class SequenceWriter:
 class Bliss2Writer:
     """Scans of session ``session`` in the blissdata 2 store at ``url`` (set up on first use)."""
 
-    def __init__(self, url: str, session: str, numbers: Callable[[], int]) -> None:
+    def __init__(self, url: str, session: str) -> None:
         self.store = data_store(url)
         self.session = session
-        self._numbers = numbers
+
+    def _numbers(self) -> int:
+        return next_number(self.store, self.session)
 
     def _identity(self, name: str) -> dict[str, Any]:
         return {"name": name, "number": self._numbers(), "data_policy": DATA_POLICY,
@@ -95,8 +97,7 @@ class Bliss2Writer:
 
     def find_scan(self, number: int) -> str | None:
         """The key of the session's newest scan numbered ``number`` (None: there is none)."""
-        keys = find_scans(self.store, self.session, number)
-        return keys[-1] if keys else None
+        return scan_of_number(self.store, self.session, number)[0]
 
     def scan_number(self, key: str) -> int:
         """The number in the identity of scan ``key``; ``LookupError`` when there is no such scan

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy
@@ -148,10 +148,14 @@ class DataWriter:
                 pipe.execute()
         return db_names[-1]
 
-    def next_scan_number(self, parent: str, shadow: bool = False) -> int:
+    def next_scan_number(self, parent: str, shadow: bool = False,
+                         after: Callable[[], int] | None = None) -> int:
         """Allocate a scan number in ``parent`` exactly as Bliss 1.11 does (HINCRBY on its
-        struct)."""
+        struct). ``after``: where a counter that does not exist yet starts (the number it
+        returns is the one after; asked only then)."""
         field = keys.SHADOW_SCAN_COUNTER if shadow else keys.SCAN_COUNTER
+        if after is not None and not self.client.hexists(parent, field):
+            self.client.hsetnx(parent, field, after())
         return int(self.client.hincrby(parent, field, 1))
 
     def create_scan(
