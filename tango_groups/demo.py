@@ -27,6 +27,7 @@ from .session import Session
 __all__ = ["play"]
 
 WATCHED = ("State", "SequenceState", "ScanNumbers", "PendingScans", "sum")
+EVENT_TIMEOUT = 10.0  # s a change event may take to reach the client (a loaded machine)
 
 
 class _Printer:
@@ -68,6 +69,7 @@ def play(proxy: tango.DeviceProxy, session: Session, write: Callable[[str], None
             show("redis", describe(event))
 
     labels = _enum_labels(proxy)
+    ended = threading.Event()  # the device's event of the sequence's final state came
 
     def on_change(event: tango.EventData) -> None:
         name = event.attr_name.rsplit("/", 1)[-1].partition("#")[0]
@@ -75,7 +77,10 @@ def play(proxy: tango.DeviceProxy, session: Session, write: Callable[[str], None
         if event.err:
             show("tango", f"{name}: error {event.errors[0].reason}")
         elif name in labels:  # an enum's events carry its index: print the label
-            show("tango", f"{name} = {labels[name][int(event.attr_value.value)]}")
+            label = labels[name][int(event.attr_value.value)]
+            show("tango", f"{name} = {label}")
+            if name == "SequenceState" and label == "DONE":
+                ended.set()
         else:
             show("tango", f"{name} = {_plain(event.attr_value.value)}")
 
@@ -98,12 +103,17 @@ def play(proxy: tango.DeviceProxy, session: Session, write: Callable[[str], None
         total = s1.get_data()[diode] + s2.get_data()[diode]
         show("client", f"EmitChannel(sum) -> {proxy.EmitChannel((total, ['sum']))} points")
         show("client", f"End -> {proxy.End()}")
+        # events reach clients after the command that caused them returned: wait for the last
+        ended.wait(EVENT_TIMEOUT)
     finally:
         for subscription in subscriptions:
             proxy.unsubscribe_event(subscription)
         follower.stop()
         reader.join(5)
-    return _check(proxy, session, db_name, [s1, s2], total)
+    problems = _check(proxy, session, db_name, [s1, s2], total)
+    if not ended.is_set():
+        problems.append(f"no SequenceState DONE event within {EVENT_TIMEOUT} s of End")
+    return problems
 
 
 def _check(proxy: tango.DeviceProxy, session: Session, db_name: str, scans: list[Any],
