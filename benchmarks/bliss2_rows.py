@@ -11,7 +11,9 @@ other, the side going first alternating from repeat to repeat. Rows (ours | anch
   ``create_scan`` (``is_scan_sequence``), the ``SUBSCANS`` stream and a numeric stream,
   ``prepare``, ``start``; end: ``SequenceScan.end()`` | ``stop``, end reason, ``close``;
 * append a reference: ``add_scan(key)`` + ``flush()`` | ``ScanStream`` send + join, p50;
-* emit a float64 block of 1e3 / 1e5 points: ``emit`` + ``flush()`` | ``send`` + ``join``.
+* emit a float64 block of 1e3 / 1e5 points: ``emit`` + ``flush()`` | ``send`` + ``join``;
+* AddScan through Tango: a ``SequenceManager`` with ``DataFormat`` bliss2, a client's
+  ``AddScan(key)`` | the anchor's append, p50.
 
 Since our writer is blissdata itself, these rows show the overhead of our layer (targets: no
 overhead worth noting, ``benchmarks.targets``). ``GroupSkipped`` where blissdata 2 is not
@@ -20,6 +22,7 @@ installed or the modules server cannot start here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 from collections.abc import Callable
@@ -40,6 +43,7 @@ __all__ = ["bliss2_rows"]
 SECTION = ("11. Bliss 2 sequence (tango_groups.bliss2.SequenceScan) vs blissdata 2.4.5 used "
            "directly (same run, same DataStore)")
 OURS, ANCHOR, SUBSCANS_SESSION = "bench_b2_ours", "bench_b2_anchor", "bench_b2_subscans"
+TANGO_SESSION = "bench_b2_tango"
 CHANNEL = "c"
 POOL = 10  # finished scans the references point to, in turn
 SIZES = (1000, 100_000)
@@ -58,6 +62,7 @@ T = TypeVar("T")
 @dataclasses.dataclass
 class _Bench:
     env: BenchEnv
+    url: str                   # of the modules server
     store: Any                 # blissdata.redis_engine.store.DataStore
     client: redis.Redis        # the same server, for the clean-up between repeats
     calls: dict[str, Any]
@@ -106,7 +111,7 @@ def bliss2_rows(env: BenchEnv) -> list[Row]:
     client = None
     try:
         client = connect(server.url)
-        bench = _Bench(env, data_store(server.url), client, CALLS[env.profile.name])
+        bench = _Bench(env, server.url, data_store(server.url), client, CALLS[env.profile.name])
         info = client.info("server")
         env.log(f"  Valkey {info.get('valkey_version', info['redis_version'])} with "
                 "RedisJSON and RediSearch on " + server.url)
@@ -231,8 +236,45 @@ def _emit(b: _Bench) -> list[Row]:
     return rows
 
 
-# The parts of the group, in table order. Issue 9's row "AddScan through Tango in bliss2 mode"
-# (a SequenceManager with DataFormat=bliss2 on this modules server, vs AnchorSequence.add_scan
-# in the same run; id "bliss2.tango_add", its target next to the others in benchmarks.targets)
-# is one more part, ``(bench: _Bench) -> list[Row]``, appended here.
-PARTS: tuple[Callable[[_Bench], list[Row]], ...] = (_create_and_end, _append, _emit)
+# -- AddScan through Tango, DataFormat bliss2 ---------------------------------------------------
+def _tango_add(b: _Bench) -> list[Row]:
+    """A SequenceManager with ``DataFormat`` bliss2 on the modules server: ``AddScan`` by key of
+    a finished scan (a fresh sequence per repeat: the device refuses a scan added twice)."""
+    from tango_groups.devices.sequence_manager import SequenceManager
+
+    from .bliss2_side import finished_scan
+    from .tango_devices import start_device
+
+    n = b.calls["append"]
+    pool = [(finished_scan(b.store, TANGO_SESSION, number), number)
+            for number in range(1, n + 2)]
+    with contextlib.ExitStack() as stack:
+        proxy, _ = start_device(stack, SequenceManager, {
+            "RedisURL": b.url, "Session": TANGO_SESSION, "DataFormat": "bliss2"})
+
+        def ours() -> list[float]:
+            proxy.Start("")
+            proxy.AddScan(pool[0][0])  # warm-up
+            samples = _timed_each(lambda i: proxy.AddScan(pool[i + 1][0]), n)
+            proxy.End()
+            return samples
+
+        def anchor() -> list[float]:
+            sequence = b.anchor()
+            sequence.add_scan(*pool[0])  # warm-up
+            samples = _timed_each(lambda i: sequence.add_scan(*pool[i + 1]), n)
+            sequence.end()
+            return samples
+
+        o, a = b.both(ours, anchor)
+    return [Row("AddScan through Tango (DataFormat bliss2) vs blissdata's append, p50",
+                percentile(o, 50) * 1e3, percentile(a, 50) * 1e3, "ms", section=SECTION,
+                id="bliss2.tango_add",
+                note="ours: a Tango client's AddScan(key) of a finished scan on a SequenceManager "
+                     "(checks, loads the scan, sends the reference, waits for Redis, pushes "
+                     "the events); anchor: ScanStream send({key, scan_number}) + join() in "
+                     "process; " + SINK_NOTE)]
+
+
+# The parts of the group, in table order.
+PARTS: tuple[Callable[[_Bench], list[Row]], ...] = (_create_and_end, _append, _emit, _tango_add)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
@@ -21,27 +20,13 @@ pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango
 
 from bliss2_support import snapshot, write_scan
 from blissdata.redis_engine.scan import ScanState
+from tango_checks import refused, wait_until
 
 from tango_groups.bliss2 import SUBSCANS, custom_stream_name, data_store
 from tango_groups.devices.sequence_manager import SequenceManager
 from tango_groups.runtime.redis_server import RedisServer
 
 CHANNELS = ['{"name": "sum", "unit": "count"}', '{"name": "spectrum", "shape": [4]}']
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-def refused(reason: str, call: Callable[[], object]) -> str:
-    with pytest.raises(tango.DevFailed) as failure:
-        call()
-    error = failure.value.args[0]
-    assert error.reason == reason, error.desc
-    return error.desc
 
 
 class Running(NamedTuple):

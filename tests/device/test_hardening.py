@@ -14,7 +14,8 @@ import redis
 import tango
 from hostile import evil_pickle
 from redis_checker import KeySnapshot
-from test_sequence_manager import npy, refused, scan, wait_until
+from tango_checks import refused, wait_until
+from test_sequence_manager import npy, scan
 
 from tango_groups.data import running
 from tango_groups.data.node import get_node

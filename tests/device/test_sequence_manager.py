@@ -14,36 +14,19 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy
 import pytest
 import redis
 import tango
+from tango_checks import refused, wait_until
 
 from tango_groups.data.node import get_node
 from tango_groups.runtime.redis_server import RedisServer, free_port
 from tango_groups.scanning.simulation import loopscan
 
 HERE = Path(__file__).parent
-
-
-def refused(reason: str, call: Callable[[], object]) -> str:
-    """Run ``call``; it must fail with DevFailed ``reason``. Returns the description."""
-    with pytest.raises(tango.DevFailed) as failure:
-        call()
-    error = failure.value.args[0]
-    assert error.reason == reason, error.desc
-    return error.desc
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def scan(device, npoints: int = 3):
