@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from blissdata.exceptions import ScanNotFoundError
 from blissdata.redis_engine.scan import Scan, ScanState
 from blissdata.redis_engine.store import DataStore
 
@@ -24,7 +25,7 @@ from ..data.connection import Redis, RedisTimeoutError, never_retry
 from ..data.writer import DataWriter
 
 __all__ = ["bounded", "close_left_open", "data_store", "ensure_set_up", "find_scans",
-           "next_number", "scan_of_number", "store_client"]
+           "next_number", "scan_of_number", "scan_progress", "store_client"]
 
 T = TypeVar("T")
 PROTOCOL_KEY = "_PROTOCOL_VERSION_"  # set by blissdata on a db it set up
@@ -93,6 +94,18 @@ def next_number(store: DataStore, session: str) -> int:
 
     counter = DataWriter(store_client(store))
     return counter.next_scan_number(COUNTER.format(session=session), after=newest)
+
+
+def scan_progress(store: DataStore, key: str) -> tuple[str, int]:
+    """(state name, points of its longest stream) of scan ``key``, as blissdata reads them;
+    ``("?", 0)`` when it is gone."""
+    try:
+        scan = store.load_scan(key)
+    except ScanNotFoundError:
+        return "?", 0
+    if scan.state < ScanState.PREPARED:  # streams reach the document with PREPARED
+        return scan.state.name, 0
+    return scan.state.name, max((len(stream) for stream in scan.streams.values()), default=0)
 
 
 def ensure_set_up(store: DataStore) -> None:

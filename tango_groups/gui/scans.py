@@ -6,37 +6,59 @@ panel knows the device's data Redis (its ``RedisURL`` property is readable), the
 point columns are read from each scan's node through ``tango_groups.data`` (its ``state`` info
 field, the length of its longest channel), in a worker thread, when the scan is referenced and
 again on the device's next events (a new scan, a pending number, the sequence's state) until
-the scan has a final state. Without a Redis the two columns are hidden.
+the scan has a final state. Without a Redis the two columns are hidden. A Bliss 2 scan (a key,
+``DataFormat bliss2``) is read through blissdata 2 (``tango_groups.bliss2``): its state, and the
+length of its longest stream.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from tango_groups.data.connection import RedisError
 from tango_groups.data.node import get_node
+from tango_groups.service.requests import SCAN_KEY_PREFIX
 
 __all__ = ["FINAL_STATES", "ScanTable", "read_scan"]
 
 logger = logging.getLogger(__name__)
 
-FINAL_STATES = frozenset({"DONE", "USER_ABORTED", "KILLED"})
+FINAL_STATES = frozenset({"DONE", "USER_ABORTED", "KILLED", "CLOSED"})  # CLOSED: Bliss 2
 COLUMNS = ("Number", "Name", "State", "Points")
 
 
 def read_scan(redis_url: str, db_name: str) -> tuple[str, int]:
-    """(state name, points) of scan ``db_name``: ``("?", 0)`` for a node that is gone."""
+    """(state name, points) of scan ``db_name`` (or Bliss 2 key): ``("?", 0)`` for one that is
+    gone."""
+    if db_name.startswith(SCAN_KEY_PREFIX):
+        return _read_bliss2_scan(redis_url, db_name)
     node = get_node(db_name, connection=redis_url)
     if node is None:
         return "?", 0
     state = node.info.get("state")
     channels = node.walk(filter="channel", wait=False)
     return str(getattr(state, "name", state) or "?"), max((len(c) for c in channels), default=0)
+
+
+@functools.cache
+def _store(redis_url: str) -> Any:
+    """blissdata 2's ``DataStore`` (the bliss2 extra: imported only for a Bliss 2 scan)."""
+    from tango_groups.bliss2 import data_store
+
+    return data_store(redis_url)
+
+
+def _read_bliss2_scan(redis_url: str, key: str) -> tuple[str, int]:
+    from tango_groups.bliss2 import scan_progress
+
+    return scan_progress(_store(redis_url), key)
 
 
 class ScanTable(QTableWidget):

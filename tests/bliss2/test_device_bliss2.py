@@ -199,3 +199,13 @@ def test_a_redis_restarted_empty_is_set_up_again(session_name, start_device):
         key = proxy.Start("again")  # blissdata's index and protocol key are back
         assert proxy.End() == "DONE"
         assert data_store(server.url).load_scan(key).state is ScanState.CLOSED
+
+
+def test_the_panel_reads_bliss2_scans(store, session_name, modules_redis):
+    pytest.importorskip("PyQt5.QtWidgets", reason="the gui extra (PyQt5)")
+    from tango_groups.gui.scans import FINAL_STATES, read_scan
+
+    key = write_scan(store, session_name, 1, points=4)
+    assert read_scan(modules_redis.url, key) == ("CLOSED", 4)
+    assert "CLOSED" in FINAL_STATES
+    assert read_scan(modules_redis.url, "esrf:scan:01ZZZZZZZZZZZZZZZZZZZZZZZZ") == ("?", 0)
