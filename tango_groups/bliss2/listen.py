@@ -24,7 +24,8 @@ STARTED and STOPPED (``stop()`` and ``close()`` seal the streams before the stat
 a state up to STARTED is written before the data read with it, STOPPED and CLOSED after every
 point the sealed streams hold. The replay (what the session holds when listen starts) goes scan
 by scan in creation order (keys are ULIDs), each scan's own lines in order; live, each open scan
-has a thread and lines come as they are seen. ``load_scan`` in blissdata 2.4.5 reads the JSON
+has a thread and lines of different scans come as they are seen. A sub-scan a sequence references
+is shown (CREATED...) before the reference, if it was not yet: created before referenced. ``load_scan`` in blissdata 2.4.5 reads the JSON
 document before the state, so a scan found PREPARED or later is loaded again (``load``): the
 document is then at least as recent as that state (its streams, its end_reason).
 """
@@ -58,13 +59,15 @@ def is_sequence(scan: Scan) -> bool:
 
 class ScanFollower:
     """One scan's lines: ``catch_up()`` for what it holds when found, then ``step()`` until
-    ``closed``. ``with_data``: its streams' data too (sequences)."""
+    ``closed``. ``with_data``: its streams' data too (default: for sequences)."""
 
     def __init__(self, store: DataStore, key: str, write: Callable[[str], None],
-                 with_data: bool | None = None, scan: Scan | None = None) -> None:
+                 with_data: bool | None = None,
+                 on_subscan: Callable[[str], None] | None = None) -> None:
         self.key = key
         self.write = write
-        self.scan = scan if scan is not None else load(store, key)
+        self.on_subscan = on_subscan  # called with a sub-scan's key before its reference's line
+        self.scan = load(store, key)
         self.with_data = is_sequence(self.scan) if with_data is None else with_data
         self.cursors: CursorGroup | None = None  # None: not opened yet, or read to the end
         self.opened = False
@@ -143,6 +146,8 @@ class ScanFollower:
             for index in range(len(view)):  # the scan_sequence plugin loads each sub-scan
                 try:
                     sub = view.get_data(index, index + 1)[0]
+                    if self.on_subscan is not None:
+                        self.on_subscan(sub.key)
                     self._write(f"{where} {sub.number} {sub.key}")
                 except (ScanNotFoundError, RuntimeError) as error:
                     self._write(f"{where} (unreadable: {error})")
@@ -170,40 +175,65 @@ def follow_sequence(store: DataStore, key: str, write: Callable[[str], None],
 
 def follow_session(store: DataStore, session: str, write: Callable[[str], None],
                    replayed: Callable[[int], None]) -> None:
-    """The lines of every scan of ``session``: the replay, ``replayed(n)``, then live, until
-    interrupted (one thread per open scan; this one waits for new scans)."""
-    lock = threading.Lock()
-
-    def locked(line: str) -> None:
-        with lock:
-            write(line)
-
+    """The lines of every scan of ``session``: the replay, ``replayed(n)`` (n scans), then
+    live, until interrupted (one thread per open scan; this one waits for new scans)."""
+    listener = _SessionListener(store, session, write)
     since, keys = store.search_existing_scans(session=session)
-    found = [_found(store, key, locked) for key in sorted(keys)]  # ULIDs: creation order
-    for follower in found:
-        if follower is not None:
-            follower.catch_up()
-    replayed(len(keys))
-    for follower in found:
-        if follower is not None and not follower.closed:
-            _start(follower)
+    for key in sorted(keys):  # ULIDs: creation order
+        listener.found(key)
+    replayed(len(listener.known))
+    listener.go_live()
     while True:
         try:
             since, key = store.get_next_scan(since=since, timeout=NEW_SCANS_WAIT)
         except NoScanAvailable:
             continue
-        follower = _found(store, key, locked)
-        if follower is not None and follower.scan.session == session:
+        listener.found(key)
+
+
+class _SessionListener:
+    """The scans of one session, each shown once: found by the replay, as a new scan, or as a
+    sequence's sub-scan (then its lines come before the reference's: created, then referenced).
+    """
+
+    def __init__(self, store: DataStore, session: str, write: Callable[[str], None]) -> None:
+        self.store = store
+        self.session = session
+        self._write = write
+        self._output = threading.Lock()  # one line at a time
+        self._finding = threading.RLock()  # a sequence's catch-up finds its sub-scans
+        self.known: set[str] = set()
+        self.waiting: list[ScanFollower] | None = []  # open scans of the replay; None: live
+
+    def write(self, line: str) -> None:
+        with self._output:
+            self._write(line)
+
+    def found(self, key: str) -> None:
+        """Show a scan of the session not shown yet, and follow it while it is open."""
+        with self._finding:
+            if key in self.known:
+                return
+            self.known.add(key)
+            try:
+                follower = ScanFollower(self.store, key, self.write, on_subscan=self.found)
+            except (ScanNotFoundError, RuntimeError):  # deleted already; not a blissdata 2 scan
+                return
+            if follower.scan.session != self.session:
+                return
             follower.catch_up()
+            if follower.closed:
+                return
+            if self.waiting is None:
+                _start(follower)
+            else:
+                self.waiting.append(follower)
+
+    def go_live(self) -> None:
+        with self._finding:
+            waiting, self.waiting = self.waiting or [], None
+        for follower in waiting:
             _start(follower)
-
-
-def _found(store: DataStore, key: str, write: Callable[[str], None]) -> ScanFollower | None:
-    """The follower of a scan just found; None when it is gone already."""
-    try:
-        return ScanFollower(store, key, write)
-    except (ScanNotFoundError, RuntimeError):  # deleted meanwhile; not a blissdata 2 scan
-        return None
 
 
 def _start(follower: ScanFollower) -> None:
