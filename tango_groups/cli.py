@@ -11,7 +11,8 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     ``RedisURL`` and ``Session`` set; nothing else in the database changes), starts
     ``SequenceManager <instance>`` and, once every device answers, prints lines a script can parse
     (``TANGO_HOST=``, ``REDIS_URL=``, ``DEVICE=``, each name once), then hints (commands as the
-    user's shell runs them: ``formatting.runnable``), then ``READY``. A Redis password is never printed.
+    user's shell runs them: ``formatting.runnable``), then ``READY``. A Redis password is never
+    printed.
     ``--data-format bliss1|bliss2|both`` is the devices' ``DataFormat`` property; with bliss2 or
     both the private Redis is Valkey with RedisJSON and RediSearch and the Redis is set up for
     blissdata 2 (db 0), so ``REDIS_URL=`` is what ``DataStore(url)`` takes as is (and the 1.x
@@ -203,7 +204,8 @@ def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
     device = f"tango://{tango_host}/{server.devices[0]}"  # no TANGO_HOST needed
     redis_options = f"--redis-url {redact(redis_url)} --session {session}"
     command = runnable("tango-groups")
-    lines += ["Drive it from itango:", f"    {runnable('itango3')} -i -c \"d = Device('{device}')\""]
+    lines += ["Drive it from itango:",
+              f"    {runnable('itango3')} -i -c \"d = Device('{device}')\""]
     if args.data_format != BLISS2:
         lines += ["Write a simulated scan:", f"    {command} loopscan {redis_options}",
                   "Follow its scans and sequences:", f"    {command} listen {redis_options}"]

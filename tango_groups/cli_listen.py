@@ -16,17 +16,7 @@ import functools
 import sys
 from collections.abc import Callable
 
-from .cli_options import (
-    BLISS1,
-    BLISS2,
-    BOTH,
-    DEFAULT_SESSION,
-    add_data_format_option,
-    add_redis_options,
-    bliss2_store,
-    check_redis,
-    required_redis_url,
-)
+from . import cli_options as options
 from .data.connection import redact
 from .data.node import GroupScanNode, get_node, get_session_node, sessions_list
 from .formatting import follow
@@ -43,8 +33,9 @@ def add_listen(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "listen", help="print the events of a session's scans and groups, or of one sequence",
         description="Print one line per event, from the first one on, then live (Ctrl-C stops).")
-    add_redis_options(parser, session_default=DEFAULT_SESSION)
-    add_data_format_option(parser, "the data to follow (both: refused, run one listen of each)")
+    options.add_redis_options(parser, session_default=options.DEFAULT_SESSION)
+    options.add_data_format_option(parser,
+                                   "the data to follow (both: refused, run one listen of each)")
     follow_one = parser.add_mutually_exclusive_group()
     follow_one.add_argument(
         "--filter", default=None, type=lambda text: text.split(","),
@@ -58,18 +49,18 @@ def add_listen(commands: argparse._SubParsersAction) -> None:
 
 def listen(args: argparse.Namespace) -> int:
     """Print events until interrupted (Ctrl-C is the normal way to stop: exit code 0)."""
-    if args.data_format == BOTH:
+    if args.data_format == options.BOTH:
         raise RuntimeError("listen follows one data format at a time: run one listen with "
                            "--data-format bliss1 and one with --data-format bliss2")
-    if args.data_format == BLISS2 and args.filter:
+    if args.data_format == options.BLISS2 and args.filter:
         raise RuntimeError("--filter chooses Bliss 1.x node types: bliss2 shows every scan's "
                            "states, and a sequence's sub-scans and points")
-    url = required_redis_url(args)
-    check_redis(url)
+    url = options.required_redis_url(args)
+    options.check_redis(url)
     write = functools.partial(print, flush=True)
     waiting = functools.partial(_say_waiting, args, url)
     try:
-        if args.data_format == BLISS1:
+        if args.data_format == options.BLISS1:
             _listen_bliss1(args, url, write, waiting)
         else:
             _listen_bliss2(args, url, write, waiting)
@@ -100,7 +91,7 @@ def _listen_bliss1(args: argparse.Namespace, url: str, write: Write,
 
 def _listen_bliss2(args: argparse.Namespace, url: str, write: Write,
                    waiting: Replayed) -> None:
-    store = bliss2_store(url)
+    store = options.bliss2_store(url)
     from .bliss2.listen import follow_sequence, follow_session  # blissdata 2: only now
 
     if args.sequence:
@@ -111,11 +102,11 @@ def _listen_bliss2(args: argparse.Namespace, url: str, write: Write,
 
 def _say_waiting(args: argparse.Namespace, url: str, replayed: int) -> None:
     """After the replay, on stderr: what was found and that listen now waits."""
-    what = "scans" if args.data_format == BLISS2 and not args.sequence else "events"
+    what = "scans" if args.data_format == options.BLISS2 and not args.sequence else "events"
     found = f"{replayed} {what} of {args.sequence or 'session ' + repr(args.session)} so far"
     if not replayed and not args.sequence:
         found = f"nothing in session {args.session!r} of the Redis at {redact(url)} yet"
-        if args.data_format == BLISS1:
+        if args.data_format == options.BLISS1:
             others = ", ".join(node.db_name for node in sessions_list(connection=url))
             found += f" (sessions there: {others or 'none'})"
     print(f"tango-groups listen: {found}; waiting for new events (Ctrl-C stops)",

@@ -25,9 +25,10 @@ a state up to STARTED is written before the data read with it, STOPPED and CLOSE
 point the sealed streams hold. The replay (what the session holds when listen starts) goes scan
 by scan in creation order (keys are ULIDs), each scan's own lines in order; live, each open scan
 has a thread and lines of different scans come as they are seen. A sub-scan a sequence references
-is shown (CREATED...) before the reference, if it was not yet: created before referenced. ``load_scan`` in blissdata 2.4.5 reads the JSON
-document before the state, so a scan found PREPARED or later is loaded again (``load``): the
-document is then at least as recent as that state (its streams, its end_reason).
+is shown (CREATED...) before the reference, if it was not yet: created before referenced.
+``load_scan`` in blissdata 2.4.5 reads the JSON document before the state, so a scan found
+PREPARED or later is loaded again (``load``): the document is then at least as recent as that
+state (its streams, its end_reason).
 """
 
 from __future__ import annotations
