@@ -7,25 +7,34 @@ timeout, so that a client always gets the device's own answer), and one for the 
 followers, which block in ``XREAD`` for up to ``BLOCK_MS`` and need a longer timeout. The Redis
 password comes from the URL or from ``RedisPasswordFile`` (kept out of the Tango database) and is
 never logged.
+
+``DataFormat`` picks the data model: ``bliss1`` (data nodes, ``Manager``) or ``bliss2``
+(blissdata 2.x scans, ``Bliss2Manager``: two blissdata stores on the same URL, logical db 0 unless
+the URL names one, with the same timeouts; the running record stays with the 1.x client).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tango_groups.data.connection import connect
+from tango_groups.data.connection import connect, redact, with_password
 from tango_groups.data.streams import BLOCK_MS
 from tango_groups.data.writer import Expiration
 from tango_groups.service.manager import RECOVERY_MODES, Manager
+
+if TYPE_CHECKING:
+    from tango_groups.service.bliss2_manager import Bliss2Manager
 from tango_groups.service.notifications import NotificationCallback
 from tango_groups.session import Session
 
-__all__ = ["MAX_REDIS_TIMEOUT", "create_manager"]
+__all__ = ["DATA_FORMATS", "MAX_REDIS_TIMEOUT", "create_manager"]
+
+DATA_FORMATS = ("bliss1", "bliss2")
 
 MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client gets our answer
 
 
-def create_manager(device: Any, on_change: NotificationCallback) -> Manager:
+def create_manager(device: Any, on_change: NotificationCallback) -> Manager | Bliss2Manager:
     """The manager ``device`` (a SequenceManager, through its properties) runs; ValueError or
     OSError for a property that cannot work."""
     if not 0 < device.RedisTimeout <= MAX_REDIS_TIMEOUT:
@@ -34,6 +43,8 @@ def create_manager(device: Any, on_change: NotificationCallback) -> Manager:
     if device.RecoveryMode not in RECOVERY_MODES:
         raise ValueError(f"RecoveryMode {device.RecoveryMode!r}: use one of "
                          f"{', '.join(RECOVERY_MODES)}")
+    if device.DataFormat not in DATA_FORMATS:
+        raise ValueError(f"DataFormat {device.DataFormat!r}: use one of {', '.join(DATA_FORMATS)}")
     if device.ChannelWindow < 1:
         raise ValueError(f"ChannelWindow {device.ChannelWindow}: use a positive number of points")
     expiration = Expiration(data=device.DataExpiration or None,
@@ -46,9 +57,32 @@ def create_manager(device: Any, on_change: NotificationCallback) -> Manager:
                            socket_connect_timeout=timeout, password=password)
     session = Session(device.Session, redis_url=device.RedisURL, base_path=device.BasePath,
                       expiration=expiration, client=client)
+    if device.DataFormat == "bliss2":
+        watch_client.close()
+        return _bliss2_manager(device, session, password, on_change)
     return Manager(session, device.RedisURL, owner=device.get_name(), watch_client=watch_client,
                    end_timeout=device.EndTimeout, recovery=device.RecoveryMode,
                    on_change=on_change)
+
+
+def _bliss2_manager(device: Any, session: Session, password: str | None,
+                    on_change: NotificationCallback) -> Bliss2Manager:
+    """blissdata 2.x is an extra (``tango_groups[bliss2]``): imported only for this model."""
+    try:
+        from tango_groups.bliss2 import data_store
+        from tango_groups.service.bliss2_manager import Bliss2Manager
+    except ImportError as error:
+        raise ValueError(f"DataFormat bliss2 needs blissdata 2.x ({error}): pip install "
+                         "'tango_groups[bliss2]'") from None
+    url, timeout, block = with_password(device.RedisURL, password), device.RedisTimeout, 0.5
+    try:
+        store, watch_store = data_store(url, timeout), data_store(url, block + timeout)
+    except RuntimeError as error:  # no modules, or a db used by something else
+        raise ValueError(f"DataFormat bliss2: the Redis at {redact(device.RedisURL)} cannot "
+                         f"hold blissdata 2 scans ({error})") from None
+    return Bliss2Manager(session, device.RedisURL, owner=device.get_name(), store=store,
+                         watch_store=watch_store, timeout=timeout, block=block,
+                         end_timeout=device.EndTimeout, on_change=on_change)
 
 
 def _password(path: str) -> str | None:

@@ -24,24 +24,17 @@ Run it the Tango way, ``SequenceManager <instance>`` (``tango_groups.devices.__m
 
 from __future__ import annotations
 
-import faulthandler
 import json
 import logging
-import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy
-from tango import (
-    AttrWriteType,
-    DevFailed,
-    DevState,
-    DispLevel,
-    Util,
-)
-from tango.server import Device, attribute, command, device_property, run
+from tango import DevState, DispLevel, Util
+from tango.server import Device, command, device_property
 
 from tango_groups.data.channel import ChannelSpec
 from tango_groups.data.connection import redact
+from tango_groups.devices.attributes import MAX_SCANS, json_value, pushed
 from tango_groups.devices.channels import PointWindow, channel_attribute, same_channel
 from tango_groups.devices.configuration import MAX_REDIS_TIMEOUT, create_manager
 from tango_groups.devices.pushes import Pushes
@@ -66,26 +59,12 @@ from tango_groups.service.requests import (
 )
 from tango_groups.service.states import Phase, tango_state
 
-__all__ = ["SequenceManager", "main"]
+if TYPE_CHECKING:  # blissdata 2.x is an extra: imported only for DataFormat bliss2
+    from tango_groups.service.bliss2_manager import Bliss2Manager
+
+__all__ = ["ATTRIBUTES", "RESERVED_NAMES", "SequenceManager"]
 
 logger = logging.getLogger(__name__)
-
-MAX_SCANS = 1_000_000  # max_dim_x of the scan spectra: far beyond any sequence
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (numpy.ndarray, numpy.generic)):
-        return value.tolist()
-    return str(value)
-
-
-def pushed(name: str, **kwargs: Any) -> attribute:
-    """A read-only attribute showing the value ``name`` the manager notified last, pushed by the
-    device with change events (detect off: every push is an event)."""
-    return attribute(name=name, access=AttrWriteType.READ, change_event_implemented=True,
-                     change_event_detect=False, fget=lambda device: device._values[name],
-                     fisallowed=lambda device, request: device.manager is not None, **kwargs)
-
 
 class SequenceManager(Device):
     """Sequences and groups of scans, written to Redis as Bliss 1.x data nodes.
@@ -147,12 +126,18 @@ class SequenceManager(Device):
         dtype=int, default_value=10000,
         doc="Points a channel attribute holds and its events carry: the last ones of the "
             "sequence (at most 16 MiB of data per channel). Every point stays in Redis.")
+    DataFormat = device_property(
+        dtype=str, default_value="bliss1",
+        doc="Data model the sequences are written in: 'bliss1' (Bliss 1.x data nodes, read by "
+            "blissdata 0.3) or 'bliss2' (blissdata 2.x scans: needs the [bliss2] extra and a "
+            "Redis with RedisJSON and RediSearch; Start returns the esrf:scan: key, AddScan "
+            "takes keys or numbers).")
     RecoveryMode = device_property(
         dtype=str, default_value="close",
         doc="What the device does at start-up with a sequence a previous run left open (a "
             "crash, a kill): 'close' ends it as KILLED, 'resume' takes it over (RUNNING).")
 
-    manager: Manager | None = None
+    manager: Manager | Bliss2Manager | None = None
 
     # -- init & delete ----------------------------------------------------------------------
     def init_device(self) -> None:
@@ -184,8 +169,7 @@ class SequenceManager(Device):
             try:
                 self.manager.close()
             finally:
-                self.manager.session.close()
-                self.manager.watch_client.close()
+                self.manager.release()
                 self.manager = None
         # at shutdown the device is destroyed next: wait until nothing pushes any more (Init
         # holds the monitor and keeps the device: the closed dispatcher just drains)
@@ -211,7 +195,7 @@ class SequenceManager(Device):
                 self._sequence_values(notification)
             case SequenceEnded(state, scan_info):
                 self._set("SequenceState", state)
-                self._set("ScanInfo", json.dumps(scan_info, default=_json_default))
+                self._set("ScanInfo", json.dumps(scan_info, default=json_value))
             case ScansAdded(numbers, names):  # the scalar first: its event is the cheapest
                 self._scans.extend(numbers, names)
                 self._set("ScanCount", len(self._scans))
@@ -235,7 +219,8 @@ class SequenceManager(Device):
         self._set("Title", started.title)
         self._set("SequenceState", started.state)
         self._set("ChannelNames", [spec.name for spec in started.channels])
-        self._set("ScanInfo", json.dumps(started.scan_info, default=_json_default))
+        self._set("ScanKey", started.key)
+        self._set("ScanInfo", json.dumps(started.scan_info, default=json_value))
         self._scans = ScanList()
         self._on_change(ScansAdded((), ()))
         self._on_change(PendingChanged(()))
@@ -269,7 +254,8 @@ class SequenceManager(Device):
     # -- attributes ---------------------------------------------------------------------------
     SequenceName = pushed(
         "SequenceName", dtype=str, label="Sequence",
-        doc="db_name of the current (or last) sequence; empty before the first")
+        doc="db_name of the current (or last) sequence (its esrf:scan: key in DataFormat "
+            "bliss2); empty before the first")
     SequenceNumber = pushed(
         "SequenceNumber", dtype=numpy.int64, label="Sequence number", format="%d",
         doc="Scan number of the sequence (its scan_group node)")
@@ -284,7 +270,8 @@ class SequenceManager(Device):
         format="%d", doc="Numbers of the scans referenced so far, in order")
     ScanNames = pushed(
         "ScanNames", dtype=(str,), max_dim_x=MAX_SCANS, label="Scans",
-        doc="db_names of the scans referenced so far, in order")
+        doc="db_names (Bliss 2 keys in DataFormat bliss2) of the scans referenced so far, in "
+            "order")
     ScanCount = pushed(
         "ScanCount", dtype=numpy.int64, label="Scan count", format="%d",
         doc="How many scans the sequence references")
@@ -294,6 +281,10 @@ class SequenceManager(Device):
     ChannelNames = pushed(
         "ChannelNames", dtype=(str,), max_dim_x=1024, label="Custom channels",
         doc="Custom channels of the sequence; each is also an attribute")
+    ScanKey = pushed(
+        "ScanKey", dtype=str, label="Scan key",
+        doc="Bliss 2 key (esrf:scan:...) of the current (or last) sequence; empty in DataFormat "
+            "bliss1")
     ScanInfo = pushed(
         "ScanInfo", dtype=str, label="Scan info", display_level=DispLevel.EXPERT,
         doc="scan_info of the sequence as JSON (as stored in Redis)")
@@ -326,7 +317,8 @@ class SequenceManager(Device):
     @command(dtype_in=str, dtype_out=str,
              doc_in='Empty, a title, or JSON {"title": str, "scan_info": {...}, "channels": '
                     '[{"name": str, "dtype": "float64", "shape": [], "unit": str}]}',
-             doc_out="db_name of the new sequence (scan_group node)")
+             doc_out="db_name of the new sequence (scan_group node); its esrf:scan: key in "
+                     "DataFormat bliss2")
     @refusals
     def Start(self, request: str) -> str:
         """Start a sequence; refused while one runs. Nothing is written when it is refused."""
@@ -334,9 +326,10 @@ class SequenceManager(Device):
             parse_start_request(request, RESERVED_NAMES, self._channel_attributes))
 
     @command(dtype_in=str, dtype_out=str,
-             doc_in="A scan number (of the BasePath container) or a scan db_name",
-             doc_out="db_name of the referenced scan, or 'pending:<number>' for a scan that has "
-                     "not started yet (referenced as soon as it does)")
+             doc_in="A scan number (of the BasePath container; of the Session in DataFormat "
+                    "bliss2), a scan db_name, or a Bliss 2 scan key (esrf:scan:...)",
+             doc_out="db_name (Bliss 2: key) of the referenced scan, or 'pending:<number>' for "
+                     "a scan that has not started yet (referenced as soon as it does)")
     @refusals
     def AddScan(self, reference: str) -> str:
         """Reference a scan in the running sequence."""
@@ -387,17 +380,5 @@ class SequenceManager(Device):
 
 
 ATTRIBUTES = ("SequenceName", "SequenceNumber", "Title", "SequenceState", "ScanNumbers",
-              "ScanNames", "ScanCount", "PendingScans", "ChannelNames", "ScanInfo")
+              "ScanNames", "ScanCount", "PendingScans", "ChannelNames", "ScanKey", "ScanInfo")
 RESERVED_NAMES = frozenset(name.lower() for name in (*ATTRIBUTES, "State", "Status"))
-
-
-def main(args: list[str] | None = None) -> int:
-    """``SequenceManager <instance>``: run the server. ``kill -USR1 <pid>`` prints the stack of
-    every thread to stderr (what a wedged server waits for), the server goes on."""
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-    try:
-        run((SequenceManager,), args=args)
-    except DevFailed as error:
-        print(error.args[0].desc)
-        return 1
-    return 0

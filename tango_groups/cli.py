@@ -89,6 +89,7 @@ from .session import Session
 
 __all__ = ["build_parser", "main"]
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

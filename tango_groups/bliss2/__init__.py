@@ -47,6 +47,8 @@ redis-py
 
 from __future__ import annotations
 
-from .sequence import SUBSCANS, SequenceScan, custom_stream_name, data_store, find_scans
+from .sequence import SUBSCANS, SequenceScan, custom_stream_name
+from .store import bounded, close_left_open, data_store, find_scans, store_client
 
-__all__ = ["SUBSCANS", "SequenceScan", "custom_stream_name", "data_store", "find_scans"]
+__all__ = ["SUBSCANS", "SequenceScan", "bounded", "close_left_open", "custom_stream_name",
+           "data_store", "find_scans", "store_client"]

@@ -15,7 +15,7 @@ PREPARED document). ``end()`` and ``close()`` always leave it CLOSED, whatever h
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from blissdata.redis_engine.scan import Scan, ScanState
@@ -24,8 +24,9 @@ from blissdata.streams.default import Stream
 from blissdata.streams.scan_sequence import ScanStream
 
 from ..data.channel import ChannelSpec
+from .store import bounded
 
-__all__ = ["SUBSCANS", "SequenceScan", "custom_stream_name", "data_store", "find_scans"]
+__all__ = ["CUSTOM", "SUBSCANS", "SequenceScan", "custom_stream_name"]
 
 SUBSCANS = "GroupingMaster:SUBSCANS"  # the stream of sub-scan references, named as Bliss 2 does
 CUSTOM = "custom_channels"  # custom channel streams: "custom_channels:{name}", as in 1.x nodes
@@ -34,32 +35,6 @@ CUSTOM = "custom_channels"  # custom channel streams: "custom_channels:{name}", 
 def custom_stream_name(name: str) -> str:
     """The stream of custom channel ``name`` in the sequence scan."""
     return f"{CUSTOM}:{name}"
-
-
-def data_store(url: str) -> DataStore:
-    """``DataStore(url)``; on a db blissdata never used, set it up first (``init_db=True``).
-
-    A db that is neither set up nor empty raises blissdata's ``RuntimeError``; two first users
-    racing are fine (the loser of the set-up finds the protocol key).
-    """
-    try:
-        return DataStore(url)
-    except RuntimeError as not_set_up:
-        if "No blissdata protocol version" not in str(not_set_up):
-            raise
-    try:
-        return DataStore(url, init_db=True)
-    except RuntimeError:
-        return DataStore(url)  # set up meanwhile by someone else, or refused: its own error
-
-
-def find_scans(store: DataStore, session: str, number: int | None = None) -> list[str]:
-    """Keys of the session's scans (of that number only, when given), oldest first."""
-    query: dict[str, Any] = {"session": session}
-    if number is not None:
-        query["number"] = number
-    _, keys = store.search_existing_scans(**query)
-    return sorted(keys)  # ULIDs sort by creation time
 
 
 def _now() -> str:
@@ -72,7 +47,8 @@ class SequenceScan:
     def __init__(self, store: DataStore, *, session: str, number: int, title: str,
                  name: str = "sequence_of_scans", data_policy: str = "no_policy",
                  path: str | None = None, scan_info: Mapping[str, Any] | None = None,
-                 channels: Iterable[ChannelSpec] = ()) -> None:
+                 channels: Iterable[ChannelSpec] = (),
+                 on_created: Callable[[str], None] | None = None) -> None:
         self.store = store
         identity = {"name": name, "number": number, "data_policy": data_policy,
                     "session": session, "path": path}
@@ -81,6 +57,8 @@ class SequenceScan:
                 "start_time": _now()}
         self.scan: Scan = store.create_scan(identity, info)
         try:
+            if on_created is not None:  # e.g. record it, so that a crash from here on closes it
+                on_created(self.scan.key)
             self.subscans = self.scan.create_stream(ScanStream.make_definition(SUBSCANS))
             self.channels = {spec.name: self.scan.create_stream(self._definition(spec))
                              for spec in channels}
@@ -108,12 +86,12 @@ class SequenceScan:
     def add_scan(self, key: str, scan_number: int | None = None) -> int:
         """Reference the scan ``key`` as the next sub-scan; returns its number.
 
-        The scan must exist (blissdata's ``ScanNotFoundError`` otherwise); ``scan_number``
-        defaults to the number in its identity.
+        Without ``scan_number``, the scan is loaded for the number in its identity (it must
+        exist: blissdata's ``ScanNotFoundError`` otherwise); a caller that knows both saves
+        that round trip.
         """
-        scan = self.store.load_scan(key)
         if scan_number is None:
-            scan_number = int(scan.number)
+            scan_number = int(self.store.load_scan(key).number)
         self.subscans.send({"key": key, "scan_number": scan_number})
         self.scan_numbers.append(scan_number)
         return scan_number
@@ -122,10 +100,11 @@ class SequenceScan:
         """Append one point, or a batch along the first axis, to a custom channel."""
         self.channels[channel].send(data)
 
-    def flush(self) -> None:
-        """Wait until everything sent so far is in Redis (the sinks send in the background)."""
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything sent so far is in Redis (the sinks send in the background);
+        with ``timeout``, ``RedisTimeoutError`` after that long (see ``store.bounded``)."""
         for stream in [self.subscans, *self.channels.values()]:
-            stream.join()
+            bounded(stream.join, timeout)
 
     def end(self, reason: str = "SUCCESS") -> None:
         """STOPPED then CLOSED, ``info["end_reason"]`` and ``end_time`` set; nothing stays open."""

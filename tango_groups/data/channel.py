@@ -44,6 +44,27 @@ class ChannelSpec:
             return self.fullname
         return f"{self.device[-1]}:{self.name}" if self.device else self.name
 
+    def points(self, data: Any) -> numpy.ndarray:
+        """``data`` as a block of points of this channel's dtype and shape (Bliss's emit shaping).
+
+        Accepts one point (ndim == len(shape)) or a block (ndim == len(shape) + 1). Raises
+        ``ChannelDataError`` when the values do not fit the dtype (overflow, a fraction for an
+        integer channel, text for a number) or the shape does not match.
+        """
+        shape = tuple(self.shape)
+        try:
+            block = _convert(data, numpy.dtype(self.dtype))
+        except (TypeError, ValueError) as error:
+            raise ChannelDataError(f"channel {self.channel_fullname!r}: {error}") from None
+        if block.ndim == len(shape):
+            block = block.reshape((1,) + block.shape)
+        if block.ndim != len(shape) + 1 or block.shape[1:] != shape:
+            raise ChannelDataError(
+                f"channel {self.channel_fullname!r} takes points of shape {shape} (one point) "
+                f"or blocks of shape (n,)+{shape}, not data of shape {numpy.shape(data)}"
+            )
+        return block
+
 
 class ChannelWriter:
     """Appends points to one channel's ``_data`` stream with position IDs (``{index+1}-0``)."""
@@ -65,27 +86,6 @@ class ChannelWriter:
     @property
     def name(self) -> str:
         return self.spec.name
-
-    def points(self, data: Any) -> numpy.ndarray:
-        """``data`` as a block of points of this channel's dtype and shape (Bliss's emit shaping).
-
-        Accepts one point (ndim == len(shape)) or a block (ndim == len(shape) + 1). Raises
-        ``ChannelDataError`` when the values do not fit the dtype (overflow, a fraction for an
-        integer channel, text for a number) or the shape does not match.
-        """
-        shape = tuple(self.spec.shape)
-        try:
-            block = _convert(data, self.dtype)
-        except (TypeError, ValueError) as error:
-            raise ChannelDataError(f"channel {self.spec.channel_fullname!r}: {error}") from None
-        if block.ndim == len(shape):
-            block = block.reshape((1,) + block.shape)
-        if block.ndim != len(shape) + 1 or block.shape[1:] != shape:
-            raise ChannelDataError(
-                f"channel {self.spec.channel_fullname!r} takes points of shape {shape} (one point) "
-                f"or blocks of shape (n,)+{shape}, not data of shape {numpy.shape(data)}"
-            )
-        return block
 
     def queue_points(self, pipe: redis.client.Pipeline, block: numpy.ndarray | Sequence) -> int:
         """Queue one XADD of a checked block; returns its number of points (0: nothing queued).
@@ -124,7 +124,7 @@ class ChannelWriter:
     def emit(self, data: Any) -> numpy.ndarray:
         """Check and publish ``data`` (one round trip); returns the block written, converted to
         the channel's dtype and shaped ``(n,) + shape``."""
-        block = self.points(data)
+        block = self.spec.points(data)
         emit_blocks({self: block})
         return block
 

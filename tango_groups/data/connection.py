@@ -11,7 +11,7 @@ in ``tango_groups.data`` (tests/unit/test_structure.py checks the imports).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from redis import ConnectionError as RedisConnectionError
 from redis import Redis, RedisError
@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 __all__ = ["DATA_DB", "Redis", "RedisConnectionError", "RedisError", "RedisTimeoutError",
-           "connect", "ping", "redact", "save"]
+           "connect", "never_retry", "ping", "redact", "save", "with_password"]
 
 DATA_DB = 1  # Bliss keeps every data node in logical database 1 of the data Redis
 
@@ -47,6 +47,12 @@ def connect(url: str, **options: Any) -> Redis:
     return Redis.from_url(url, **options)
 
 
+def never_retry(client: Redis) -> None:
+    """Make a client built elsewhere (blissdata's) fail at once, like ``connect``'s: redis-py's
+    default retries a timed-out request three times with up to 10 s of backoff."""
+    client.set_retry(Retry(NoBackoff(), 0))
+
+
 def ping(url: str, **options: Any) -> None:
     """PING the Redis at ``url`` on a connection of its own (``options`` as for ``connect``),
     closed after. Raises ``RedisError`` when it does not answer (``RedisConnectionError``: nothing
@@ -65,6 +71,21 @@ def save(url: str, timeout: float = 30.0) -> None:
         client.save()
     finally:
         client.close()
+
+
+def with_password(url: str, password: str | None) -> str:
+    """``url`` carrying ``password`` (for clients that take a URL only, as blissdata's
+    ``DataStore`` does); unchanged without one. Never log the result: ``redact`` it."""
+    if password is None:
+        return url
+    parts = urlsplit(url)
+    secret = quote(password, safe="")
+    if parts.scheme == "unix":
+        query = "&".join(filter(None, [parts.query, f"password={secret}"]))
+        return urlunsplit(parts._replace(query=query))
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:{secret}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def redact(url: str) -> str:

@@ -270,7 +270,7 @@ class ScanWriter:
 
     def emit(self, points: Mapping[str, Any]) -> dict[str, numpy.ndarray]:
         """Check points of several channels, then publish them all in one round trip."""
-        blocks = {self.channel(name): self.channel(name).points(data)
+        blocks = {self.channel(name): self.channel(name).spec.points(data)
                   for name, data in points.items()}
         emit_blocks(blocks)
         return {channel.spec.channel_fullname: block for channel, block in blocks.items()}

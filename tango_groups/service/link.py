@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy
+
 from ..data import keys, lookup, running
-from ..data.channel import ChannelSpec
+from ..data.channel import ChannelDataError, ChannelSpec
 from ..data.connection import RedisError, RedisTimeoutError, redact
 from ..scanning.scan import ScanState
 from ..scanning.sequence import ScanSequenceError, Sequence
 from ..session import Session
 from .notifications import Notification, NotificationCallback, StateChanged
 from .requests import ManagerError, channel_json, parse_channel
-from .states import Phase, transition
+from .states import Command, Phase, refusal, transition
 from .watchers import Periodic
 
 __all__ = ["RECOVERY_MODES", "Link"]
@@ -124,7 +127,7 @@ class Link:
         Redis (``_sync``). Returns whether Redis answered."""
         name = self.sequence_name if self.phase is Phase.RUNNING else None
         try:
-            exists = lookup.probe(self.session.client, name)
+            exists = self._probe(name)
         except RedisError as error:
             with self._lock:
                 self._unreachable(error)
@@ -182,8 +185,12 @@ class Link:
             self.connected, self.connection_error = True, ""
             self._notify_state()
 
+    def _probe(self, name: str | None) -> bool:
+        """Ping Redis; with ``name``: whether the sequence of that name still exists there."""
+        return lookup.probe(self.session.client, name)
+
     def _resync(self, sequence: Sequence) -> None:
-        if not self._redis(lambda: lookup.probe(self.session.client, sequence.db_name)):
+        if not self._redis(lambda: self._probe(sequence.db_name)):
             self._sequence_lost()
             return
         found = self._redis(sequence.resync)
@@ -213,6 +220,40 @@ class Link:
                              "End or Abort to clear it, then Start a new sequence.")
         logger.error(self.lost_message)
         self._notify_state()
+
+    # -- what every command checks ---------------------------------------------------------------
+    def _begin(self, command: Command) -> None:
+        """Re-read Redis if needed, then refuse ``command`` if the phase does not take it."""
+        self._sync()
+        reason = refusal(self.phase, command)
+        if reason == "AlreadyRunning":
+            raise ManagerError(reason, f"sequence {self.sequence_name} is running: End or Abort "
+                                       "it first")
+        if reason == "NotRunning":
+            raise ManagerError(reason, "no sequence is running: Start one first")
+        if reason == "SequenceLost":
+            raise ManagerError(reason, self.lost_message)
+
+    def _points(self, channel: str, data: Any, flat: bool) -> numpy.ndarray:
+        """``data`` for custom channel ``channel`` of the running sequence, checked and converted
+        (``flat`` data reshaped to the channel's point shape, as a DevVarDoubleArray carries it)."""
+        spec = self._specs.get(channel)
+        if spec is None:
+            raise ManagerError("UnknownChannel",
+                               f"no channel {channel!r} in sequence {self.sequence_name}; "
+                               f"declared: {', '.join(self._specs) or 'none'}")
+        block = numpy.asarray(data)
+        if flat:
+            size = math.prod(spec.shape)
+            if block.ndim != 1 or block.size % size:
+                raise ManagerError("BadData",
+                                   f"channel {channel!r} takes points of shape {spec.shape}: "
+                                   f"send a multiple of {size} values, not {block.size}")
+            block = block.reshape((-1,) + spec.shape)
+        try:
+            return spec.points(block)
+        except ChannelDataError as error:
+            raise ManagerError("BadData", str(error)) from None
 
     # -- crash recovery ------------------------------------------------------------------------
     def _recover(self) -> None:

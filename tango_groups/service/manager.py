@@ -27,13 +27,12 @@ sequence has its own (followers take only the sequence's, so they never wait for
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy
 
 from ..data import lookup, running
-from ..data.channel import ChannelDataError, ChannelSpec, emit_blocks
+from ..data.channel import ChannelSpec, emit_blocks
 from ..data.connection import Redis
 from ..data.lookup import ScanFacts, UnreadableScan
 from ..scanning.chain import AcquisitionChannel
@@ -50,8 +49,14 @@ from .notifications import (
     SequenceEnded,
     SequenceStarted,
 )
-from .requests import ManagerError, StartRequest, parse_group_request, parse_scan_reference
-from .states import Command, Phase, refusal, transition
+from .requests import (
+    SCAN_KEY_PREFIX,
+    ManagerError,
+    StartRequest,
+    parse_group_request,
+    parse_scan_reference,
+)
+from .states import Command, Phase, transition
 
 __all__ = ["RECOVERY_MODES", "Manager"]
 
@@ -115,6 +120,11 @@ class Manager(Link, SequenceListener):
                     self._sequence.abandon()  # no more following: the record closes it later
             self._silence()
 
+    def release(self) -> None:
+        """Close the Redis clients (after ``close``)."""
+        self.session.close()
+        self.watch_client.close()
+
     def _open_sequence(self) -> Sequence | None:
         return self._sequence if self.phase is Phase.RUNNING else None
 
@@ -157,18 +167,6 @@ class Manager(Link, SequenceListener):
                 self._notify(PointsWritten(name, numpy.asarray(points, dtype=spec.dtype)))
 
     # -- commands ------------------------------------------------------------------------------
-    def _begin(self, command: Command) -> None:
-        """Re-read Redis if needed, then refuse ``command`` if the phase does not take it."""
-        self._sync()
-        reason = refusal(self.phase, command)
-        if reason == "AlreadyRunning":
-            raise ManagerError(reason, f"sequence {self.sequence_name} is running: End or Abort "
-                                       "it first")
-        if reason == "NotRunning":
-            raise ManagerError(reason, "no sequence is running: Start one first")
-        if reason == "SequenceLost":
-            raise ManagerError(reason, self.lost_message)
-
     def start(self, request: StartRequest) -> str:
         """Create the sequence (scan_group) and return its db_name."""
         with self._lock:
@@ -250,6 +248,10 @@ class Manager(Link, SequenceListener):
     def _find_name(self, db_name: str) -> ScanFacts:
         if db_name == self.sequence_name:
             raise ManagerError("NotAScan", f"{db_name} is the running sequence itself")
+        if db_name.startswith(SCAN_KEY_PREFIX):
+            raise ManagerError("UnknownScan", f"{db_name} is a Bliss 2 scan key: this device "
+                                              "writes Bliss 1.x data nodes (DataFormat bliss1); "
+                                              "give a scan number or a scan db_name")
         facts = self._lookup(lambda: lookup.scan_facts(self.session.client, db_name))
         if facts is None:
             raise ManagerError("UnknownScan", f"no node {db_name!r} in Redis (expired, or never "
@@ -269,24 +271,8 @@ class Manager(Link, SequenceListener):
         shape (what a DevVarDoubleArray carries). Returns the number of points written."""
         with self._lock:
             self._begin(Command.EMIT)
-            spec = self._specs.get(channel)
-            if spec is None:
-                raise ManagerError("UnknownChannel",
-                                   f"no channel {channel!r} in sequence {self.sequence_name}; "
-                                   f"declared: {', '.join(self._specs) or 'none'}")
-            block = numpy.asarray(data)
-            if flat:
-                size = math.prod(spec.shape)
-                if block.ndim != 1 or block.size % size:
-                    raise ManagerError("BadData",
-                                       f"channel {channel!r} takes points of shape {spec.shape}: "
-                                       f"send a multiple of {size} values, not {block.size}")
-                block = block.reshape((-1,) + spec.shape)
+            block = self._points(channel, data, flat)
             writer = self._sequence.writer.channels[_fullname(channel)]
-            try:
-                block = writer.points(block)
-            except ChannelDataError as error:
-                raise ManagerError("BadData", str(error)) from None
             key = ("emit", _fullname(channel), _Points(block))
             if self._retried(key):
                 return len(block)

@@ -23,6 +23,7 @@ from ..data.channel import ChannelSpec
 
 __all__ = [
     "MAX_POINT_SIZE",
+    "SCAN_KEY_PREFIX",
     "SUPPORTED_DTYPES",
     "ManagerError",
     "StartRequest",
@@ -41,6 +42,7 @@ SUPPORTED_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16"
 MAX_POINT_SIZE = 2**24  # values in one point (a 4096 x 4096 image): a Tango image row is a point
 MAX_NUMBER = 2**63 - 1  # Bliss counts scans with HINCRBY: a signed 64-bit integer
 MAX_TITLE = 255
+SCAN_KEY_PREFIX = "esrf:scan:"  # a Bliss 2 scan (blissdata 2.x's ESRF identity model)
 MAX_NESTING = 32  # levels of lists and objects in scan_info
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -162,8 +164,8 @@ def parse_channels(items: list[str], reserved_names: frozenset[str] = frozenset(
 
 
 def parse_scan_reference(reference: Any) -> int | str:
-    """A scan as ``AddScan`` or ``CreateGroup`` names it: a number (ASCII digits, 1 to 2**63-1)
-    or a db_name (``session:...:12_loopscan``)."""
+    """A scan as ``AddScan`` or ``CreateGroup`` names it: a number (ASCII digits, 1 to 2**63-1),
+    a db_name (``session:...:12_loopscan``) or a Bliss 2 key (``esrf:scan:<id>``)."""
     if isinstance(reference, int) and not isinstance(reference, bool):
         reference = str(reference)
     if not isinstance(reference, str) or not reference.strip():

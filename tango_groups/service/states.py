@@ -7,11 +7,13 @@ does not answer stops no phase: the phase resumes when it answers again)::
     IDLE      no sequence open                       yes    NotRunning    NotRunning
     RUNNING   a sequence open in Redis               AlreadyRunning  yes  yes
     LOST      Redis lost the open sequence's data    SequenceLost  SequenceLost  yes (clears)
+              (Bliss 2: or a write of it failed)
 
     transition                 from              to
     started                    IDLE              RUNNING
     ended                      RUNNING, LOST     IDLE      (End, Abort, Init, shutdown)
-    lost                       RUNNING           LOST      (the sequence's node vanished)
+    lost                       RUNNING           LOST      (the sequence's node vanished; Bliss 2:
+                                                           a write failed, its writers are gone)
 
 A failure while a command writes never changes the phase: the command can be given again (End
 after Redis came back ends the sequence; a write that timed out is checked before the next one).

@@ -1,0 +1,396 @@
+"""``Bliss2Manager``: the SequenceManager's core in the Bliss 2 data model (``DataFormat bliss2``).
+
+The same commands, phases, notifications and Redis link as ``Manager`` (``link``), written
+through blissdata 2.x (``tango_groups.bliss2``) instead of 1.x data nodes:
+
+* ``start`` creates a sequence scan (``SequenceScan``: ``is_scan_sequence``, the
+  ``GroupingMaster:SUBSCANS`` stream, one stream per custom channel) numbered after the newest
+  scan of the session, and returns its key ``esrf:scan:<ULID>``;
+* ``add_scan`` takes a Bliss 2 scan key, or a number: the scan of that number in the session,
+  found by blissdata's search (the newest when several carry it). A scan not PREPARED yet, or
+  not created yet, is pending (``tango_groups.bliss2.pending``) and referenced once PREPARED;
+* ``emit`` appends checked points to a custom channel's stream and returns once Redis has them;
+* ``end`` (``abort``: ``USER_ABORT``; a shutdown: ``FAILURE``) stops and closes the scan;
+* ``create_group`` writes a sequence scan of existing scans, closed at once.
+
+Faults: every Redis request fails after ``RedisTimeout`` and is never retried; the waits on
+blissdata's stream sinks are bounded the same way (``bliss2.store.bounded``). A write of the
+running sequence that fails leaves it LOST: blissdata 2.4.5's stream writers cannot go on after
+a connection error, so End or Abort closes it (every stream sealed, ``end_reason`` FAILURE or
+USER_ABORT) once Redis answers, and a new one can start. A sequence a previous run left open is
+closed when the device starts (``RecoveryMode`` ``resume`` is for the 1.x model only).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from blissdata.exceptions import ScanNotFoundError
+from blissdata.redis_engine.scan import ScanState as Bliss2State
+from blissdata.redis_engine.store import DataStore
+
+from ..bliss2 import SequenceScan, bounded, close_left_open, find_scans, store_client
+from ..bliss2.pending import Awaited
+from ..data import lookup, running
+from ..data.connection import RedisError
+from ..scanning.scan import ScanState
+from ..session import Session
+from .link import Link
+from .notifications import (
+    NotificationCallback,
+    PendingChanged,
+    PointsWritten,
+    ScansAdded,
+    SequenceEnded,
+    SequenceStarted,
+)
+from .requests import (
+    SCAN_KEY_PREFIX,
+    ManagerError,
+    StartRequest,
+    parse_group_request,
+    parse_scan_reference,
+)
+from .states import Command, Phase, transition
+
+__all__ = ["Bliss2Manager"]
+
+logger = logging.getLogger(__name__)
+
+END_REASONS = {ScanState.DONE: "SUCCESS", ScanState.USER_ABORTED: "USER_ABORT",
+               ScanState.KILLED: "FAILURE"}
+
+
+class Bliss2Manager(Link):
+    """One Bliss 2 sequence at a time in ``session.name``; see the module docstring.
+
+    ``store`` writes (its requests fail after ``timeout``); ``watch_store`` follows pending
+    scans (its socket timeout must exceed ``block``); ``session.client`` keeps the running
+    record (next to the 1.x data of the same Redis).
+    """
+
+    def __init__(self, session: Session, redis_url: str, *, owner: str, store: DataStore,
+                 watch_store: DataStore, timeout: float, end_timeout: float = 1.5,
+                 block: float = 0.5,
+                 on_change: NotificationCallback = lambda notification: None) -> None:
+        super().__init__(session, redis_url, owner=f"{owner}#bliss2", recovery="close",
+                         on_change=on_change)
+        self.store, self.watch_store = store, watch_store
+        self.timeout, self.end_timeout, self.block = timeout, end_timeout, block
+        self._sequence: SequenceScan | None = None
+        self._specs = {}
+        self._keys: list[str] = []  # referenced, in order
+        self._awaited: dict[int, Awaited] = {}
+        self._settled = threading.Condition(self._lock)  # notified when nothing is awaited
+        self.state = ScanState.IDLE
+        self.sequence_name = ""
+        self.sequence_number = 0
+
+    @property
+    def pending(self) -> tuple[int, ...]:
+        return tuple(self._awaited)
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the threads; a running sequence is closed (FAILURE). When Redis does not answer,
+        its record stays and the next run of this owner closes it."""
+        self._stop_health()
+        with self._lock:
+            if self.phase is not Phase.IDLE:
+                try:
+                    self._finish(ScanState.KILLED)
+                except ManagerError as error:
+                    logger.warning("sequence %s left open: %s", self.sequence_name, error)
+                    self._forget_awaited()
+            self._silence()
+
+    def release(self) -> None:
+        """Close the Redis clients (after ``close``)."""
+        self.session.close()
+        for store in (self.store, self.watch_store):
+            store_client(store).close()
+
+    # -- hooks of the link -----------------------------------------------------------------------
+    def _probe(self, name: str | None) -> bool:
+        return lookup.probe(store_client(self.store), name)
+
+    def _open_sequence(self) -> SequenceScan | None:
+        return self._sequence if self.phase is Phase.RUNNING else None
+
+    def _resync(self, sequence: SequenceScan) -> None:
+        if not self._redis(lambda: self._probe(sequence.key)):
+            self._sequence_lost()
+
+    def _recover(self) -> None:
+        """Close the sequence a previous run of this owner left open (never resumed)."""
+        record = self._redis(lambda: running.load(self.session.client, self._record_key))
+        if record is not None:
+            try:
+                if self._redis(lambda: close_left_open(self.store, record.db_name)):
+                    logger.warning("closed sequence %s left open by a previous run",
+                                   record.db_name)
+            except ScanNotFoundError:
+                pass  # expired or deleted meanwhile: nothing to close
+            self._redis(lambda: running.clear(self.session.client, self._record_key))
+        self._recovered = True
+
+    def _sequence_lost(self) -> None:
+        self._forget_awaited()
+        super()._sequence_lost()
+
+    # -- commands ------------------------------------------------------------------------------
+    def start(self, request: StartRequest) -> str:
+        """Create the sequence scan (STARTED) and return its key."""
+        with self._lock:
+            self._begin(Command.START)
+            number = self._redis(self._next_number)
+            title = request.title if request.title is not None else "sequence_of_scans"
+            channels = tuple(request.channels)
+            self._specs = {spec.name: spec for spec in channels}
+            record = tuple(self._channel_json())
+
+            def save(key: str) -> None:
+                running.save(self.session.client, self._record_key,
+                             running.RunningRecord(key, record))
+
+            try:
+                sequence = self._redis(lambda: SequenceScan(
+                    self.store, session=self.session.name, number=number, title=title,
+                    scan_info=request.scan_info, channels=channels, on_created=save))
+            except ManagerError:
+                self._recovered = False  # a record may be left: close it once Redis answers
+                raise
+            self._sequence, self._keys = sequence, []
+            self.phase = transition(self.phase, "started")
+            self.state, self.sequence_name, self.sequence_number = (
+                ScanState.STARTING, sequence.key, number)
+            self._notify_state()
+            self._notify(SequenceStarted(sequence.key, number, title, self.state, channels,
+                                         dict(sequence.scan.info), key=sequence.key))
+            return sequence.key
+
+    def _next_number(self) -> int:
+        """One more than the number of the session's newest scan (1 for the first)."""
+        keys = find_scans(self.store, self.session.name)
+        return int(self.store.load_scan(keys[-1]).number) + 1 if keys else 1
+
+    def add_scan(self, text: str) -> str:
+        """Reference a scan by key or number; returns its key, or ``pending:<n>``."""
+        reference = parse_scan_reference(text)
+        with self._lock:
+            self._begin(Command.ADD)
+            if isinstance(reference, int):
+                key, since = self._find_number(reference)
+                if key is None:
+                    return self._await(reference, since=since, key=None)
+            else:
+                key = self._checked_key(reference)
+            scan = self._lookup(lambda: self.store.load_scan(key))
+            number = int(scan.number)
+            if number in self._awaited:
+                raise ManagerError("DuplicateScan", f"scan {number} is already pending in "
+                                                    f"sequence {self.sequence_name}")
+            if scan.state < Bliss2State.PREPARED:
+                return self._await(number, since=None, key=key)
+            self._reference(key, number)
+            return key
+
+    def _find_number(self, number: int) -> tuple[str | None, str]:
+        """The key of scan ``number`` of the session (None: not created yet) and the moment of
+        the search (to follow new scans from)."""
+        if number == self.sequence_number:
+            raise ManagerError("NotAScan", f"scan {number} is the running sequence itself")
+        if number in self._awaited:
+            raise ManagerError("DuplicateScan", f"scan {number} is already pending in sequence "
+                                                f"{self.sequence_name}")
+        since, keys = self._redis(lambda: self.store.search_existing_scans(
+            session=self.session.name, number=number))
+        key = max(keys) if keys else None  # ULIDs: the newest
+        if key in self._keys:
+            raise ManagerError("DuplicateScan",
+                               f"scan {number} is already in sequence {self.sequence_name}")
+        return key, since
+
+    def _checked_key(self, key: str) -> str:
+        if not key.startswith(SCAN_KEY_PREFIX):
+            raise ManagerError("UnknownScan", f"{key!r} is not a Bliss 2 scan key: this device "
+                                              f"writes the Bliss 2 model (DataFormat bliss2); "
+                                              f"give {SCAN_KEY_PREFIX}<id> or a scan number")
+        if key == self.sequence_name:
+            raise ManagerError("NotAScan", f"{key} is the running sequence itself")
+        if key in self._keys:
+            raise ManagerError("DuplicateScan", f"{key} is already in sequence "
+                                                f"{self.sequence_name}")
+        return key
+
+    def _lookup(self, action: Any) -> Any:
+        try:
+            return self._redis(action)
+        except ScanNotFoundError as error:
+            raise ManagerError("UnknownScan", f"{error} (expired, deleted, or never "
+                                              "written)") from None
+
+    def _await(self, number: int, *, since: str | None, key: str | None) -> str:
+        self._awaited[number] = Awaited(self.watch_store, self.session.name, number,
+                                        since=since or "0-0", key=key, ready=self._ready,
+                                        failed=self._await_failed, block=self.block)
+        self._pending_changed()
+        return f"pending:{number}"
+
+    def _ready(self, number: int, key: str) -> None:
+        """(An ``Awaited`` thread) scan ``number`` is PREPARED: reference it."""
+        with self._lock:
+            awaited = self._awaited.pop(number, None)
+            if awaited is None or self.phase is not Phase.RUNNING:
+                return
+            try:
+                if key not in self._keys:
+                    self._reference(key, number)
+            except ManagerError as error:
+                logger.warning("scan %s could not be referenced: %s", number, error.message)
+            self._pending_changed()
+
+    def _await_failed(self, number: int, error: Exception) -> None:
+        with self._lock:
+            if self._awaited.get(number) is None:
+                return
+            if isinstance(error, RedisError):
+                self._unreachable(error)
+            else:
+                logger.warning("pending scan %s vanished: %s", number, error)
+            self._awaited.pop(number)
+            self._pending_changed()
+
+    def _pending_changed(self) -> None:
+        numbers = self.pending
+        self._notify(PendingChanged(numbers))
+        self._notify_state()  # the status names what is awaited
+        if not numbers:
+            self._settled.notify_all()
+        try:
+            self._redis(lambda: running.save(self.session.client, self._record_key,
+                                             running.RunningRecord(self.sequence_name,
+                                                                   tuple(self._channel_json()),
+                                                                   numbers)))
+        except ManagerError as error:
+            logger.warning("running record not updated: %s", error.message)
+
+    def _reference(self, key: str, number: int) -> None:
+        sequence = self._sequence
+        self._written(lambda: (sequence.add_scan(key, number), sequence.flush(self.timeout)))
+        self._keys.append(key)
+        self._notify(ScansAdded((number,), (key,)))
+
+    def _written(self, write: Any) -> None:
+        """Run a write of the running sequence; a failure leaves it LOST (see the docstring)."""
+        try:
+            self._redis(write)
+        except ManagerError:
+            self._forget_awaited()
+            self.phase = transition(self.phase, "lost")
+            self.lost_message = (
+                f"Writing sequence {self.sequence_name} failed (Redis did not answer): "
+                "blissdata's stream writers cannot go on after that. End or Abort closes it "
+                "once Redis answers; then Start a new sequence.")
+            logger.error(self.lost_message)
+            self._notify_state()
+            raise
+
+    def emit(self, channel: str, data: Any, flat: bool = False) -> int:
+        """Append points to a custom channel; returns the number of points written."""
+        with self._lock:
+            self._begin(Command.EMIT)
+            block = self._points(channel, data, flat)
+            if len(block):
+                sequence = self._sequence
+                self._written(lambda: (sequence.emit(channel, block),
+                                       sequence.flush(self.timeout)))
+                self._notify(PointsWritten(channel, block))
+            return len(block)
+
+    def end(self, state: ScanState | None = None) -> str:
+        """Close the sequence (after waiting up to ``end_timeout`` for pending scans, unless a
+        state is forced); returns the final state's name."""
+        with self._lock:
+            self._begin(Command.END)
+            if state is None and self.phase is Phase.RUNNING:
+                self._settled.wait_for(lambda: not self._awaited, self.end_timeout)
+            if self.phase is Phase.IDLE:
+                raise ManagerError("NotRunning", "the sequence was ended meanwhile")
+            lost = self.lost_message if self.phase is Phase.LOST else ""
+            unfinished = sorted(self._awaited)
+            final = self._finish(state or (ScanState.KILLED if lost else ScanState.DONE))
+            if lost:
+                raise ManagerError("SequenceLost", f"{lost} It is closed now.")
+            if unfinished and state is None:
+                raise ManagerError("ScansNotFinished",
+                                   f"sequence {self.sequence_name} ended, but scans {unfinished} "
+                                   f"were not PREPARED within {self.end_timeout} s")
+            return final.name
+
+    def abort(self) -> str:
+        return self.end(ScanState.USER_ABORTED)
+
+    def _finish(self, state: ScanState) -> ScanState:
+        """Close the sequence in Redis and go IDLE (the phase stays when Redis fails)."""
+        sequence, reason = self._sequence, END_REASONS[state]
+        if self.phase is Phase.LOST:  # its writers are gone: close it from a fresh load
+            self._redis(lambda: close_left_open(self.store, sequence.key, reason))
+        else:
+            self._written(lambda: bounded(lambda: sequence.end(reason), self.timeout))
+        self._forget_awaited()
+        try:
+            self._redis(lambda: running.clear(self.session.client, self._record_key))
+        except ManagerError:
+            self._recovered = False  # the record names a closed sequence: cleared later
+        self.phase = transition(self.phase, "ended")
+        self.state, self._sequence = state, None
+        self._notify(PendingChanged(()))
+        self._notify_state()
+        self._notify(SequenceEnded(state, dict(sequence.scan.info)))
+        return state
+
+    def _forget_awaited(self) -> None:
+        for awaited in self._awaited.values():
+            awaited.cancel()
+        self._awaited.clear()
+
+    def create_group(self, request: str) -> str:
+        """A sequence scan of existing scans, closed at once; returns its key."""
+        references, title, scan_info = parse_group_request(request)
+        with self._lock:
+            self._sync()
+            found: list[tuple[str, int]] = []
+            for reference in references:
+                if isinstance(reference, int):
+                    _, keys = self._redis(lambda n=reference: self.store.search_existing_scans(
+                        session=self.session.name, number=n))
+                    if not keys:
+                        raise ManagerError("UnknownScan", f"no scan number {reference} in "
+                                                          f"session {self.session.name}")
+                    key = max(keys)
+                else:
+                    key = reference
+                    if not key.startswith(SCAN_KEY_PREFIX):
+                        self._checked_key(key)  # raises: not a Bliss 2 key
+                scan = self._lookup(lambda k=key: self.store.load_scan(k))
+                found.append((key, int(scan.number)))
+            if len({key for key, _ in found}) != len(found):
+                raise ManagerError("DuplicateScan", "a scan is listed twice")
+            number = self._redis(self._next_number)
+            group = self._redis(lambda: SequenceScan(
+                self.store, session=self.session.name, number=number, name="group_of_scans",
+                title=title or "group_of_scans", scan_info=scan_info))
+            try:
+                for key, scan_number in found:
+                    group.add_scan(key, scan_number)
+                self._redis(lambda: bounded(group.end, self.timeout))
+            except ManagerError:
+                try:  # its writers may be gone: close it from a fresh load
+                    close_left_open(self.store, group.key)
+                except (RedisError, ScanNotFoundError) as error:
+                    logger.warning("group %s left open: %s", group.key, error)
+                raise
+            return group.key

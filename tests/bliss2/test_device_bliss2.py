@@ -1,0 +1,204 @@
+"""The SequenceManager with ``DataFormat bliss2``, in a real server process, read by blissdata
+2.4.5's own reader: Start returns the sequence's key, AddScan takes keys and numbers (pending
+until PREPARED), custom channels are streams of the sequence, End / Abort / a crash / a Redis
+failure never leave it open, refusals write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import pytest
+import tango
+from tango.test_context import DeviceTestContext
+
+pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
+
+from bliss2_support import snapshot, write_scan
+from blissdata.redis_engine.scan import ScanState
+
+from tango_groups.bliss2 import SUBSCANS, custom_stream_name, data_store
+from tango_groups.devices.sequence_manager import SequenceManager
+from tango_groups.runtime.redis_server import RedisServer
+
+CHANNELS = ['{"name": "sum", "unit": "count"}', '{"name": "spectrum", "shape": [4]}']
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def refused(reason: str, call: Callable[[], object]) -> str:
+    with pytest.raises(tango.DevFailed) as failure:
+        call()
+    error = failure.value.args[0]
+    assert error.reason == reason, error.desc
+    return error.desc
+
+
+class Running(NamedTuple):
+    proxy: tango.DeviceProxy
+    context: DeviceTestContext
+
+
+@pytest.fixture
+def start_device(modules_redis: RedisServer, session_name: str) -> Iterator[Callable[..., Running]]:
+    """``start_device(**properties)``: a SequenceManager process in DataFormat bliss2."""
+    contexts: list[DeviceTestContext] = []
+
+    def start(**properties: object) -> Running:
+        props = {"RedisURL": modules_redis.url, "Session": session_name, "DataFormat": "bliss2",
+                 "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, "Channels": CHANNELS,
+                 **properties}
+        context = DeviceTestContext(SequenceManager, properties=props, process=True, timeout=30)
+        proxy = context.__enter__()
+        contexts.append(context)
+        proxy.set_timeout_millis(10_000)
+        return Running(proxy, context)
+
+    yield start
+    for context in reversed(contexts):
+        if context.server is not None and not context.thread.is_alive():
+            context.server = None
+        context.__exit__(None, None, None)
+
+
+def test_a_sequence_driven_through_tango_is_read_by_blissdata(store, session_name, follower,
+                                                              start_device):
+    finished = write_scan(store, session_name, 2)
+    proxy = start_device().proxy
+    reader = follower(session_name)
+    key = proxy.Start(json.dumps({"title": "through tango", "channels": ["sum", "spectrum"]}))
+    assert key.startswith("esrf:scan:") and proxy.ScanKey == key == proxy.SequenceName
+    assert proxy.SequenceNumber == 3  # after the session's newest scan
+    events = reader.until("state")
+    assert events[0]["key"] == key
+    assert events[-1]["streams"] == sorted(
+        [SUBSCANS, custom_stream_name("sum"), custom_stream_name("spectrum")])
+
+    assert proxy.AddScan(finished) == finished  # by key
+    assert reader.until("subscan")[-1]["key"] == finished
+    assert proxy.AddScan("4") == "pending:4"  # not created yet
+    assert list(proxy.PendingScans) == [4]
+    later = write_scan(store, session_name, 4, points=2)
+    wait_until(lambda: list(proxy.ScanNumbers) == [2, 4])
+    assert list(proxy.ScanNames) == [finished, later] and list(proxy.PendingScans) == []
+    assert proxy.EmitChannel(([1.0, 2.5], ["sum"])) == 2
+    assert proxy.EmitChannel((list(range(8)), ["spectrum"])) == 2
+    assert proxy.End() == "DONE"
+    assert proxy.State() == tango.DevState.ON and proxy.SequenceState.name == "DONE"
+
+    rest = reader.until("closed")
+    assert [event["key"] for event in rest if event["event"] == "subscan"] == [later]
+    assert rest[-1]["info"]["end_reason"] == "SUCCESS"
+    seen = snapshot(store_url(store), key)
+    assert seen["state"] == "CLOSED" and seen["info"]["is_scan_sequence"] is True
+    assert seen["info"]["title"] == "through tango"
+    assert seen["references"] == [{"key": finished, "scan_number": 2},
+                                  {"key": later, "scan_number": 4}]
+    assert [sub["streams"]["diode:diode"] for sub in seen["subscans"]] == [
+        [2, 3, 4, 5, 6], [4, 5]]
+    assert seen["data"][custom_stream_name("sum")] == [1.0, 2.5]
+    assert seen["data"][custom_stream_name("spectrum")] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def store_url(store) -> str:
+    return store._url.split("?")[0]
+
+
+def test_refusals_write_nothing(store, session_name, start_device):
+    scan = write_scan(store, session_name, 1)
+    proxy = start_device().proxy
+    key = proxy.Start(json.dumps({"title": "refusals", "channels": ["sum", "spectrum"]}))
+    assert proxy.AddScan("1") == scan
+    desc = refused("SequenceManager_UnknownScan",
+                   lambda: proxy.AddScan("esrf:scan:01ZZZZZZZZZZZZZZZZZZZZZZZZ"))
+    assert "deleted, or never written" in desc
+    assert "DataFormat bliss2" in refused("SequenceManager_UnknownScan",
+                                          lambda: proxy.AddScan("demo:tmp:scans:1_loopscan"))
+    refused("SequenceManager_DuplicateScan", lambda: proxy.AddScan(scan))
+    refused("SequenceManager_DuplicateScan", lambda: proxy.AddScan("1"))
+    refused("SequenceManager_NotAScan", lambda: proxy.AddScan(key))
+    refused("SequenceManager_UnknownChannel", lambda: proxy.EmitChannel(([1.0], ["nope"])))
+    refused("SequenceManager_BadData", lambda: proxy.EmitChannel(([1.0, 2.0, 3.0], ["spectrum"])))
+    refused("SequenceManager_AlreadyRunning", lambda: proxy.Start(""))
+    assert proxy.Abort() == "USER_ABORTED"
+    seen = snapshot(store_url(store), key)
+    assert seen["references"] == [{"key": scan, "scan_number": 1}]
+    assert seen["data"] == {custom_stream_name("sum"): [], custom_stream_name("spectrum"): []}
+    assert seen["info"]["end_reason"] == "USER_ABORT"
+    refused("SequenceManager_NotRunning", lambda: proxy.AddScan("1"))
+
+
+def test_end_reports_a_scan_that_never_came_and_still_closes(store, session_name, start_device):
+    proxy = start_device().proxy
+    key = proxy.Start("")
+    assert proxy.AddScan("7") == "pending:7"
+    desc = refused("SequenceManager_ScansNotFinished", proxy.End)
+    assert "[7]" in desc
+    assert store.load_scan(key).state is ScanState.CLOSED
+    assert list(proxy.PendingScans) == []
+    assert proxy.Start("next") != key and proxy.End() == "DONE"
+
+
+def test_create_group_of_numbers_and_keys(store, session_name, start_device):
+    first, second = (write_scan(store, session_name, number) for number in (1, 2))
+    proxy = start_device().proxy
+    group = proxy.CreateGroup(json.dumps({"scans": [1, second], "title": "pair"}))
+    seen = snapshot(store_url(store), group)
+    assert seen["state"] == "CLOSED" and seen["info"]["title"] == "pair"
+    assert seen["references"] == [{"key": first, "scan_number": 1},
+                                  {"key": second, "scan_number": 2}]
+    refused("SequenceManager_UnknownScan", lambda: proxy.CreateGroup("1 9"))
+
+
+def test_a_killed_device_leaves_nothing_open(store, session_name, start_device, follower):
+    device = start_device()
+    proxy = device.proxy
+    reader = follower(session_name)
+    key = proxy.Start(json.dumps({"channels": ["sum"]}))
+    proxy.EmitChannel(([1.0], ["sum"]))
+    reader.until("data")
+    os.kill(device.context.thread.pid, signal.SIGKILL)
+    device.context.thread.join(10)
+    device.context.server = None
+    assert store.load_scan(key).state is ScanState.STARTED  # open, readers waiting
+    start_device()  # the same device name: it finds its record and closes the sequence
+    rest = reader.until("closed")
+    assert rest[-1]["info"]["end_reason"] == "FAILURE"
+
+
+def test_a_stopped_server_closes_its_sequence(store, session_name, modules_redis):
+    properties = {"RedisURL": modules_redis.url, "Session": session_name, "DataFormat": "bliss2"}
+    with DeviceTestContext(SequenceManager, properties=properties, process=True,
+                           timeout=30) as proxy:
+        key = proxy.Start("")
+    assert store.load_scan(key).state is ScanState.CLOSED
+    assert store.load_scan(key).info["end_reason"] == "FAILURE"
+
+
+def test_a_hung_redis_never_wedges_the_device(session_name, start_device):
+    with RedisServer(modules=True) as server:
+        store = data_store(server.url)
+        proxy = start_device(RedisURL=server.url, RedisTimeout=0.5).proxy
+        key = proxy.Start(json.dumps({"channels": ["sum"]}))
+        proxy.EmitChannel(([1.0], ["sum"]))
+        with server.paused():
+            refused("SequenceManager_RedisUnavailable",
+                    lambda: proxy.EmitChannel(([2.0], ["sum"])))
+        assert proxy.State() == tango.DevState.FAULT  # LOST: End closes it
+        wait_until(lambda: "End or Abort closes it" in proxy.Status())
+        refused("SequenceManager_SequenceLost", lambda: proxy.EmitChannel(([3.0], ["sum"])))
+        refused("SequenceManager_SequenceLost", proxy.End)
+        assert proxy.State() == tango.DevState.ON
+        scan = store.load_scan(key)
+        assert scan.state is ScanState.CLOSED and scan.info["end_reason"] == "FAILURE"
+        assert proxy.Start("again").startswith("esrf:scan:") and proxy.End() == "DONE"
