@@ -196,8 +196,11 @@ def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
     lines = [f"TANGO_HOST={tango_host}", f"REDIS_URL={redact(redis_url)}"]
     lines += [f"DEVICE={device}" for device in server.devices]
     for device in server.devices:
-        lines.append(f"{device}: {server.proxy(device).State()} (server {server.name}, "
-                     f"session {session}, data format {args.data_format})")
+        proxy = server.proxy(device)
+        state = proxy.State()
+        why = f": {' '.join(proxy.Status().split())}" if state == tango.DevState.FAULT else ""
+        lines.append(f"{device}: {state} (server {server.name}, session {session}, data format "
+                     f"{args.data_format}){why}")
     environment = os.environ.get("TANGO_HOST")
     if environment and environment != tango_host:
         lines.append(f"(the environment's TANGO_HOST, {environment}, is not used; to register "
