@@ -11,7 +11,12 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     ``RedisURL`` and ``Session`` set; nothing else in the database changes), starts
     ``SequenceManager <instance>`` and, once every device answers, prints lines a script can parse
     (``TANGO_HOST=``, ``REDIS_URL=``, ``DEVICE=``, each name once), then hints (commands as the
-    user's shell runs them: ``formatting.runnable``), then ``READY``. A Redis password is never printed.
+    user's shell runs them: ``formatting.runnable``), then ``READY``. A Redis password is never
+    printed.
+    ``--data-format bliss1|bliss2|both`` is the devices' ``DataFormat`` property; with bliss2 or
+    both the private Redis is Valkey with RedisJSON and RediSearch and the Redis is set up for
+    blissdata 2 (db 0), so ``REDIS_URL=`` is what ``DataStore(url)`` takes as is (and the 1.x
+    side finds its data nodes in db 1 with the same URL).
     Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops what it started, in reverse order, and
     nothing else; the exit code is then 0.
 ``register``, ``fixtures``
@@ -23,9 +28,10 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
 ``listen``
     One line per event of a session's scans and groups (``--filter``, node types), or of the scans
     added to one sequence (``--sequence DB_NAME``, which ends with that sequence): what Redis holds
-    in the order it happened, then live (``tango_groups.formatting``); stderr says when the replay
-    is over and what it found (nothing yet: the sessions there). What cannot be read is noted on
-    the event's line as ``(unreadable: ...)`` and listening goes on.
+    in the order it happened, then live; stderr says when the replay is over and what it found.
+    What cannot be read is noted on the event's line as ``(unreadable: ...)`` and listening goes
+    on. ``--data-format bliss2`` follows the blissdata 2 model instead (``--sequence
+    esrf:scan:...``). In ``tango_groups.cli_listen``.
 ``loopscan``
     Writes one simulated loopscan into a session and prints its db_name and scan number.
 ``gui``
@@ -34,15 +40,15 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
 Each subcommand is a ``_add_<name>(commands)`` function that declares its options and sets the
 function that runs it (``run``, which returns the exit code); ``build_parser`` lists them. What the
 commands do beyond parsing and dispatch lives where it belongs: processes, registration and
-signals in ``tango_groups.runtime``, the lines ``listen`` prints in ``tango_groups.formatting``, the
-demo in ``tango_groups.demo``.
+signals in ``tango_groups.runtime``, the options several commands share in
+``tango_groups.cli_options``, ``listen`` in ``tango_groups.cli_listen``, the demo in
+``tango_groups.demo``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import os
 import sys
 import time
@@ -51,10 +57,20 @@ from typing import NoReturn
 
 import tango
 
-from .data.connection import RedisError, ping, redact
-from .data.node import GroupScanNode, get_node, get_session_node, sessions_list
+from .cli_listen import add_listen
+from .cli_options import (
+    BLISS1,
+    BLISS2,
+    DEFAULT_SESSION,
+    add_data_format_option,
+    add_redis_options,
+    bliss2_store,
+    check_redis,
+    required_redis_url,
+)
+from .data.connection import redact
 from .demo import play
-from .formatting import follow, runnable
+from .formatting import runnable
 from .gui.command import add_gui
 from .runtime.device_server import DeviceServer
 from .runtime.fixtures import (
@@ -65,15 +81,13 @@ from .runtime.fixtures import (
     sequence_manager_config,
 )
 from .runtime.process import Stopped, log_tail, stopped_by_signals
+from .runtime.redis_modules import ModulesUnavailable
 from .runtime.redis_server import RedisServer
 from .runtime.tango_db import TangoDatabaseServer
 from .scanning.simulation import loopscan
 from .session import Session
 
 __all__ = ["build_parser", "main"]
-
-DEFAULT_SESSION = "tango_groups"  # the SequenceManager's default Session property
-REDIS_URL_VARIABLE = "TANGO_GROUPS_REDIS_URL"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,20 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Groups and sequences of scans in Bliss 1.x Redis data nodes, served by the "
                     "SequenceManager Tango device.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_serve, _add_register, _add_fixtures, _add_demo, _add_listen,
+    for add in (_add_serve, _add_register, _add_fixtures, _add_demo, add_listen,
                 _add_loopscan, add_gui):
         add(commands)
     return parser
-
-
-def _add_redis_options(parser: argparse.ArgumentParser, session_default: str | None) -> None:
-    parser.add_argument(
-        "--redis-url", default=os.environ.get(REDIS_URL_VARIABLE),
-        help=f"the data Redis, redis://host:port[/db] (default: ${REDIS_URL_VARIABLE}; data "
-             "nodes are in db 1 unless the URL names one)")
-    parser.add_argument(
-        "--session", default=session_default,
-        help=f"the session name (default: {DEFAULT_SESSION}, the SequenceManager's default)")
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -117,21 +121,6 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
                         help="the server instance, SequenceManager/<instance> (default: 1)")
     parser.add_argument("--devices", type=int, default=1, metavar="N",
                         help="how many SequenceManager devices the server runs (default: 1)")
-
-
-def _redis_url(args: argparse.Namespace) -> str:
-    if not args.redis_url:
-        raise RuntimeError(f"no Redis: give --redis-url redis://host:port or set "
-                           f"{REDIS_URL_VARIABLE} (tango-groups serve prints REDIS_URL=...)")
-    return args.redis_url
-
-
-def _check_redis(url: str) -> None:
-    try:
-        ping(url)
-    except RedisError as error:
-        raise RuntimeError(f"the Redis at {redact(url)} does not answer ({error}): start it or "
-                           "fix the URL") from None
 
 
 # -- serve ----------------------------------------------------------------------------------------
@@ -147,7 +136,10 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         "--tango-host", default=None,
         help="an existing Tango database to register the devices in, host:port (default: start "
              "a private one; $TANGO_HOST is not used unless given here: --tango-host $TANGO_HOST)")
-    _add_redis_options(parser, session_default=None)
+    add_redis_options(parser, session_default=None)
+    add_data_format_option(parser, "the data the devices write (their DataFormat property); "
+                                   "bliss2 and both start a private Redis with RedisJSON and "
+                                   "RediSearch, set up for blissdata 2")
     _add_server_options(parser)
     parser.set_defaults(run=serve)
 
@@ -167,22 +159,34 @@ def _start(
     """Start what is missing (Redis, Tango DB), register and start the devices; what was started
     is stopped by ``started``. Returns (TANGO_HOST, Redis URL, the running server)."""
     if args.redis_url:  # what is given is checked before anything is started
-        _check_redis(args.redis_url)
+        check_redis(args.redis_url)
     if args.tango_host:
         check_database(args.tango_host)
-    redis_url = args.redis_url or started.enter_context(RedisServer()).url
+    bliss2 = args.data_format != BLISS1
+    redis_url = args.redis_url or _start_redis(bliss2, started)
+    if bliss2:  # the db set up for blissdata 2 (db 0; the 1.x data nodes are in db 1)
+        bliss2_store(redis_url, set_up=True)
     tango_host = args.tango_host or started.enter_context(TangoDatabaseServer()).tango_host
     server = DeviceServer(args.instance, tango_host)
     if server.already_running():  # checked first: its devices' properties stay as they are
         raise RuntimeError(f"{server.name} already runs in the Tango database at {tango_host}: "
                            "stop it, or serve another instance (--instance)")
-    properties = {"RedisURL": redis_url}
+    properties = {"RedisURL": redis_url, "DataFormat": args.data_format}
     if args.session:
         properties["Session"] = args.session
     config = sequence_manager_config(args.instance, args.devices, properties)
     load_config(config, tango_host, update=True)
     started.enter_context(server)
     return tango_host, redis_url, server
+
+
+def _start_redis(modules: bool, started: contextlib.ExitStack) -> str:
+    """A private Redis (with RedisJSON and RediSearch for Bliss 2 data): its URL."""
+    try:
+        return started.enter_context(RedisServer(modules=modules)).url
+    except ModulesUnavailable as error:
+        raise RuntimeError(f"Bliss 2 data needs a Redis with RedisJSON and RediSearch: {error} "
+                           "(or give --redis-url of a Bliss 2 Redis)") from None
 
 
 def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
@@ -192,24 +196,27 @@ def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
     lines = [f"TANGO_HOST={tango_host}", f"REDIS_URL={redact(redis_url)}"]
     lines += [f"DEVICE={device}" for device in server.devices]
     for device in server.devices:
-        lines.append(f"{device}: {server.proxy(device).State()} (server {server.name}, "
-                     f"session {session})")
+        proxy = server.proxy(device)
+        state = proxy.State()
+        why = f": {' '.join(proxy.Status().split())}" if state == tango.DevState.FAULT else ""
+        lines.append(f"{device}: {state} (server {server.name}, session {session}, data format "
+                     f"{args.data_format}){why}")
     environment = os.environ.get("TANGO_HOST")
     if environment and environment != tango_host:
         lines.append(f"(the environment's TANGO_HOST, {environment}, is not used; to register "
                      f"there instead: tango-groups serve --tango-host {environment})")
     device = f"tango://{tango_host}/{server.devices[0]}"  # no TANGO_HOST needed
     redis_options = f"--redis-url {redact(redis_url)} --session {session}"
-    lines += [
-        "Drive it from itango:",
-        f"    {runnable('itango3')} -i -c \"d = Device('{device}')\"",
-        "Write a simulated scan:",
-        f"    {runnable('tango-groups')} loopscan {redis_options}",
-        "Follow its scans and sequences:",
-        f"    {runnable('tango-groups')} listen {redis_options}",
-        "Stop everything with Ctrl-C.",
-        "READY",
-    ]
+    command = runnable("tango-groups")
+    lines += ["Drive it from itango:",
+              f"    {runnable('itango3')} -i -c \"d = Device('{device}')\""]
+    if args.data_format != BLISS2:
+        lines += ["Write a simulated scan:", f"    {command} loopscan {redis_options}",
+                  "Follow its scans and sequences:", f"    {command} listen {redis_options}"]
+    if args.data_format != BLISS1:
+        lines += ["Follow its Bliss 2 scans and sequences:",
+                  f"    {command} listen --data-format bliss2 {redis_options}"]
+    lines += ["Stop everything with Ctrl-C.", "READY"]
     print("\n".join(lines), flush=True)
     while server.poll() is None:
         time.sleep(0.2)
@@ -228,7 +235,7 @@ def _add_register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tango-host", required=True,
                         help="the Tango database, host:port (the environment's: --tango-host "
                              "$TANGO_HOST)")
-    _add_redis_options(parser, session_default=None)
+    add_redis_options(parser, session_default=None)
     parser.add_argument("--base-path", help="the BasePath property (scan-saving base path)")
     _add_server_options(parser)
     parser.set_defaults(run=register)
@@ -277,8 +284,8 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", help="a running SequenceManager (TANGO_HOST from the "
                                           "environment, or a full tango:// name)")
     parser.add_argument("--tango-host", default=None, help=argparse.SUPPRESS)
-    _add_redis_options(parser, session_default=None)
-    parser.set_defaults(run=run_demo, instance="demo", devices=1)
+    add_redis_options(parser, session_default=None)
+    parser.set_defaults(run=run_demo, instance="demo", devices=1, data_format=BLISS1)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -304,63 +311,11 @@ def run_demo(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-# -- listen ---------------------------------------------------------------------------------------
-def _add_listen(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "listen", help="print the events of a session's scans and groups, or of one sequence",
-        description="Print one line per event, from the first one on, then live (Ctrl-C stops).")
-    _add_redis_options(parser, session_default=DEFAULT_SESSION)
-    follow = parser.add_mutually_exclusive_group()
-    follow.add_argument("--filter", default="scan_group,scan", type=lambda text: text.split(","),
-                        help="node types to report, comma-separated (default: scan_group,scan)")
-    follow.add_argument("--sequence", metavar="DB_NAME",
-                        help="report the scans added to this sequence (or group) instead, and "
-                             "stop when it ends")
-    parser.set_defaults(run=listen)
-
-
-def listen(args: argparse.Namespace) -> int:
-    """Print events until interrupted (Ctrl-C is the normal way to stop: exit code 0)."""
-    url = _redis_url(args)
-    _check_redis(url)
-    try:
-        if args.sequence:
-            sequence = get_node(args.sequence, connection=url)
-            if not isinstance(sequence, GroupScanNode):
-                raise RuntimeError(
-                    f"{args.sequence!r} is not a sequence or group in the Redis at {redact(url)}"
-                    f" ({'no such node' if sequence is None else 'a ' + str(sequence.type)}): "
-                    "give a sequence's db_name, as listen prints them")
-            # the group's own type too, for the END_SCAN that ends the listening
-            types = ["node_ref_channel", sequence.type]
-            walk = functools.partial(sequence.walk_events, filter=types)
-        else:
-            session = get_session_node(args.session, connection=url)
-            walk = functools.partial(session.walk_events, filter=args.filter)
-        follow(lambda wait: walk(wait=wait), until_end_of=args.sequence,
-               write=functools.partial(print, flush=True),
-               replayed=functools.partial(_say_waiting, args, url))
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-def _say_waiting(args: argparse.Namespace, url: str, replayed: int) -> None:
-    """After the replay, on stderr: what was found and that listen now waits."""
-    found = f"{replayed} events of {args.sequence or 'session ' + repr(args.session)} so far"
-    if not replayed and not args.sequence:
-        others = ", ".join(node.db_name for node in sessions_list(connection=url)) or "none"
-        found = (f"nothing in session {args.session!r} of the Redis at {redact(url)} yet "
-                 f"(sessions there: {others})")
-    print(f"tango-groups listen: {found}; waiting for new events (Ctrl-C stops)",
-          file=sys.stderr, flush=True)
-
-
 # -- loopscan -------------------------------------------------------------------------------------
 def _add_loopscan(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "loopscan", help="write one simulated loopscan and print its db_name and scan number")
-    _add_redis_options(parser, session_default=DEFAULT_SESSION)
+    add_redis_options(parser, session_default=DEFAULT_SESSION)
     parser.add_argument("--npoints", type=int, default=10, help="points (default: 10)")
     parser.add_argument("--count-time", type=float, default=0.1,
                         help="seconds per point (default: 0.1)")
@@ -370,8 +325,8 @@ def _add_loopscan(commands: argparse._SubParsersAction) -> None:
 
 
 def run_loopscan(args: argparse.Namespace) -> int:
-    url = _redis_url(args)
-    _check_redis(url)
+    url = required_redis_url(args)
+    check_redis(url)
     session = Session(args.session, redis_url=url)
     try:
         try:

@@ -1,4 +1,5 @@
-"""Helpers for tests that run the command line as a user would: in subprocesses."""
+"""Helpers for tests that run the command line as a user would: in subprocesses (tests/e2e,
+tests/bliss2)."""
 
 from __future__ import annotations
 
