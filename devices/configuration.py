@@ -8,9 +8,10 @@ followers, which block in ``XREAD`` for up to ``BLOCK_MS`` and need a longer tim
 password comes from the URL or from ``RedisPasswordFile`` (kept out of the Tango database) and is
 never logged.
 
-``DataFormat`` picks the data model: ``bliss1`` (data nodes, ``Manager``) or ``bliss2``
+``DataFormat`` picks the data model: ``bliss1`` (data nodes, ``Manager``), ``bliss2``
 (blissdata 2.x scans, ``Bliss2Manager``: two blissdata stores on the same URL, logical db 0 unless
-the URL names one, with the same timeouts; the running record stays with the 1.x client).
+the URL names one, with the same timeouts; the running record stays with the 1.x client) or
+``both`` (``BothManager`` over one of each, sharing the session).
 """
 
 from __future__ import annotations
@@ -24,17 +25,19 @@ from tango_groups.service.manager import RECOVERY_MODES, Manager
 
 if TYPE_CHECKING:
     from tango_groups.service.bliss2_manager import Bliss2Manager
+    from tango_groups.service.both_manager import BothManager
 from tango_groups.service.notifications import NotificationCallback
 from tango_groups.session import Session
 
 __all__ = ["DATA_FORMATS", "MAX_REDIS_TIMEOUT", "create_manager"]
 
-DATA_FORMATS = ("bliss1", "bliss2")
+DATA_FORMATS = ("bliss1", "bliss2", "both")
 
 MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client gets our answer
 
 
-def create_manager(device: Any, on_change: NotificationCallback) -> Manager | Bliss2Manager:
+def create_manager(device: Any, on_change: NotificationCallback
+                   ) -> Manager | Bliss2Manager | BothManager:
     """The manager ``device`` (a SequenceManager, through its properties) runs; ValueError or
     OSError for a property that cannot work."""
     if not 0 < device.RedisTimeout <= MAX_REDIS_TIMEOUT:
@@ -60,9 +63,19 @@ def create_manager(device: Any, on_change: NotificationCallback) -> Manager | Bl
     if device.DataFormat == "bliss2":
         watch_client.close()
         return _bliss2_manager(device, session, password, on_change)
-    return Manager(session, device.RedisURL, owner=device.get_name(), watch_client=watch_client,
-                   end_timeout=device.EndTimeout, recovery=device.RecoveryMode,
-                   on_change=on_change)
+
+    def bliss1(callback: NotificationCallback) -> Manager:
+        return Manager(session, device.RedisURL, owner=device.get_name(),
+                       watch_client=watch_client, end_timeout=device.EndTimeout,
+                       recovery=device.RecoveryMode, on_change=callback)
+
+    if device.DataFormat == "bliss1":
+        return bliss1(on_change)
+    from tango_groups.service.both_manager import BothManager  # imports blissdata 2.x
+
+    both = BothManager(on_change)
+    return both.attach(bliss1(both.from_first),
+                       _bliss2_manager(device, session, password, both.from_second))
 
 
 def _bliss2_manager(device: Any, session: Session, password: str | None,
@@ -72,7 +85,7 @@ def _bliss2_manager(device: Any, session: Session, password: str | None,
         from tango_groups.bliss2 import data_store
         from tango_groups.service.bliss2_manager import Bliss2Manager
     except ImportError as error:
-        raise ValueError(f"DataFormat bliss2 needs blissdata 2.x ({error}): pip install "
+        raise ValueError(f"DataFormat {device.DataFormat} needs blissdata 2.x ({error}): pip install "
                          "'tango_groups[bliss2]'") from None
     url, timeout, block = with_password(device.RedisURL, password), device.RedisTimeout, 0.5
     try:

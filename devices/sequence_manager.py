@@ -63,6 +63,7 @@ from tango_groups.service.states import Phase, tango_state
 
 if TYPE_CHECKING:  # blissdata 2.x is an extra: imported only for DataFormat bliss2
     from tango_groups.service.bliss2_manager import Bliss2Manager
+    from tango_groups.service.both_manager import BothManager
 
 __all__ = ["ATTRIBUTES", "RESERVED_NAMES", "SequenceManager"]
 
@@ -133,13 +134,14 @@ class SequenceManager(Device):
         doc="Data model the sequences are written in: 'bliss1' (Bliss 1.x data nodes, read by "
             "blissdata 0.3) or 'bliss2' (blissdata 2.x scans: needs the [bliss2] extra and a "
             "Redis with RedisJSON and RediSearch; Start returns the esrf:scan: key, AddScan "
-            "takes keys or numbers).")
+            "takes keys or numbers) or 'both' (one sequence in each model, each referencing the "
+            "scans of its own generation; Start returns the 1.x db_name, ScanKey the key).")
     RecoveryMode = device_property(
         dtype=str, default_value="close",
         doc="What the device does at start-up with a sequence a previous run left open (a "
             "crash, a kill): 'close' ends it as KILLED, 'resume' takes it over (RUNNING).")
 
-    manager: Manager | Bliss2Manager | None = None
+    manager: Manager | Bliss2Manager | BothManager | None = None
 
     # -- init & delete ----------------------------------------------------------------------
     def init_device(self) -> None:

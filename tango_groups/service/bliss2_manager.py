@@ -1,18 +1,12 @@
 """``Bliss2Manager``: the SequenceManager's core in the Bliss 2 data model (``DataFormat bliss2``).
 
-The same commands, phases, notifications and Redis link (``link``) as ``Manager``, written
-through blissdata 2.x (``tango_groups.bliss2``) instead of 1.x data nodes: ``start`` creates a
-sequence scan numbered after the session's newest scan and returns its key; ``add_scan`` takes a
-key, or a number (the session's scan of that number, by blissdata's search; one not PREPARED or
-not created yet is pending, ``bliss2.pending``); ``emit`` returns once Redis has the points;
-``end`` stops and closes the scan (``abort``: ``USER_ABORT``; a shutdown: ``FAILURE``);
-``create_group`` writes a sequence of existing scans, closed at once.
-
-Faults: every Redis request fails after ``RedisTimeout`` and is never retried; the waits on
-blissdata's stream sinks are bounded the same way (``bliss2.store.bounded``). A write of the
-running sequence that fails leaves it LOST: blissdata 2.4.5's stream writers cannot go on after
-a connection error, so End or Abort closes it (every stream sealed) once Redis answers. A
-sequence a previous run left open is closed at start (``RecoveryMode resume`` is 1.x only).
+The commands, phases, notifications and Redis link (``link``) of ``Manager``, written through
+blissdata 2.x (``tango_groups.bliss2``): sequences and groups are sequence scans, references
+go by key or by number (the session's scan, pending until PREPARED: ``bliss2.pending``). Every
+Redis request and every wait on blissdata's stream sinks gives up after ``RedisTimeout``
+(``bliss2.store.bounded``); a failed write of the running sequence leaves it LOST (blissdata
+2.4.5's stream writers cannot go on), End or Abort then closes it once Redis answers. A sequence
+a previous run left open is closed at start. README.rst ("Bliss 2") tells the whole contract.
 """
 
 from __future__ import annotations
@@ -48,13 +42,7 @@ from .notifications import (
     SequenceEnded,
     SequenceStarted,
 )
-from .requests import (
-    SCAN_KEY_PREFIX,
-    ManagerError,
-    StartRequest,
-    parse_group_request,
-    parse_scan_reference,
-)
+from .requests import SCAN_KEY_PREFIX, ManagerError, StartRequest, parse_scan_reference
 from .states import Command, Phase, transition
 
 __all__ = ["Bliss2Manager"]
@@ -286,15 +274,22 @@ class Bliss2Manager(Link):
         try:
             self._redis(write)
         except ManagerError:
+            self.give_up("Writing it failed (Redis did not answer): blissdata's stream writers "
+                         "cannot go on after that.")
+            raise
+
+    def give_up(self, why: str) -> None:
+        """The running sequence can no longer be written as it should (``why``): LOST, End or
+        Abort closes it."""
+        with self._lock:
+            if self.phase is not Phase.RUNNING:
+                return
             self._forget_awaited()
             self.phase = transition(self.phase, "lost")
-            self.lost_message = (
-                f"Writing sequence {self.sequence_name} failed (Redis did not answer): "
-                "blissdata's stream writers cannot go on after that. End or Abort closes it "
-                "once Redis answers; then Start a new sequence.")
+            self.lost_message = (f"Sequence {self.sequence_name}: {why} End or Abort closes it "
+                                 "once Redis answers; then Start a new sequence.")
             logger.error(self.lost_message)
             self._notify_state()
-            raise
 
     def emit(self, channel: str, data: Any, flat: bool = False) -> int:
         """Append points to a custom channel; returns the number of points written."""
@@ -358,12 +353,12 @@ class Bliss2Manager(Link):
             awaited.cancel()
         self._awaited.clear()
 
-    def create_group(self, request: str) -> str:
-        """A sequence scan of existing scans, closed at once; returns its key."""
-        references, title, scan_info = parse_group_request(request)
+    def group_members(self, references: list[int | str]) -> list[tuple[str, int]]:
+        """The (key, number) of each scan a group is asked for; refused before anything is
+        written (``UnknownScan``, ``DuplicateScan``)."""
         with self._lock:
             self._sync()
-            number = self._redis(self._next_number)
+            self._redis(lambda: ensure_set_up(self.store))
             found: list[tuple[str, int]] = []
             for reference in references:
                 if isinstance(reference, int):
@@ -380,11 +375,18 @@ class Bliss2Manager(Link):
                 found.append((key, int(scan.number)))
             if len({key for key, _ in found}) != len(found):
                 raise ManagerError("DuplicateScan", "a scan is listed twice")
+            return found
+
+    def write_group(self, members: list[tuple[str, int]], title: str | None,
+                    scan_info: dict[str, Any]) -> str:
+        """Write the group of ``members`` (from ``group_members``); returns its key."""
+        with self._lock:
+            number = self._redis(self._next_number)
             group = self._redis(lambda: SequenceScan(
                 self.store, session=self.session.name, number=number, name="group_of_scans",
                 title=title or "group_of_scans", scan_info=scan_info))
             try:
-                for key, scan_number in found:
+                for key, scan_number in members:
                     group.add_scan(key, scan_number)
                 self._redis(lambda: bounded(group.end, self.timeout))
             except ManagerError:

@@ -34,7 +34,7 @@ from ..scanning.scan import ScanState
 from ..scanning.sequence import ScanSequenceError, Sequence
 from ..session import Session
 from .notifications import Notification, NotificationCallback, StateChanged
-from .requests import ManagerError, channel_json, parse_channel
+from .requests import ManagerError, channel_json, parse_channel, parse_group_request
 from .states import Command, Phase, refusal, transition
 from .watchers import Periodic
 
@@ -255,6 +255,12 @@ class Link:
         except ChannelDataError as error:
             raise ManagerError("BadData", str(error)) from None
 
+    def create_group(self, request: str) -> str:
+        """A group of existing scans in one call, independent of the running sequence: every
+        scan is checked (``group_members``) before anything is written; returns its name."""
+        references, title, scan_info = parse_group_request(request)
+        return self.write_group(self.group_members(references), title, scan_info)
+
     # -- crash recovery ------------------------------------------------------------------------
     def _recover(self) -> None:
         """Close (or resume) the sequence a previous run of this owner left open."""
@@ -302,4 +308,11 @@ class Link:
         raise NotImplementedError
 
     def _finish(self, state: ScanState | None) -> ScanState:
+        raise NotImplementedError
+
+    def group_members(self, references: list[int | str]) -> list[Any]:
+        raise NotImplementedError
+
+    def write_group(self, members: list[Any], title: str | None,
+                    scan_info: dict[str, Any]) -> str:
         raise NotImplementedError

@@ -35,6 +35,7 @@ from ..data import lookup, running
 from ..data.channel import ChannelSpec, emit_blocks
 from ..data.connection import Redis
 from ..data.lookup import ScanFacts, UnreadableScan
+from ..data.node import ScanNode
 from ..scanning.chain import AcquisitionChannel
 from ..scanning.group import Group, ScanSequenceError, Sequence, scans_not_finished
 from ..scanning.scan import ScanState
@@ -53,7 +54,6 @@ from .requests import (
     SCAN_KEY_PREFIX,
     ManagerError,
     StartRequest,
-    parse_group_request,
     parse_scan_reference,
 )
 from .states import Command, Phase, transition
@@ -331,9 +331,8 @@ class Manager(Link, SequenceListener):
         self._notify_state()
         self._notify(SequenceEnded(final, sequence.scan_info))
 
-    def create_group(self, request: str) -> str:
-        """``Group`` of existing scans in one call; returns the group's db_name."""
-        references, title, scan_info = parse_group_request(request)
+    def group_members(self, references: list[int | str]) -> list[ScanNode]:
+        """The node of each scan a group is asked for; refused before anything is written."""
         with self._lock:
             self._sync()
             nodes = []
@@ -349,8 +348,14 @@ class Manager(Link, SequenceListener):
                 nodes.append(facts.node(self.session.client))
             if len({node.db_name for node in nodes}) != len(nodes):
                 raise ManagerError("DuplicateScan", "a scan is listed twice")
+            return nodes
+
+    def write_group(self, members: list[ScanNode], title: str | None,
+                    scan_info: dict[str, Any]) -> str:
+        """Write the ``Group`` of ``members`` (from ``group_members``); returns its db_name."""
+        with self._lock:
             try:
-                group = self._redis(lambda: Group(*nodes, title=title, scan_info=scan_info,
+                group = self._redis(lambda: Group(*members, title=title, scan_info=scan_info,
                                                   session=self.session))
             except ScanSequenceError as error:
                 raise ManagerError("NotAScan", str(error)) from None

@@ -1,19 +1,24 @@
 """Fixtures of the Bliss 2 tests: a Redis with RedisJSON and RediSearch (skipped, with the reason,
-where it cannot start), a blissdata 2.x ``DataStore`` on it, live blissdata readers.
+where it cannot start), a blissdata 2.x ``DataStore`` on it, live blissdata readers, and
+SequenceManager processes in ``DataFormat bliss2`` (``start_device``).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import pytest
+import tango
+from tango.test_context import DeviceTestContext
 
+from tango_groups.devices.sequence_manager import SequenceManager
 from tango_groups.runtime.redis_server import RedisServer
 
 _sessions = itertools.count(1)
+CHANNELS = ['{"name": "sum", "unit": "count"}', '{"name": "spectrum", "shape": [4]}']
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +61,32 @@ def follower(modules_redis) -> Iterator[Any]:
     yield start
     for each in followers:
         each.close()
+
+
+class Running(NamedTuple):
+    """A started device (``start_device``): its proxy and its test context."""
+
+    proxy: tango.DeviceProxy
+    context: DeviceTestContext
+
+
+@pytest.fixture
+def start_device(modules_redis: RedisServer, session_name: str) -> Iterator[Callable[..., Running]]:
+    """``start_device(**properties)``: a SequenceManager process in DataFormat bliss2."""
+    contexts: list[DeviceTestContext] = []
+
+    def start(**properties: object) -> Running:
+        props = {"RedisURL": modules_redis.url, "Session": session_name, "DataFormat": "bliss2",
+                 "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, "Channels": CHANNELS,
+                 **properties}
+        context = DeviceTestContext(SequenceManager, properties=props, process=True, timeout=30)
+        proxy = context.__enter__()
+        contexts.append(context)
+        proxy.set_timeout_millis(10_000)
+        return Running(proxy, context)
+
+    yield start
+    for context in reversed(contexts):
+        if context.server is not None and not context.thread.is_alive():
+            context.server = None
+        context.__exit__(None, None, None)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
-from typing import NamedTuple
 
 import pytest
 import tango
@@ -25,35 +23,6 @@ from tango_checks import refused, wait_until
 from tango_groups.bliss2 import SUBSCANS, custom_stream_name, data_store
 from tango_groups.devices.sequence_manager import SequenceManager
 from tango_groups.runtime.redis_server import RedisServer
-
-CHANNELS = ['{"name": "sum", "unit": "count"}', '{"name": "spectrum", "shape": [4]}']
-
-
-class Running(NamedTuple):
-    proxy: tango.DeviceProxy
-    context: DeviceTestContext
-
-
-@pytest.fixture
-def start_device(modules_redis: RedisServer, session_name: str) -> Iterator[Callable[..., Running]]:
-    """``start_device(**properties)``: a SequenceManager process in DataFormat bliss2."""
-    contexts: list[DeviceTestContext] = []
-
-    def start(**properties: object) -> Running:
-        props = {"RedisURL": modules_redis.url, "Session": session_name, "DataFormat": "bliss2",
-                 "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, "Channels": CHANNELS,
-                 **properties}
-        context = DeviceTestContext(SequenceManager, properties=props, process=True, timeout=30)
-        proxy = context.__enter__()
-        contexts.append(context)
-        proxy.set_timeout_millis(10_000)
-        return Running(proxy, context)
-
-    yield start
-    for context in reversed(contexts):
-        if context.server is not None and not context.thread.is_alive():
-            context.server = None
-        context.__exit__(None, None, None)
 
 
 def test_a_sequence_driven_through_tango_is_read_by_blissdata(store, session_name, follower,
