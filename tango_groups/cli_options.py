@@ -63,14 +63,12 @@ def bliss2_store(url: str, set_up: bool = False) -> Any:
     empty db is set up first). ``RuntimeError`` saying what is missing otherwise: blissdata 2
     not installed, a server without RedisJSON and RediSearch, a db not set up or not empty."""
     try:
-        from blissdata.redis_engine.store import DataStore
-
         from .bliss2 import data_store
     except ImportError as error:
         raise RuntimeError(f"Bliss 2 data needs blissdata 2.x ({error}): pip install "
                            "'tango_groups[bliss2]'") from None
     try:
-        return data_store(url) if set_up else DataStore(url)
+        return data_store(url, set_up=set_up)
     except RuntimeError as error:  # what blissdata raises; its text may hold the password
         raise RuntimeError(f"the Redis at {redact(url)} does not hold Bliss 2 data: "
                            f"{str(error).replace(url, redact(url))}") from None

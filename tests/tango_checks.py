@@ -19,9 +19,10 @@ def refused(reason: str, call: Callable[[], object]) -> str:
     return error.desc
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds."""
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0,
+               what: Callable[[], object] = lambda: "") -> None:
+    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds (saying ``what()``)."""
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
+        assert time.monotonic() < deadline, f"condition not reached in time {what()}"
         time.sleep(0.02)

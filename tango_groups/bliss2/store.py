@@ -32,8 +32,9 @@ PROTOCOL_KEY = "_PROTOCOL_VERSION_"  # set by blissdata on a db it set up
 COUNTER = "tango_groups:bliss2:{session}"  # a hash counting the session's scan numbers
 
 
-def data_store(url: str, timeout: float | None = None) -> DataStore:
-    """``DataStore(url)``; on a db blissdata never used, set it up first (``init_db=True``).
+def data_store(url: str, timeout: float | None = None, set_up: bool = True) -> DataStore:
+    """``DataStore(url)``; on a db blissdata never used, set it up first (``init_db=True``),
+    unless ``set_up`` is False (blissdata's ``RuntimeError`` then).
 
     With ``timeout`` (seconds), each Redis request of the store fails after that long and is
     never retried (redis-py's default retries a timed-out request three times with up to 10 s
@@ -49,7 +50,7 @@ def data_store(url: str, timeout: float | None = None) -> DataStore:
     try:
         store = DataStore(url)
     except RuntimeError as not_set_up:
-        if "No blissdata protocol version" not in str(not_set_up):
+        if not set_up or "No blissdata protocol version" not in str(not_set_up):
             raise
         try:
             store = DataStore(url, init_db=True)

@@ -31,6 +31,7 @@ __all__ = [
     "allocated_number",
     "find_scan",
     "probe",
+    "run_id",
     "scan_facts",
     "search_number",
 ]
@@ -153,3 +154,8 @@ def probe(client: redis.Redis, db_name: str | None = None) -> bool:
             pipe.exists(db_name)
         replies = pipe.execute()
     return db_name is None or bool(replies[1])
+
+
+def run_id(client: redis.Redis) -> str:
+    """The server's ``run_id`` (INFO server): a new one after every restart of Redis."""
+    return str(client.info("server")["run_id"])

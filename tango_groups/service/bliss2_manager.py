@@ -6,7 +6,7 @@ go by key or by number (the session's scan, pending until PREPARED: ``bliss2.pen
 Redis request and every wait on blissdata's stream sinks gives up after ``RedisTimeout``
 (``bliss2.store.bounded``); a failed write of the running sequence leaves it LOST (blissdata
 2.4.5's stream writers cannot go on), End or Abort then closes it once Redis answers. A sequence
-a previous run left open is closed at start. README.rst ("Bliss 2") tells the whole contract.
+a previous run left open is closed at start; a running one is LOST when Redis restarts. README.rst ("Bliss 2") tells the whole contract.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..bliss2 import (
 )
 from ..bliss2.pending import Awaited
 from ..data import lookup, running
-from ..data.connection import RedisError
+from ..data.connection import RedisConnectionError, RedisError
 from ..scanning.scan import ScanState
 from ..session import Session
 from .link import Link
@@ -49,6 +49,7 @@ __all__ = ["Bliss2Manager"]
 
 logger = logging.getLogger(__name__)
 
+WRITERS_GONE = "blissdata's stream writers cannot go on after that."
 END_REASONS = {ScanState.DONE: "SUCCESS", ScanState.USER_ABORTED: "USER_ABORT",
                ScanState.KILLED: "FAILURE"}
 
@@ -63,17 +64,16 @@ class Bliss2Manager(Link):
 
     def __init__(self, session: Session, redis_url: str, *, owner: str, store: DataStore,
                  watch_store: DataStore, timeout: float, end_timeout: float = 1.5,
-                 block: float = 0.5,
-                 on_change: NotificationCallback = lambda notification: None) -> None:
+                 block: float = 0.5, on_change: NotificationCallback = lambda _: None) -> None:
         super().__init__(session, redis_url, owner=f"{owner}#bliss2", recovery="close",
                          on_change=on_change)
         self.store, self.watch_store = store, watch_store
         self.timeout, self.end_timeout, self.block = timeout, end_timeout, block
         self._sequence: SequenceScan | None = None
-        self._specs = {}
-        self._keys: list[str] = []  # referenced, in order
+        self._specs, self._keys = {}, []  # the custom channels; the keys referenced, in order
         self._awaited: dict[int, Awaited] = {}
         self._settled = threading.Condition(self._lock)  # notified when nothing is awaited
+        self._server = ""  # the run_id of the Redis the writers are connected to
         self.state, self.sequence_name, self.sequence_number = ScanState.IDLE, "", 0
 
     @property
@@ -82,8 +82,7 @@ class Bliss2Manager(Link):
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop the threads; a running sequence is closed (FAILURE). When Redis does not answer,
-        its record stays and the next run of this owner closes it."""
+        """Stop the threads; a running sequence is closed (FAILURE), or else by the next run."""
         self._stop_health()
         with self._lock:
             if self.phase is not Phase.IDLE:
@@ -96,13 +95,23 @@ class Bliss2Manager(Link):
 
     def release(self) -> None:
         """Close the Redis clients (after ``close``)."""
-        self.session.close()
-        for store in (self.store, self.watch_store):
-            store_client(store).close()
+        for client in (self.session, store_client(self.store), store_client(self.watch_store)):
+            client.close()
 
     # -- hooks of the link -----------------------------------------------------------------------
     def _probe(self, name: str | None) -> bool:
-        return lookup.probe(store_client(self.store), name)
+        """Also: a Redis that restarted (a new ``run_id``) or refuses connections took the
+        running sequence's stream writers with it: LOST at once, rather than at its next write."""
+        client = store_client(self.store)
+        try:
+            exists, server = lookup.probe(client, name), lookup.run_id(client)
+        except RedisConnectionError as error:
+            self.give_up(f"Redis went down ({error}): {WRITERS_GONE}")
+            raise
+        if self._server not in ("", server):
+            self.give_up(f"Redis restarted: {WRITERS_GONE}")
+        self._server = server
+        return exists
 
     def _open_sequence(self) -> SequenceScan | None:
         return self._sequence if self.phase is Phase.RUNNING else None
@@ -134,19 +143,17 @@ class Bliss2Manager(Link):
         with self._lock:
             self._begin(Command.START)
             number = self._redis(self._next_number)
+            self._server = self._redis(lambda: lookup.run_id(store_client(self.store)))
             title = request.title if request.title is not None else "sequence_of_scans"
             channels = tuple(request.channels)
             self._specs = {spec.name: spec for spec in channels}
             record = tuple(self._channel_json())
-
-            def save(key: str) -> None:
-                running.save(self.session.client, self._record_key,
-                             running.RunningRecord(key, record))
-
             try:
                 sequence = self._redis(lambda: SequenceScan(
                     self.store, session=self.session.name, number=number, title=title,
-                    scan_info=request.scan_info, channels=channels, on_created=save))
+                    scan_info=request.scan_info, channels=channels, on_created=lambda key: (
+                        running.save(self.session.client, self._record_key,
+                                     running.RunningRecord(key, record)))))
             except ManagerError:
                 self._recovered = False  # a record may be left: close it once Redis answers
                 raise
@@ -176,10 +183,7 @@ class Bliss2Manager(Link):
             else:
                 key = self._checked_key(reference)
             scan = self._lookup(lambda: self.store.load_scan(key))
-            number = int(scan.number)
-            if number in self._awaited:
-                raise ManagerError("DuplicateScan", f"scan {number} is already pending in "
-                                                    f"sequence {self.sequence_name}")
+            number = self._not_pending(int(scan.number))
             if scan.state < Bliss2State.PREPARED:
                 return self._await(number, since=None, key=key)
             self._reference(key, number)
@@ -190,33 +194,34 @@ class Bliss2Manager(Link):
         the search (to follow new scans from)."""
         if number == self.sequence_number:
             raise ManagerError("NotAScan", f"scan {number} is the running sequence itself")
-        if number in self._awaited:
-            raise ManagerError("DuplicateScan", f"scan {number} is already pending in sequence "
-                                                f"{self.sequence_name}")
+        self._not_pending(number)
         key, since = self._redis(lambda: scan_of_number(self.store, self.session.name, number))
         if key in self._keys:
             raise ManagerError("DuplicateScan",
                                f"scan {number} is already in sequence {self.sequence_name}")
         return key, since
 
+    def _not_pending(self, number: int) -> int:
+        if number in self._awaited:
+            raise ManagerError("DuplicateScan", f"scan {number} is already pending in sequence "
+                                                f"{self.sequence_name}")
+        return number
+
     def _checked_key(self, key: str) -> str:
         if not key.startswith(SCAN_KEY_PREFIX):
-            raise ManagerError("UnknownScan", f"{key!r} is not a Bliss 2 scan key: this device "
-                                              f"writes the Bliss 2 model (DataFormat bliss2); "
-                                              f"give {SCAN_KEY_PREFIX}<id> or a scan number")
+            raise ManagerError("UnknownScan", f"{key!r} is not a Bliss 2 scan key: DataFormat "
+                                              f"bliss2 takes {SCAN_KEY_PREFIX}<id> or numbers")
         if key == self.sequence_name:
             raise ManagerError("NotAScan", f"{key} is the running sequence itself")
         if key in self._keys:
-            raise ManagerError("DuplicateScan", f"{key} is already in sequence "
-                                                f"{self.sequence_name}")
+            raise ManagerError("DuplicateScan", f"{key} is in sequence {self.sequence_name}")
         return key
 
     def _lookup(self, action: Any) -> Any:
         try:
             return self._redis(action)
         except ScanNotFoundError as error:
-            raise ManagerError("UnknownScan", f"{error} (expired, deleted, or never "
-                                              "written)") from None
+            raise ManagerError("UnknownScan", f"{error} (expired, deleted, never written)") from None
 
     def _await(self, number: int, *, since: str | None, key: str | None) -> str:
         self._awaited[number] = Awaited(self.watch_store, self.session.name, number,
@@ -255,11 +260,9 @@ class Bliss2Manager(Link):
         self._notify_state()  # the status names what is awaited
         if not numbers:
             self._settled.notify_all()
+        record = running.RunningRecord(self.sequence_name, tuple(self._channel_json()), numbers)
         try:
-            self._redis(lambda: running.save(self.session.client, self._record_key,
-                                             running.RunningRecord(self.sequence_name,
-                                                                   tuple(self._channel_json()),
-                                                                   numbers)))
+            self._redis(lambda: running.save(self.session.client, self._record_key, record))
         except ManagerError as error:
             logger.warning("running record not updated: %s", error.message)
 
@@ -274,8 +277,7 @@ class Bliss2Manager(Link):
         try:
             self._redis(write)
         except ManagerError:
-            self.give_up("Writing it failed (Redis did not answer): blissdata's stream writers "
-                         "cannot go on after that.")
+            self.give_up(f"Writing it failed (Redis did not answer): {WRITERS_GONE}")
             raise
 
     def give_up(self, why: str) -> None:

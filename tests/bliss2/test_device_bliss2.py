@@ -75,7 +75,7 @@ def test_refusals_write_nothing(store, session_name, start_device):
     assert proxy.AddScan("1") == scan
     desc = refused("SequenceManager_UnknownScan",
                    lambda: proxy.AddScan("esrf:scan:01ZZZZZZZZZZZZZZZZZZZZZZZZ"))
-    assert "deleted, or never written" in desc
+    assert "never written" in desc
     assert "DataFormat bliss2" in refused("SequenceManager_UnknownScan",
                                           lambda: proxy.AddScan("demo:tmp:scans:1_loopscan"))
     refused("SequenceManager_DuplicateScan", lambda: proxy.AddScan(scan))
@@ -163,7 +163,7 @@ def test_a_redis_restarted_empty_is_set_up_again(session_name, start_device):
         proxy = start_device(RedisURL=server.url, RedisTimeout=0.5).proxy
         proxy.Start("")
         server.restart(keep_data=False)
-        wait_until(lambda: "no longer holds" in proxy.Status())  # LOST, Redis answers
+        wait_until(lambda: "Redis restarted" in proxy.Status(), what=proxy.Status)  # LOST
         refused("SequenceManager_SequenceLost", proxy.End)
         key = proxy.Start("again")  # blissdata's index and protocol key are back
         assert proxy.End() == "DONE"
@@ -178,3 +178,19 @@ def test_the_panel_reads_bliss2_scans(store, session_name, modules_redis):
     assert read_scan(modules_redis.url, key) == ("CLOSED", 4)
     assert "CLOSED" in FINAL_STATES
     assert read_scan(modules_redis.url, "esrf:scan:01ZZZZZZZZZZZZZZZZZZZZZZZZ") == ("?", 0)
+
+
+def test_a_redis_restart_loses_the_running_sequence_and_end_closes_it(session_name,
+                                                                     start_device):
+    with RedisServer(modules=True) as server:
+        proxy = start_device(RedisURL=server.url, RedisTimeout=0.5).proxy
+        key = proxy.Start(json.dumps({"channels": ["sum"]}))
+        proxy.EmitChannel(([1.0], ["sum"]))
+        server.restart(keep_data=True)
+        wait_until(lambda: "Redis restarted" in proxy.Status(), what=proxy.Status)
+        assert proxy.State() == tango.DevState.FAULT
+        refused("SequenceManager_SequenceLost", lambda: proxy.EmitChannel(([2.0], ["sum"])))
+        refused("SequenceManager_SequenceLost", proxy.End)
+        scan = data_store(server.url).load_scan(key)
+        assert scan.state is ScanState.CLOSED and scan.info["end_reason"] == "FAILURE"
+        assert proxy.Start("again") != key and proxy.End() == "DONE"
