@@ -31,8 +31,9 @@ or restart, ``Channels`` only on restart).
 
 Client helpers: ``spectrum`` (an attribute as a list), ``device_view`` (for failure messages),
 ``refused`` (a call must fail with that reason), ``retried`` (a client repeating a call while it
-answers RedisUnavailable). ``poll`` is how tests wait: a predicate polled until it holds or a deadline passes (Tango errors
-count as "not yet", since a restarting server refuses connections for a while).
+answers RedisUnavailable). ``poll`` is how tests wait: a predicate polled until it holds or a
+deadline passes (Tango errors count as "not yet", since a restarting server refuses connections
+for a while).
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ from tango_groups.runtime.redis_server import RedisServer
 from tango_groups.scanning.simulation import loopscan
 from tango_groups.session import Session
 
-__all__ = ["CLIENT_TIMEOUT_MS", "DATA_FORMATS", "UNAVAILABLE", "SequenceServer", "device_view", "poll",
-           "refused", "retried", "spectrum"]
+__all__ = ["CLIENT_TIMEOUT_MS", "DATA_FORMATS", "UNAVAILABLE", "SequenceServer", "device_view",
+           "poll", "refused", "retried", "spectrum"]
 
 CLIENT_TIMEOUT_MS = 3000  # Tango's default client timeout: what the device must stay below
 UNAVAILABLE = "SequenceManager_RedisUnavailable"
