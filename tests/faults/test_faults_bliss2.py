@@ -104,11 +104,15 @@ def reach(server: SequenceServer, point: str) -> Expected:
     return expected
 
 
-def assert_agree(server: SequenceServer, expected: Expected, running: bool) -> None:
-    """Device == blissdata == expected; nothing open but the running sequence."""
+def assert_agree(server: SequenceServer, expected: Expected, running: bool,
+                 late: tuple[float, ...] = ()) -> None:
+    """Device == blissdata == expected; nothing open but the running sequence. ``late``: points
+    of a write that failed, which blissdata may hold once after the device's (see the xfail
+    ``test_points_that_landed_late_are_shown``)."""
     proxy, store = server.proxy, server.store
     assert references(store, expected.key) == (expected.names, expected.numbers)
-    assert channel_points(store, expected.key, CHANNEL).tolist() == expected.points
+    stored = channel_points(store, expected.key, CHANNEL).tolist()
+    assert stored in (expected.points, expected.points + list(late))  # never twice
     assert proxy.SequenceName == proxy.ScanKey == expected.key
     assert spectrum(proxy, "ScanNames") == expected.names
     assert spectrum(proxy, "ScanNumbers") == expected.numbers
@@ -212,7 +216,8 @@ class EndWaiter:
         self.store._redis.close()
 
 
-def close_lost(server: SequenceServer, expected: Expected, command: str = "End") -> None:
+def close_lost(server: SequenceServer, expected: Expected, command: str = "End",
+               late: tuple[float, ...] = ()) -> None:
     """The sequence is LOST: End (or Abort) answers SequenceLost and closes it (FAILURE or
     USER_ABORT); the device is ON, shows what blissdata reads; Start works again."""
     proxy = server.proxy
@@ -222,7 +227,7 @@ def close_lost(server: SequenceServer, expected: Expected, command: str = "End")
     assert proxy.SequenceState == final
     assert_closed(server, expected.key, END_REASONS[final])
     expected.pending = []
-    assert_agree(server, expected, running=False)
+    assert_agree(server, expected, running=False, late=late)
     start_again(server)
 
 
@@ -282,6 +287,12 @@ def test_redis_restarted_with_its_data_the_sequence_goes_on(sequence_server) -> 
     finish(server, expected)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: End / Abort of a sequence Redis lost with its data fails with "
+    "SequenceManager_InternalError (blissdata ScanNotFoundError), and again on every retry, so "
+    "the device stays FAULT until Init: Bliss2Manager._finish, in phase LOST, calls "
+    "close_left_open(store, key), whose Scan._load_rw raises ScanNotFoundError for the vanished "
+    "scan; _redis turns only RedisError into a refusal, and _finish never reaches 'ended'"))
 @pytest.mark.parametrize(("point", "closer"), [*((point, "End") for point in POINTS),
                                                ("emitted", "Abort")])
 def test_redis_restarted_without_its_data(sequence_server, point: str, closer: str) -> None:
@@ -300,6 +311,7 @@ def test_redis_restarted_without_its_data(sequence_server, point: str, closer: s
 
     poll(lost, DETECTION, "FAULT with a Status naming the lost sequence",
          lambda: device_view(proxy))
+    server.data_client.close()
     server.store = data_store(server.redis.url)  # Bliss sets up its empty Redis again
     new = [server.scan() for _ in range(max(expected.pending, default=1))]
     before = KeySnapshot.take(server.data_client)
@@ -339,9 +351,27 @@ def test_redis_paused_then_resumed(sequence_server, point: str, pause: float) ->
         time.sleep(max(0.0, frozen + pause - time.monotonic()))  # the fault lasts `pause`
     refused(LOST, lambda: retried(lambda: proxy.EmitChannel(([5.0, 6.0], [CHANNEL]))))
     refused(LOST, lambda: proxy.AddScan(expected.spare))
-    points = channel_points(server.store, expected.key, CHANNEL).tolist()
-    assert points in (expected.points, expected.points + [5.0, 6.0])  # never twice
-    close_lost(server, expected)  # the device shows the points that landed late, too
+    close_lost(server, expected, late=(5.0, 6.0))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: an EmitChannel that meets a frozen Redis times out (RedisUnavailable, the "
+    "sequence LOST), but its XADD was on the socket and lands when Redis resumes; the device "
+    "never re-reads a LOST sequence (Bliss2Manager._finish closes it with close_left_open and "
+    "keeps its own view), so its channel attribute lacks points that blissdata's readers get "
+    "(issue 6 required the device and Redis to agree after a timeout)"))
+def test_points_that_landed_late_are_shown(sequence_server) -> None:
+    """After the lost sequence is closed, the device's channel attribute == blissdata's stream."""
+    server = bliss2_server(sequence_server)
+    proxy = server.proxy
+    expected = reach(server, "emitted")
+    frozen = time.monotonic()
+    with server.redis.paused():
+        refused(UNAVAILABLE, lambda: proxy.EmitChannel(([5.0, 6.0], [CHANNEL])))
+        time.sleep(max(0.0, frozen + 2.2 - time.monotonic()))  # the fault lasts 2.2 s
+    refused(LOST, lambda: retried(proxy.End))
+    assert spectrum(proxy, CHANNEL) == channel_points(server.store, expected.key,
+                                                      CHANNEL).tolist()
 
 
 # -- End and Abort retried ----------------------------------------------------------------------
