@@ -1,8 +1,8 @@
 """Helpers of the Bliss 2 tests: scans written by blissdata 2.x itself, blissdata's own reader.
 
 ``bliss2_reader.py`` runs blissdata 2.4.5's reader in a subprocess (live: ``Follower``; after the
-fact: ``snapshot``); ``write_scan`` writes a scan as Bliss 2 would. Imported by test modules after
-their ``pytest.importorskip("blissdata...")``.
+fact: ``snapshot``); ``write_scan`` (``tests/bliss2_data``, shared with the fault suite) writes a
+scan as Bliss 2 would. Imported by test modules after their ``pytest.importorskip("blissdata...")``.
 """
 
 from __future__ import annotations
@@ -11,28 +11,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import numpy
-from blissdata.streams.default import Stream
+from bliss2_data import write_scan
+
+__all__ = ["Follower", "snapshot", "write_scan"]
 
 HERE = Path(__file__).parent
 READER_TIMEOUT = 120  # seconds a reader subprocess may take
-
-
-def write_scan(store, session: str, number: int, points: int = 5, **info: Any):
-    """A finished loopscan written through blissdata 2.x itself, as Bliss 2 would: its key."""
-    scan = store.create_scan({"name": "loopscan", "number": number, "data_policy": "no_policy",
-                              "session": session}, info={"title": f"loopscan {number}", **info})
-    elapsed = scan.create_stream(Stream.make_definition("timer:elapsed_time", "float64"))
-    diode = scan.create_stream(Stream.make_definition("diode:diode", "int32"))
-    scan.prepare()
-    scan.start()
-    elapsed.send(numpy.arange(points, dtype=float) * 0.1)
-    diode.send(numpy.arange(points, dtype=numpy.int32) + number)
-    scan.stop()
-    scan.close()
-    return scan.key
 
 
 def snapshot(url: str, key: str) -> dict:

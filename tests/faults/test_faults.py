@@ -26,10 +26,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
-import numpy
 import pytest
 import tango
 from redis_checker import (
@@ -40,7 +37,16 @@ from redis_checker import (
     problems,
     references,
 )
-from sequence_server import CLIENT_TIMEOUT_MS, SequenceServer, poll, refused
+from sequence_server import (
+    CLIENT_TIMEOUT_MS,
+    UNAVAILABLE,
+    SequenceServer,
+    device_view,
+    poll,
+    refused,
+    retried,
+    spectrum,
+)
 
 from tango_groups.data import keys
 from tango_groups.data.connection import connect
@@ -49,7 +55,6 @@ from tango_groups.scanning.scan import ScanState
 
 POINTS = ("started", "scan_added", "emitted", "pending")
 CHANNEL = "x"  # float64 points, declared in the Channels property: it has its attribute
-UNAVAILABLE = "SequenceManager_RedisUnavailable"
 LOST = "SequenceManager_SequenceLost"
 DETECTION = 5.0  # seconds to notice a fault or a recovery: "a few health-check periods" of 0.2 s
 RECOVERY = 8.0  # seconds from a server restart to the sequence closed or resumed
@@ -71,32 +76,8 @@ class Expected:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def spectrum(proxy: tango.DeviceProxy, name: str) -> list[Any]:
-    """An attribute as a list (an empty spectrum may read as None)."""
-    value = proxy.read_attribute(name).value
-    return [] if value is None else numpy.asarray(value).tolist()
-
-
 def state(proxy: tango.DeviceProxy) -> tango.DevState:
     return proxy.State()
-
-
-def device_view(proxy: tango.DeviceProxy) -> str:
-    """State, Status and sequence of the device, for failure messages."""
-    return (f"{proxy.State()}, {proxy.SequenceName!r} {proxy.SequenceState!r}: "
-            f"{proxy.Status()}")
-
-
-def retried(call: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """A client retrying ``call`` while it fails with RedisUnavailable (other errors raise)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return call()
-        except tango.DevFailed as error:
-            if error.args[0].reason != UNAVAILABLE or time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 def reach(server: SequenceServer, point: str) -> Expected:

@@ -25,6 +25,11 @@ Invariants:
 One server and one Redis serve every example (a device left unusable by an example is restarted,
 after the failure has been recorded). ``TANGO_GROUPS_FUZZ_EXAMPLES`` sets how many examples run
 (default 60; a soak: 1000).
+
+``test_fuzz_every_command_bliss2`` is the same fuzz against a server in ``DataFormat bliss2``, the
+data read back with blissdata 2.x (``Bliss2Model``: every scan but the running sequence CLOSED with
+its streams sealed, Start answers an ``esrf:scan:`` key, ``ScanKey`` == ``SequenceName``);
+``TANGO_GROUPS_FUZZ_EXAMPLES_BLISS2`` sets its examples (default 80: about 50 s here).
 """
 
 from __future__ import annotations
@@ -39,10 +44,11 @@ from typing import Any
 
 import numpy
 import pytest
+import redis_checker
 import tango
 from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
-from redis_checker import KeySnapshot, channel_points, problems, references
+from redis_checker import KeySnapshot
 from sequence_server import SequenceServer, poll
 
 from tango_groups.data import keys
@@ -51,12 +57,13 @@ from tango_groups.data.node import get_node
 from tango_groups.devices.channels import PointWindow
 
 EXAMPLES = int(os.environ.get("TANGO_GROUPS_FUZZ_EXAMPLES", "60"))
+EXAMPLES_BLISS2 = int(os.environ.get("TANGO_GROUPS_FUZZ_EXAMPLES_BLISS2", "80"))
 PREFIX = "SequenceManager_"
 WRITES_THEN_FAILS = {"SequenceManager_ScansNotFinished"}  # End: ends the sequence, then says so
 INT64_MAX = 2**63 - 1
 WEEK = 7 * 24 * 3600
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(max(600, EXAMPLES * 20))]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(max(600, max(EXAMPLES, EXAMPLES_BLISS2) * 20))]
 
 # -- nasty values ---------------------------------------------------------------------------------
 NASTY_STRINGS = [
@@ -133,6 +140,75 @@ class Channel:
     shape: tuple[int, ...]
 
 
+class Bliss1Model:
+    """``DataFormat bliss1``: the data is 1.x nodes, read with ``redis_checker``."""
+
+    name = "bliss1"
+    key_prefix = ""  # what Start's answer starts with (db_names: the session's name)
+    non_scan_reasons = reasons("NotAScan", "BadRequest")
+
+    def __init__(self, server: SequenceServer) -> None:
+        self.server = server
+
+    def problems(self, running: str | None = None) -> list[str]:
+        return redis_checker.problems(self.server.client, self.server.session_name,
+                                      running=running)
+
+    def references(self, sequence: str) -> tuple[list[str], list[int]]:
+        return redis_checker.references(self.server.client, sequence)
+
+    def channel_points(self, sequence: str, channel: str) -> numpy.ndarray:
+        return redis_checker.channel_points(self.server.client, sequence, channel)
+
+    def non_scans(self, world: World) -> list[str]:
+        """Names of nodes that are not scans."""
+        session = self.server.session
+        names = [session.name, session.scan_saving_db_name,
+                 f"{world.scans[0][0]}:timer", f"{world.scans[0][0]}:timer:elapsed_time"]
+        if world.sequence:
+            master = f"{world.sequence}:{keys.GROUPING_MASTER}"
+            names += [master, f"{master}:{keys.SCANS_CHANNEL}", f"{master}:scan_numbers"]
+        return names
+
+
+class Bliss2Model(Bliss1Model):
+    """``DataFormat bliss2``: the data is blissdata 2.x scans, read with ``bliss2_data`` (Start
+    answers the sequence's ``esrf:scan:`` key, also in ``ScanKey``)."""
+
+    name = "bliss2"
+    key_prefix = "esrf:scan:"
+    non_scan_reasons = reasons("NotAScan", "BadRequest", "UnknownScan")
+
+    def __init__(self, server: SequenceServer) -> None:
+        super().__init__(server)
+        import bliss2_data  # blissdata 2.x: only for this model
+        from blissdata.exceptions import ScanNotFoundError
+
+        self.data, self.not_found = bliss2_data, ScanNotFoundError
+
+    def problems(self, running: str | None = None) -> list[str]:
+        return self.data.problems(self.server.store, self.server.session_name, running=running)
+
+    def references(self, sequence: str) -> tuple[list[str], list[int]]:
+        return self.data.references(self.server.store, sequence)
+
+    def channel_points(self, sequence: str, channel: str) -> numpy.ndarray:
+        return self.data.channel_points(self.server.store, sequence, channel)
+
+    def non_scans(self, world: World) -> list[str]:
+        """Names that are not scan keys: the session, the scan history, stream keys, a key of
+        no scan, a 1.x db_name."""
+        names = [self.server.session_name, "_SCAN_HISTORY_", "esrf:scan:" + "0" * 26,
+                 "esrf:stream:" + "0" * 26, f"{self.server.session_name}:tmp:scans:1_loopscan"]
+        for key in filter(None, [world.sequence, world.scans[0][0]]):
+            try:
+                names += [stream.key for stream in self.server.store.load_scan(key)
+                          .streams.values()]
+            except self.not_found:  # a sequence lost with its Redis data
+                continue
+        return names
+
+
 class World:
     """What exists, to resolve references against (refreshed from the device after every call).
 
@@ -140,8 +216,9 @@ class World:
     they draw ``Ref``s, which ``resolve`` turns into names when the call runs.
     """
 
-    def __init__(self, server: SequenceServer) -> None:
+    def __init__(self, server: SequenceServer, model: type[Bliss1Model] = Bliss1Model) -> None:
         self.server = server
+        self.model = model(server)
         self.initial_scans: list[tuple[str, int]] = []  # what every example starts with
         self.scans: list[tuple[str, int]] = []  # finished scans: (db_name, number)
         self.ended: list[str] = []  # ended sequences and groups
@@ -172,15 +249,6 @@ class World:
         if not self.running and self.sequence and self.sequence not in self.ended:
             self.ended.append(self.sequence)
 
-    def non_scan_nodes(self) -> list[str]:
-        session = self.server.session
-        names = [session.name, session.scan_saving_db_name,
-                 f"{self.scans[0][0]}:timer", f"{self.scans[0][0]}:timer:elapsed_time"]
-        if self.sequence:
-            master = f"{self.sequence}:{keys.GROUPING_MASTER}"
-            names += [master, f"{master}:{keys.SCANS_CHANNEL}", f"{master}:scan_numbers"]
-        return names
-
 
 @dataclasses.dataclass(frozen=True)
 class Ref:
@@ -209,8 +277,8 @@ def resolve_reference(world: World, item: str | Ref) -> tuple[str, frozenset[str
         names = world.ended or [name for name, _ in world.scans]
         return names[pick % len(names)], None
     if item.kind == "non_scan":  # (the session's root name is not even a db_name of a scan)
-        names = world.non_scan_nodes()
-        return names[pick % len(names)], reasons("NotAScan", "BadRequest")
+        names = world.model.non_scans(world)
+        return names[pick % len(names)], world.model.non_scan_reasons
     if item.kind == "unallocated":  # a scan that has not run yet: pending
         return str(world.server.last_scan_number() + 1 + pick % 3), None
     if item.kind == "sequence":  # the running sequence itself (or the last one)
@@ -492,7 +560,7 @@ def run(world: World, call: Call) -> None:
     argument, allowed = resolve(world, call)
     shown = repr(argument)
     world.log.append(f"{call.command}({shown if len(shown) < 100 else shown[:100] + '...'})")
-    before = KeySnapshot.take(server.client)
+    before = KeySnapshot.take(server.data_client)
     try:
         if argument is None:
             result = proxy.command_inout(call.command)
@@ -510,13 +578,14 @@ def run(world: World, call: Call) -> None:
                 f"{world.log[-1]}, expected one of {sorted(allowed)}: {error.desc}\n"
                 f"run: {world.log}")
         if error.reason not in WRITES_THEN_FAILS:
-            changes = KeySnapshot.take(server.client).diff(before)
+            changes = KeySnapshot.take(server.data_client).diff(before)
             assert changes == [], f"{world.log[-1]} was refused but wrote {changes}"
     else:
         world.log[-1] += f" -> {str(result)[:80]!r}"
         statistics(f"{call.command}: accepted")
         assert allowed is None, f"{world.log[-1]} was accepted; run: {world.log}"
         if call.command == "Start":
+            assert str(result).startswith(world.model.key_prefix), world.log
             world.channels = declared_channels(argument)
         elif call.command == "CreateGroup":
             world.ended.append(result)
@@ -536,14 +605,15 @@ def read(world: World, name: str) -> Any:
 
 def check_world(world: World) -> None:
     """The checker finds nothing wrong; the device shows what Redis holds."""
-    server = world.server
     running = world.sequence if world.running else None
-    found = problems(server.client, server.session_name, running=running)
+    found = world.model.problems(running=running)
     assert found == [], f"the checker found {found}; run: {world.log}"
     if world.running:
-        names, numbers = references(server.client, world.sequence)
+        names, numbers = world.model.references(world.sequence)
         assert list(read(world, "ScanNames")) == names, world.log
         assert list(read(world, "ScanNumbers")) == numbers, world.log
+    key = world.sequence if world.model.name == "bliss2" else ""
+    assert read(world, "ScanKey") == key, world.log
     for name, declared in ATTRIBUTE_CHANNELS.items():
         # the attribute shows the current (or last) sequence's points when it declared the
         # channel (as the Channels property does: Start refuses other declarations), else none
@@ -554,7 +624,7 @@ def check_world(world: World) -> None:
         if world.sequence and world.channels.get(name) == decl:
             # the newest points the attribute's window holds (devices.channels: ChannelWindow)
             window = PointWindow(ChannelSpec((), name, decl.dtype, decl.shape), WINDOW).size
-            stored = channel_points(server.client, world.sequence, name)[-window:]
+            stored = world.model.channel_points(world.sequence, name)[-window:]
             # running: the sequence's points; idle: the last sequence's (or none, after Init)
             expected = [stored] if world.running else [stored, empty]
         shown = numpy.asarray(read(world, name))
@@ -574,25 +644,38 @@ def round_trip(world: World) -> None:
     assert proxy.End() == "DONE", world.log
     world.channels = {}
     world.refresh()
-    found = problems(world.server.client, world.server.session_name)
+    found = world.model.problems()
     assert found == [], f"after a round trip, the checker found {found}; run: {world.log}"
 
 
 # -- the fuzz -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def fuzz_world(tango_db) -> Iterator[World]:
+def fuzz_server(tango_db, data_format: str) -> Iterator[World]:
+    """One server for every example of a fuzz, with two finished scans in its session."""
     # a week of TTL: nothing the run wrote expires while it runs (an expired key would read as
     # a key deleted by the call that happened to run then)
-    server = SequenceServer(tango_db.tango_host, DataExpiration=WEEK, ParentExpiration=WEEK,
+    server = SequenceServer(tango_db.tango_host, data_format=data_format, DataExpiration=WEEK,
+                            ParentExpiration=WEEK,
                             Channels=[json.dumps(decl) for decl in ATTRIBUTE_CHANNELS.values()]
                             ).start()
     try:
-        world = World(server)
+        world = World(server, Bliss2Model if data_format == "bliss2" else Bliss1Model)
         world.initial_scans = [(scan.db_name, scan.scan_number)
                                for scan in (server.scan(1), server.scan(1))]
         yield world
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def fuzz_world(tango_db) -> Iterator[World]:
+    yield from fuzz_server(tango_db, "bliss1")
+
+
+@pytest.fixture(scope="module")
+def fuzz_world_bliss2(tango_db) -> Iterator[World]:
+    pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x "
+                                                               "(tango_groups[bliss2])")
+    yield from fuzz_server(tango_db, "bliss2")
 
 
 def make_usable(server: SequenceServer) -> None:
@@ -622,12 +705,8 @@ def make_usable(server: SequenceServer) -> None:
     server.restart()
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.large_base_example])
-@given(data=st.data())
-def test_fuzz_every_command(fuzz_world: World, data: st.DataObject) -> None:
-    world = fuzz_world
+def fuzz(world: World, data: st.DataObject) -> None:
+    """One example: a run of calls from a usable device, then the checks and a round trip."""
     make_usable(world.server)
     world.reset(world.initial_scans)
     if data.draw(st.booleans(), label="start with channels first"):
@@ -636,6 +715,24 @@ def test_fuzz_every_command(fuzz_world: World, data: st.DataObject) -> None:
         run(world, data.draw(calls, label="call"))
     check_world(world)
     round_trip(world)
+
+
+FUZZ_SETTINGS = {"deadline": None, "database": None,
+                 "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.large_base_example]}
+
+
+@settings(max_examples=EXAMPLES, **FUZZ_SETTINGS)
+@given(data=st.data())
+def test_fuzz_every_command(fuzz_world: World, data: st.DataObject) -> None:
+    fuzz(fuzz_world, data)
+
+
+@settings(max_examples=EXAMPLES_BLISS2, **FUZZ_SETTINGS)
+@given(data=st.data())
+def test_fuzz_every_command_bliss2(fuzz_world_bliss2: World, data: st.DataObject) -> None:
+    """The same fuzz in DataFormat bliss2, judged by blissdata 2.x (``Bliss2Model``)."""
+    fuzz(fuzz_world_bliss2, data)
 
 
 # -- what the fuzz found, replayed every time ---------------------------------------------------
