@@ -58,8 +58,9 @@ from .store import (
     scan_of_number,
     scan_progress,
     store_client,
+    stream_tails,
 )
 
 __all__ = ["SUBSCANS", "SequenceScan", "bounded", "close_left_open", "custom_stream_name",
            "data_store", "ensure_set_up", "find_scans", "next_number", "scan_of_number",
-           "scan_progress", "store_client"]
+           "scan_progress", "store_client", "stream_tails"]

@@ -65,13 +65,13 @@ def close_scan(scan: Scan, reason: str = "FAILURE", info: Mapping[str, Any] | No
 
 def end_scan(scan: Scan, reason: str = "SUCCESS", info: Mapping[str, Any] | None = None
              ) -> None:
-    """STOPPED (when STARTED) then CLOSED (``close_scan``); closed as FAILURE when stopping
-    fails."""
+    """STOPPED (when STARTED) then CLOSED (``close_scan``). When stopping fails, it is closed
+    all the same: as FAILURE, unless it was being aborted (an abort stays an abort)."""
     if scan.state is ScanState.STARTED:
         try:
             scan.stop()
         except BaseException:
-            close_scan(scan, "FAILURE", info)
+            close_scan(scan, reason if reason == "USER_ABORT" else "FAILURE", info)
             raise
     close_scan(scan, reason, info)
 

@@ -13,7 +13,7 @@ crash), the way blissdata's own ``delete_scan(force=True)`` closes one, without 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,7 +25,7 @@ from ..data.connection import Redis, RedisTimeoutError, never_retry
 from ..data.writer import DataWriter
 
 __all__ = ["bounded", "close_left_open", "data_store", "ensure_set_up", "find_scans",
-           "next_number", "scan_of_number", "scan_progress", "store_client"]
+           "next_number", "scan_of_number", "scan_progress", "store_client", "stream_tails"]
 
 T = TypeVar("T")
 PROTOCOL_KEY = "_PROTOCOL_VERSION_"  # set by blissdata on a db it set up
@@ -107,6 +107,13 @@ def scan_progress(store: DataStore, key: str) -> tuple[str, int]:
     if scan.state < ScanState.PREPARED:  # streams reach the document with PREPARED
         return scan.state.name, 0
     return scan.state.name, max((len(stream) for stream in scan.streams.values()), default=0)
+
+
+def stream_tails(store: DataStore, key: str, starts: Mapping[str, int]) -> dict[str, Any]:
+    """The points of scan ``key``'s streams from ``starts[name]`` on, for those that hold more."""
+    streams = store.load_scan(key).streams
+    return {name: streams[name][start:] for name, start in starts.items()
+            if name in streams and len(streams[name]) > start}
 
 
 def ensure_set_up(store: DataStore) -> None:

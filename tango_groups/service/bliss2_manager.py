@@ -15,6 +15,7 @@ import logging
 import threading
 from typing import Any
 
+import numpy
 from blissdata.exceptions import ScanNotFoundError
 from blissdata.redis_engine.scan import ScanState as Bliss2State
 from blissdata.redis_engine.store import DataStore
@@ -23,16 +24,20 @@ from ..bliss2 import (
     SequenceScan,
     bounded,
     close_left_open,
+    custom_stream_name,
     ensure_set_up,
     next_number,
     scan_of_number,
     store_client,
+    stream_tails,
 )
 from ..bliss2.pending import Awaited
+from ..bliss2.scan import END_REASONS
 from ..data import lookup, running
 from ..data.connection import RedisConnectionError, RedisError
 from ..scanning.scan import ScanState
 from ..session import Session
+from .bliss2_groups import Bliss2Groups
 from .link import Link
 from .notifications import (
     NotificationCallback,
@@ -50,11 +55,9 @@ __all__ = ["Bliss2Manager"]
 logger = logging.getLogger(__name__)
 
 WRITERS_GONE = "blissdata's stream writers cannot go on after that."
-END_REASONS = {ScanState.DONE: "SUCCESS", ScanState.USER_ABORTED: "USER_ABORT",
-               ScanState.KILLED: "FAILURE"}
 
 
-class Bliss2Manager(Link):
+class Bliss2Manager(Bliss2Groups, Link):
     """One Bliss 2 sequence at a time in ``session.name``; see the module docstring.
 
     ``store`` writes (its requests fail after ``timeout``); ``watch_store`` follows pending
@@ -71,6 +74,7 @@ class Bliss2Manager(Link):
         self.timeout, self.end_timeout, self.block = timeout, end_timeout, block
         self._sequence: SequenceScan | None = None
         self._specs, self._keys = {}, []  # the custom channels; the keys referenced, in order
+        self._shown: dict[str, int] = {}  # points notified, by channel
         self._awaited: dict[int, Awaited] = {}
         self._settled = threading.Condition(self._lock)  # notified when nothing is awaited
         self._server = ""  # the run_id of the Redis the writers are connected to
@@ -157,7 +161,7 @@ class Bliss2Manager(Link):
             except ManagerError:
                 self._recovered = False  # a record may be left: close it once Redis answers
                 raise
-            self._sequence, self._keys = sequence, []
+            self._sequence, self._keys, self._shown = sequence, [], {}
             self.phase = transition(self.phase, "started")
             self.state, self.sequence_name, self.sequence_number = (
                 ScanState.STARTING, sequence.key, number)
@@ -302,6 +306,7 @@ class Bliss2Manager(Link):
                 sequence = self._sequence
                 self._written(lambda: (sequence.emit(channel, block),
                                        sequence.flush(self.timeout)))
+                self._shown[channel] = self._shown.get(channel, 0) + len(block)
                 self._notify(PointsWritten(channel, block))
             return len(block)
 
@@ -330,10 +335,11 @@ class Bliss2Manager(Link):
 
     def _finish(self, state: ScanState) -> ScanState:
         """Close the sequence in Redis and go IDLE (the phase stays when Redis fails)."""
-        sequence, reason = self._sequence, END_REASONS[state]
+        sequence, reason = self._sequence, END_REASONS[state.name]
         if self.phase is Phase.LOST:  # its writers are gone: close it from a fresh load
             try:
                 self._redis(lambda: close_left_open(self.store, sequence.key, reason))
+                self._landed_late(sequence.key)
             except ScanNotFoundError:
                 pass  # Redis lost it: nothing left to close
         else:
@@ -350,51 +356,17 @@ class Bliss2Manager(Link):
         self._notify(SequenceEnded(state, dict(sequence.scan.info)))
         return state
 
+    def _landed_late(self, key: str) -> None:
+        """Points a write that gave up left in Redis after all (it was on the socket when Redis
+        froze): shown as well, so that the device shows what blissdata's readers read."""
+        starts = {custom_stream_name(name): self._shown.get(name, 0) for name in self._specs}
+        tails = self._redis(lambda: stream_tails(self.store, key, starts))
+        for name, spec in self._specs.items():
+            tail = tails.get(custom_stream_name(name))
+            if tail is not None:
+                self._notify(PointsWritten(name, numpy.asarray(tail, dtype=spec.dtype)))
+
     def _forget_awaited(self) -> None:
         for awaited in self._awaited.values():
             awaited.cancel()
         self._awaited.clear()
-
-    def group_members(self, references: list[int | str]) -> list[tuple[str, int]]:
-        """The (key, number) of each scan a group is asked for; refused before anything is
-        written (``UnknownScan``, ``DuplicateScan``)."""
-        with self._lock:
-            self._sync()
-            self._redis(lambda: ensure_set_up(self.store))
-            found: list[tuple[str, int]] = []
-            for reference in references:
-                if isinstance(reference, int):
-                    key, _ = self._redis(lambda n=reference: scan_of_number(
-                        self.store, self.session.name, n))
-                    if key is None:
-                        raise ManagerError("UnknownScan", f"no scan number {reference} in "
-                                                          f"session {self.session.name}")
-                elif not reference.startswith(SCAN_KEY_PREFIX):
-                    self._checked_key(reference)  # raises: not a Bliss 2 key
-                else:
-                    key = reference
-                scan = self._lookup(lambda k=key: self.store.load_scan(k))
-                found.append((key, int(scan.number)))
-            if len({key for key, _ in found}) != len(found):
-                raise ManagerError("DuplicateScan", "a scan is listed twice")
-            return found
-
-    def write_group(self, members: list[tuple[str, int]], title: str | None,
-                    scan_info: dict[str, Any]) -> str:
-        """Write the group of ``members`` (from ``group_members``); returns its key."""
-        with self._lock:
-            number = self._redis(self._next_number)
-            group = self._redis(lambda: SequenceScan(
-                self.store, session=self.session.name, number=number, name="group_of_scans",
-                title=title or "group_of_scans", scan_info=scan_info))
-            try:
-                for key, scan_number in members:
-                    group.add_scan(key, scan_number)
-                self._redis(lambda: bounded(group.end, self.timeout))
-            except ManagerError:
-                try:  # its writers may be gone: close it from a fresh load
-                    close_left_open(self.store, group.key)
-                except (RedisError, ScanNotFoundError) as error:
-                    logger.warning("group %s left open: %s", group.key, error)
-                raise
-            return group.key

@@ -107,8 +107,8 @@ def reach(server: SequenceServer, point: str) -> Expected:
 def assert_agree(server: SequenceServer, expected: Expected, running: bool,
                  late: tuple[float, ...] = ()) -> None:
     """Device == blissdata == expected; nothing open but the running sequence. ``late``: points
-    of a write that failed, which blissdata may hold once after the device's (see the xfail
-    ``test_points_that_landed_late_are_shown``)."""
+    of a write that failed, which blissdata may hold once after the others (the device then
+    shows them too: ``test_points_that_landed_late_are_shown``)."""
     proxy, store = server.proxy, server.store
     assert references(store, expected.key) == (expected.names, expected.numbers)
     stored = channel_points(store, expected.key, CHANNEL).tolist()
@@ -116,7 +116,7 @@ def assert_agree(server: SequenceServer, expected: Expected, running: bool,
     assert proxy.SequenceName == proxy.ScanKey == expected.key
     assert spectrum(proxy, "ScanNames") == expected.names
     assert spectrum(proxy, "ScanNumbers") == expected.numbers
-    assert spectrum(proxy, CHANNEL) == expected.points
+    assert spectrum(proxy, CHANNEL) == stored
     if running:
         assert proxy.State() == tango.DevState.RUNNING, proxy.Status()
         assert spectrum(proxy, "PendingScans") == expected.pending
@@ -234,10 +234,10 @@ def close_lost(server: SequenceServer, expected: Expected, command: str = "End",
 # -- Redis crashed ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("point", POINTS)
 def test_redis_restarted_with_its_data(sequence_server, point: str) -> None:
-    """Down: FAULT, commands refused at once (nothing written); back with its data: RUNNING; the
-    refused EmitChannel retried is stored exactly once, or answers SequenceLost storing nothing
-    (the writers died with their connections: see the xfail below); then End gives DONE with
-    the spare and pending scans referenced, or SequenceLost and the sequence is closed."""
+    """Down: FAULT, commands refused at once (nothing written), and the running sequence LOST
+    (blissdata's stream writers die with their connections: README, "Bliss 2"); back with its
+    data: still LOST, EmitChannel answers SequenceLost storing nothing, End closes the sequence
+    with what it held (FAILURE) and Start works again."""
     server = bliss2_server(sequence_server)
     proxy = server.proxy
     expected = reach(server, point)
@@ -246,53 +246,14 @@ def test_redis_restarted_with_its_data(sequence_server, point: str) -> None:
          lambda: device_view(proxy))
     refused(UNAVAILABLE, lambda: proxy.EmitChannel(([3.0], [CHANNEL])))
     server.redis.start()
-    poll(lambda: proxy.State() == tango.DevState.RUNNING, DETECTION,
-         "RUNNING once Redis is back", lambda: device_view(proxy))
-    try:
-        assert retried(lambda: proxy.EmitChannel(([3.0], [CHANNEL]))) == 1
-    except tango.DevFailed as error:
-        assert error.args[0].reason == LOST, error.args[0].desc
-        assert channel_points(server.store, expected.key, CHANNEL).tolist() == expected.points
-        close_lost(server, expected)
-        return
-    expected.points.append(3.0)
-    assert_agree(server, expected, running=True)
-    finish(server, expected)
+    poll(lambda: proxy.Status().startswith("Sequence "),  # not "Redis ... is unreachable"
+         DETECTION, "the LOST status once Redis is back", lambda: device_view(proxy))
+    assert proxy.State() == tango.DevState.FAULT
+    refused(LOST, lambda: proxy.EmitChannel(([3.0], [CHANNEL])))
+    assert channel_points(server.store, expected.key, CHANNEL).tolist() == expected.points
+    close_lost(server, expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: after Redis restarts with its data the device goes back to RUNNING, but the "
-    "blissdata 2.4.5 stream writers of the running sequence died with their connections "
-    "(blissdata/streams/sink.py _check_error_task: ConnectionError 'Connection closed by "
-    "server'), so the first write after the restart (EmitChannel, AddScan) fails and leaves "
-    "the sequence LOST (SequenceLost), although no write met the fault; the README promises "
-    "'Redis restarted with its data: nothing is lost; the sequence goes on'. Bliss2Manager "
-    "could reopen the writers (Scan._load_rw + get_writer_stream, as close_left_open does) "
-    "when the health check sees Redis again"))
-def test_redis_restarted_with_its_data_the_sequence_goes_on(sequence_server) -> None:
-    """No write met the fault: after the restart the sequence goes on (points, the spare scan,
-    the pending number), End gives DONE."""
-    server = bliss2_server(sequence_server)
-    proxy = server.proxy
-    expected = reach(server, "pending")
-    server.redis.crash(keep_data=True)
-    poll(lambda: proxy.State() == tango.DevState.FAULT, DETECTION, "FAULT while Redis is down",
-         lambda: device_view(proxy))
-    server.redis.start()
-    poll(lambda: proxy.State() == tango.DevState.RUNNING, DETECTION,
-         "RUNNING once Redis is back", lambda: device_view(proxy))
-    assert proxy.EmitChannel(([3.0], [CHANNEL])) == 1
-    expected.points.append(3.0)
-    assert_agree(server, expected, running=True)
-    finish(server, expected)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: End / Abort of a sequence Redis lost with its data fails with "
-    "SequenceManager_InternalError (blissdata ScanNotFoundError), and again on every retry, so "
-    "the device stays FAULT until Init: Bliss2Manager._finish, in phase LOST, calls "
-    "close_left_open(store, key), whose Scan._load_rw raises ScanNotFoundError for the vanished "
-    "scan; _redis turns only RedisError into a refusal, and _finish never reaches 'ended'"))
 @pytest.mark.parametrize(("point", "closer"), [*((point, "End") for point in POINTS),
                                                ("emitted", "Abort")])
 def test_redis_restarted_without_its_data(sequence_server, point: str, closer: str) -> None:
@@ -354,12 +315,6 @@ def test_redis_paused_then_resumed(sequence_server, point: str, pause: float) ->
     close_lost(server, expected, late=(5.0, 6.0))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: an EmitChannel that meets a frozen Redis times out (RedisUnavailable, the "
-    "sequence LOST), but its XADD was on the socket and lands when Redis resumes; the device "
-    "never re-reads a LOST sequence (Bliss2Manager._finish closes it with close_left_open and "
-    "keeps its own view), so its channel attribute lacks points that blissdata's readers get "
-    "(issue 6 required the device and Redis to agree after a timeout)"))
 def test_points_that_landed_late_are_shown(sequence_server) -> None:
     """After the lost sequence is closed, the device's channel attribute == blissdata's stream."""
     server = bliss2_server(sequence_server)
@@ -375,26 +330,15 @@ def test_points_that_landed_late_are_shown(sequence_server) -> None:
 
 
 # -- End and Abort retried ----------------------------------------------------------------------
-ABORT_MEETS_A_PAUSE = pytest.mark.xfail(strict=True, reason=(
-    "product bug: an Abort (or End) that meets a frozen Redis gives up after RedisTimeout, but "
-    "store.bounded leaves blissdata's SequenceScan.end running in a daemon thread: its stop() "
-    "times out, it falls back to close('FAILURE'), which lands when Redis resumes; the retried "
-    "Abort finds the sequence LOST, close_left_open finds it CLOSED already, and the device "
-    "reports USER_ABORTED while blissdata's end_reason is FAILURE (a second writer on the same "
-    "scan, racing the device's next command)"))
-
-
 @pytest.mark.parametrize("fault", ["crashed", "paused"])
 @pytest.mark.parametrize(("command", "final"), [
     ("End", ScanState.DONE), ("Abort", ScanState.USER_ABORTED)], ids=["End", "Abort"])
-def test_end_or_abort_retried_once_redis_is_back(request, sequence_server, fault: str,
+def test_end_or_abort_retried_once_redis_is_back(sequence_server, fault: str,
                                                  command: str, final: ScanState) -> None:
     """End / Abort that met a failed Redis: refused (RedisUnavailable); retried once Redis
     answers, it closes the sequence once: End's reply and the device's SequenceState say how
     (DONE, or SequenceLost: the failed write left it LOST, KILLED), and blissdata's end_reason
     agrees; nothing open; Start works again."""
-    if (fault, command) == ("paused", "Abort"):
-        request.applymarker(ABORT_MEETS_A_PAUSE)
     server = bliss2_server(sequence_server)
     proxy = server.proxy
     expected = reach(server, "emitted")
