@@ -61,6 +61,7 @@ from .cli_listen import add_listen
 from .cli_options import (
     BLISS1,
     BLISS2,
+    DATA_FORMATS,
     DEFAULT_SESSION,
     add_data_format_option,
     add_redis_options,
@@ -237,13 +238,16 @@ def _add_register(commands: argparse._SubParsersAction) -> None:
                              "$TANGO_HOST)")
     add_redis_options(parser, session_default=None)
     parser.add_argument("--base-path", help="the BasePath property (scan-saving base path)")
+    parser.add_argument("--data-format", choices=DATA_FORMATS,
+                        help="the DataFormat property: bliss1, bliss2 or both")
     _add_server_options(parser)
     parser.set_defaults(run=register)
 
 
 def register(args: argparse.Namespace) -> int:
     check_database(args.tango_host)
-    given = {"RedisURL": args.redis_url, "Session": args.session, "BasePath": args.base_path}
+    given = {"RedisURL": args.redis_url, "Session": args.session, "BasePath": args.base_path,
+             "DataFormat": args.data_format}
     written = register_devices(args.tango_host, args.instance, args.devices,
                                {key: value for key, value in given.items() if value})
     for name, properties in written.items():

@@ -131,15 +131,16 @@ def test_register_writes_devices_and_keeps_what_is_not_given(tango_db, capsys):
     assert "secret" not in out and "RedisURL=redis://:***@beamline:25002" in out
     assert out.splitlines()[-1].endswith(" reg") and f"TANGO_HOST={host} " in out
     assert main(["register", "--tango-host", host, "--instance", "reg", "--devices", "2",
-                 "--base-path", "/data/id00"]) == 0
+                 "--base-path", "/data/id00", "--data-format", "bliss2"]) == 0
     database = tango.Database(host.split(":")[0], int(host.split(":")[1]))
     first, second = (
         {name: list(value) for name, value in database.get_device_property(
-            device, ["RedisURL", "Session", "BasePath"]).items()}
+            device, ["RedisURL", "Session", "BasePath", "DataFormat"]).items()}
         for device in device_names("reg", 2))
     assert first == {"RedisURL": ["redis://:secret@beamline:25002"], "Session": ["id00"],
-                     "BasePath": ["/data/id00"]}
-    assert second == {"RedisURL": [], "Session": ["tango_groups"], "BasePath": ["/data/id00"]}
+                     "BasePath": ["/data/id00"], "DataFormat": ["bliss2"]}
+    assert second == {"RedisURL": [], "Session": ["tango_groups"], "BasePath": ["/data/id00"],
+                      "DataFormat": ["bliss2"]}
     with pytest.raises(SystemExit):  # the database is never implied
         main(["register", "--instance", "reg"])
     assert main(["register", "--tango-host", f"127.0.0.1:{free_port()}"]) == 1
