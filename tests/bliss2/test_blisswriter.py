@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy
 import pytest
 
 pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
@@ -47,7 +46,7 @@ except importlib.metadata.PackageNotFoundError:
     pytest.skip("blisswriter 3.x is not installed", allow_module_level=True)
 
 import h5py
-from blissdata.streams.default import Stream
+from bliss2_data import write_scan
 from tango_checks import wait_until
 
 from tango_groups.bliss2 import SequenceScan, custom_stream_name
@@ -87,27 +86,11 @@ def seen_by_writer(path: Path, timeout: float = WRITER_READY) -> None:
 def saved_scan(store: Any, session: str, number: int, path: Path, points: int = 5,
                seen: Callable[[Path], None] = seen_by_writer) -> str:
     """A finished loopscan written with blissdata 2.x as Bliss 2.4 does for its ``mapping``
-    writer: ``path`` in the identity, ``h5maps`` at PREPARED and at CLOSED. Its key."""
-    title = f"loopscan {number}"
-    item = entry(number, title, {"diode": "diode:diode", "elapsed_time": "timer:elapsed_time"})
-    scan = store.create_scan({"name": "loopscan", "number": number, "data_policy": "no_policy",
-                              "session": session, "path": str(path)},
-                             info={"title": title, **h5maps(path, number, item)})
-    try:
-        seen(path)
-    except AssertionError:
-        scan.close()
-        raise
-    elapsed = scan.create_stream(Stream.make_definition("timer:elapsed_time", "float64"))
-    diode = scan.create_stream(Stream.make_definition("diode:diode", "int32"))
-    scan.prepare()
-    scan.start()
-    elapsed.send(numpy.arange(points, dtype=float) * 0.1)
-    diode.send(numpy.arange(points, dtype=numpy.int32) + number)
-    scan.stop()
-    scan.info = {**scan.info, "end_reason": "SUCCESS"}
-    scan.close()
-    return scan.key
+    writer: ``path`` in the identity, ``h5maps`` in the info. Its key."""
+    item = entry(number, f"loopscan {number}",
+                 {"diode": "diode:diode", "elapsed_time": "timer:elapsed_time"})
+    return write_scan(store, session, number, points, path=str(path),
+                      before_prepare=lambda: seen(path), **h5maps(path, number, item))
 
 
 def when_written(path: Path, *datasets: str, timeout: float = FILE_DONE) -> dict[str, Any]:
