@@ -19,6 +19,7 @@ that is not the referenced scan's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy
@@ -44,11 +45,21 @@ class WrittenScan(NamedTuple):
     scan_number: int
 
 
-def write_scan(store: DataStore, session: str, number: int, points: int = 5,
+def write_scan(store: DataStore, session: str, number: int, points: int = 5, *,
+               path: str | None = None, before_prepare: Callable[[], None] | None = None,
                **info: Any) -> str:
-    """A finished loopscan written through blissdata 2.x itself, as Bliss 2 would: its key."""
+    """A finished loopscan written through blissdata 2.x itself, as Bliss 2 would: its key.
+    ``path``: the file Bliss 2 saves it in (its identity's ``path``); ``before_prepare`` runs
+    once it is created (the scan is closed if it raises)."""
     scan = store.create_scan({"name": "loopscan", "number": number, "data_policy": "no_policy",
-                              "session": session}, info={"title": f"loopscan {number}", **info})
+                              "session": session, "path": path},
+                             info={"title": f"loopscan {number}", **info})
+    if before_prepare is not None:
+        try:
+            before_prepare()
+        except BaseException:
+            scan.close()
+            raise
     elapsed = scan.create_stream(Stream.make_definition("timer:elapsed_time", "float64"))
     diode = scan.create_stream(Stream.make_definition("diode:diode", "int32"))
     scan.prepare()

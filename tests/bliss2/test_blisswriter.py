@@ -1,0 +1,203 @@
+"""blisswriter, the HDF5 writer of Bliss 2, as a real process on our Bliss 2 sequences.
+
+Which blisswriter: the PyPI 1.0.x and 2.0.0 releases do not import with blissdata 2.4.5 (1.0.x
+imports ``blissdata.redis_engine.stream``, gone since blissdata 2.0, and 1.0.1 declares
+``blissdata<1.1``; 2.0.0 imports ``blissdata.streams.lima2``, moved to ``blissdata-lima2``).
+blisswriter 3.0.0 (``blissdata[lima2]~=2.4``) is the writer of Bliss 2.4's ``SCAN_SAVING.writer
+= "mapping"``: ``blisswriter run <redis_url>`` follows every new scan of that Redis (no Beacon,
+no Tango) and writes what the producer describes. A scan is saved when its identity has an
+absolute ``path`` (the HDF5 file) and its info ``h5maps`` (``{file: blissdata.h5map Group}``,
+read at PREPARED and again at CLOSED, the difference applied); datasets whose value is
+``{"type": "stream", "stream": <stream name>}`` get that stream's points. blisswriter 3 does not
+read ``GroupingMaster:SUBSCANS`` itself: a sequence's links to its sub-scans are items of its
+``h5maps``, written by the producer (Bliss 2.4 computes them with ``blisswriter.mapping.h5map``
+of its own source tree, not released on PyPI). Here they are soft links named after each
+sub-scan's entry, as blisswriter 1.x/2.x name scan references; each scan has its own file, so
+they are external links (``seq3/seq3.h5::/3.1/1.1 -> scan1/scan1.h5::/1.1``).
+
+A race of blissdata 2.4.5's ``Scan._load`` (the JSON model is read before the state stream): a
+reader that loads a scan while its producer calls ``prepare()`` gets state PREPARED with the
+model of CREATED, no streams, and never refreshes them (``Missing stream ...``). blisswriter
+loads each scan the moment it is announced, so a producer that prepares at once, as
+``SequenceScan`` does, loses that race often. The producers here wait, before ``prepare()``,
+until blisswriter has created the scan's directory (``ScanWriter._prepare`` does, once the scan
+is loaded), each scan in a directory of its own.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
+try:
+    if int(importlib.metadata.version("blisswriter").split(".")[0]) < 3:
+        pytest.skip("blisswriter < 3 does not import with blissdata 2.4.5: this needs "
+                    "blisswriter 3.x", allow_module_level=True)
+except importlib.metadata.PackageNotFoundError:
+    pytest.skip("blisswriter 3.x is not installed", allow_module_level=True)
+
+import h5py
+from bliss2_data import write_scan
+from tango_checks import wait_until
+
+from tango_groups.bliss2 import SequenceScan, custom_stream_name
+from tango_groups.bliss2.scan import end_scan
+from tango_groups.data.channel import ChannelSpec
+
+WRITER_READY = 30.0  # seconds blisswriter may take to follow the Redis and save a first scan
+FILE_DONE = 30.0  # seconds it may take to finish a file once its scans are closed
+SUM = ChannelSpec((), "sum", "float64")
+
+
+def entry(number: int, title: str, measurement: dict[str, Any],
+          links: dict[int, Path] | None = None) -> dict[str, Any]:
+    """The ``h5maps`` item of scan ``number``: an NXentry with its title, its measurement (name ->
+    stream name) and, for a sequence, external links to the entries of its sub-scans (number ->
+    file)."""
+    children: dict[str, Any] = {
+        "title": title,
+        "measurement": {"type": "group", "attributes": {"NX_class": "NXcollection"}, "children": {
+            name: {"type": "stream", "stream": stream} for name, stream in measurement.items()}}}
+    children |= {f"{sub}.1": {"type": "external_link", "target_file": str(file),
+                              "target_path": f"/{sub}.1"} for sub, file in (links or {}).items()}
+    return {"type": "group", "attributes": {"NX_class": "NXentry"}, "children": children}
+
+
+def h5maps(path: Path, number: int, item: dict[str, Any]) -> dict[str, Any]:
+    """``info["h5maps"]``: file ``path`` holding entry ``number``.1."""
+    return {"h5maps": {str(path): {"type": "group", "attributes": {"NX_class": "NXroot"},
+                                   "children": {f"{number}.1": item}}}}
+
+
+def seen_by_writer(path: Path, timeout: float = WRITER_READY) -> None:
+    """Once blisswriter has loaded the scan saved in ``path`` (it made its directory)."""
+    wait_until(path.parent.exists, timeout, what=lambda: f"{path.parent} never made")
+
+
+def saved_scan(store: Any, session: str, number: int, path: Path, points: int = 5,
+               seen: Callable[[Path], None] = seen_by_writer) -> str:
+    """A finished loopscan written with blissdata 2.x as Bliss 2.4 does for its ``mapping``
+    writer: ``path`` in the identity, ``h5maps`` in the info. Its key."""
+    item = entry(number, f"loopscan {number}",
+                 {"diode": "diode:diode", "elapsed_time": "timer:elapsed_time"})
+    return write_scan(store, session, number, points, path=str(path),
+                      before_prepare=lambda: seen(path), **h5maps(path, number, item))
+
+
+def when_written(path: Path, *datasets: str, timeout: float = FILE_DONE) -> dict[str, Any]:
+    """The values of ``datasets`` (paths in the file, through links) once blisswriter has
+    released ``path`` (it holds a write lock while a scan of it is open) and all are there."""
+    found: dict[str, Any] = {}
+
+    def done() -> bool:
+        try:
+            with h5py.File(path, "r") as file:
+                found.update({name: file[name][()] for name in datasets})
+                return True
+        except (OSError, KeyError):  # not there yet, or still locked by the writer
+            return False
+
+    wait_until(done, timeout, what=lambda: path)
+    return found
+
+
+@pytest.fixture(scope="module")
+def blisswriter(modules_redis, tmp_path_factory) -> Iterator[Path]:
+    """``blisswriter run <url>``, the standalone writer, following the modules Redis (its log)."""
+    from tango_groups.bliss2 import data_store
+
+    directory = tmp_path_factory.mktemp("blisswriter")
+    log = directory / "blisswriter.log"
+    command = Path(sys.executable).with_name("blisswriter")
+    with open(log, "wb") as output:
+        process = subprocess.Popen([str(command), "run", modules_redis.url],
+                                   stdout=output, stderr=subprocess.STDOUT)
+    try:
+        _until_following(data_store(modules_redis.url), directory, process, log)
+        yield log
+    finally:
+        process.terminate()  # SIGTERM: it ends at once (SIGINT waits for open scans)
+        process.wait(30)
+
+
+def _until_following(store: Any, directory: Path, process: subprocess.Popen,
+                     log: Path) -> None:
+    """Probe scans until blisswriter loads one: until its first scan it reads the Redis from
+    ``$`` afresh at every 1 s timeout, so a scan made in between is never seen."""
+    deadline = time.monotonic() + WRITER_READY
+    for attempt in range(1, 1000):
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"blisswriter saved no probe: {log.read_text()}"
+        probe = directory / f"probe{attempt}" / "probe.h5"
+        try:
+            saved_scan(store, "blisswriter_probe", attempt, probe, points=1,
+                       seen=lambda path: seen_by_writer(path, timeout=2.0))
+        except AssertionError:
+            continue
+        when_written(probe, f"{attempt}.1/measurement/diode")
+        return
+
+
+def test_a_sequence_written_as_bliss2_does_is_saved_with_links(store, session_name, blisswriter,
+                                                               tmp_path):
+    files = {number: tmp_path / f"scan{number}" / f"scan{number}.h5" for number in (1, 2)}
+    first, second = (saved_scan(store, session_name, number, files[number]) for number in files)
+    path = tmp_path / "seq3" / "seq3.h5"
+    sums = {"sum": custom_stream_name("sum")}
+    sequence = SequenceScan(store, session=session_name, number=3, title="a sequence",
+                            path=str(path), scan_info=h5maps(path, 3, entry(3, "a sequence", sums)),
+                            channels=[SUM], on_created=lambda key: seen_by_writer(path))
+    sequence.add_scan(first)
+    sequence.add_scan(second)
+    sequence.emit("sum", [1.0, 2.5, 4.0])
+    # Bliss 2 writes h5maps again at CLOSED: here with the links to the sub-scans
+    end_scan(sequence.scan, "SUCCESS", h5maps(path, 3, entry(3, "a sequence", sums, files)))
+
+    data = when_written(path, "3.1/title", "3.1/measurement/sum", "3.1/1.1/measurement/diode",
+                        "3.1/2.1/measurement/diode")
+    assert data["3.1/title"].decode() == "a sequence"
+    assert data["3.1/measurement/sum"].tolist() == [1.0, 2.5, 4.0]
+    assert data["3.1/1.1/measurement/diode"].tolist() == [1, 2, 3, 4, 5]  # through the links
+    assert data["3.1/2.1/measurement/diode"].tolist() == [2, 3, 4, 5, 6]
+    with h5py.File(path, "r") as file:
+        link = file["3.1"].get("1.1", getlink=True)
+        assert (link.filename, link.path) == (str(files[1]), "/1.1")
+
+
+def test_a_sequence_driven_through_tango_has_no_path_and_is_not_saved(
+        store, session_name, blisswriter, tmp_path, start_device):
+    """What the SequenceManager lacks for blisswriter: its sequence scan has no ``id.path`` (no
+    request field sets one, and ``scan_info`` cannot: the path is in the identity), and nothing
+    adds the sub-scans' links to ``h5maps`` at CLOSED. ``h5maps`` itself passes through
+    ``scan_info``; blisswriter skips the sequence all the same, and saves its sub-scans."""
+    files = {number: tmp_path / f"scan{number}" / f"scan{number}.h5" for number in (1, 3)}
+    first = saved_scan(store, session_name, 1, files[1])
+    proxy = start_device().proxy
+    path = tmp_path / "seq2" / "seq2.h5"
+    maps = h5maps(path, 2, entry(2, "through tango", {"sum": custom_stream_name("sum")}))
+    key = proxy.Start(json.dumps({"title": "through tango", "channels": ["sum"],
+                                  "scan_info": maps}))
+    assert proxy.SequenceNumber == 2
+    assert proxy.AddScan(first) == first and proxy.AddScan("3") == "pending:3"
+    later = saved_scan(store, session_name, 3, files[3])
+    wait_until(lambda: list(proxy.ScanNames) == [first, later])
+    assert proxy.EmitChannel(([1.0, 2.5], ["sum"])) == 2
+    assert proxy.End() == "DONE"
+
+    sequence = store.load_scan(key)
+    assert sequence.path is None and sequence.info["h5maps"] == maps["h5maps"]
+    wait_until(lambda: f"{key} - Not to be saved, skip." in blisswriter.read_text(),
+               what=blisswriter.read_text)
+    for number, file in files.items():
+        data = when_written(file, f"{number}.1/measurement/diode")
+        assert data[f"{number}.1/measurement/diode"].tolist() == list(range(number, number + 5))
+    assert not path.parent.exists()  # the sequence: not saved
