@@ -2,9 +2,10 @@
 # The project's two front doors on a machine with nothing but Python 3.11:
 #   ./dev.sh serve [tango-groups serve options]   start a SequenceManager (private Redis + Tango DB)
 #   ./dev.sh test  [pytest options]               run the test suite
-# Both create .venv on first use and install the project (with its test, bliss2 and gui extras) into
-# it. `test` also builds .venv-bliss1: blissdata 0.3.1, the Bliss 1.x reference the interop tests
-# and benchmarks run in subprocesses (it cannot share an environment with blissdata 2.x).
+# Both create .venv on first use and install the project (with its test, bliss2, bliss2-writer and
+# gui extras) into it. `test` also builds .venv-bliss1: blissdata 0.3.1, the Bliss 1.x reference
+# the interop tests and benchmarks run in subprocesses (it cannot share an environment with
+# blissdata 2.x).
 set -euo pipefail
 cd "$(dirname "$0")"
 quiet=(--quiet --disable-pip-version-check)
@@ -14,9 +15,9 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
-  echo "dev.sh: installing tango_groups with its test, bliss2 and gui extras into $venv" \
+  echo "dev.sh: installing tango_groups with its test, bliss2, bliss2-writer and gui extras into $venv" \
        "(pytango, redis, numpy, pytest, blissdata 2, taurus, PyQt5...; a few minutes the first time)..." >&2
-  "$venv/bin/python" -m pip install "${quiet[@]}" -e ".[test,bliss2,gui]"
+  "$venv/bin/python" -m pip install "${quiet[@]}" -e ".[test,bliss2,bliss2-writer,gui]"
   touch "$stamp"
   echo "dev.sh: $venv is ready" >&2
 fi
