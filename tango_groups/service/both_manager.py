@@ -23,6 +23,7 @@ numbers merged into ``PendingChanged``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -79,10 +80,7 @@ class BothManager:
                 case PendingChanged(numbers):
                     self._pending_of("first", numbers)
                 case SequenceStarted():
-                    self.on_change(SequenceStarted(
-                        notification.name, notification.number, notification.title,
-                        notification.state, notification.channels, notification.scan_info,
-                        key=self._key))
+                    self.on_change(dataclasses.replace(notification, key=self._key))
                 case _:
                     self.on_change(notification)
 
