@@ -22,13 +22,23 @@ The only sleep is the length of a Redis pause, which is the fault itself.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
 import threading
 import time
 
+import fault_points
 import pytest
 import tango
+from fault_points import (
+    CHANNEL,
+    CLIENT_TIMEOUT_S,
+    DETECTION,
+    LOST,
+    POINTS,
+    RECOVERY,
+    Expected,
+)
 from redis_checker import (
     KeySnapshot,
     channel_points,
@@ -38,7 +48,6 @@ from redis_checker import (
     references,
 )
 from sequence_server import (
-    CLIENT_TIMEOUT_MS,
     UNAVAILABLE,
     SequenceServer,
     device_view,
@@ -53,26 +62,7 @@ from tango_groups.data.connection import connect
 from tango_groups.data.node import EventType, get_node
 from tango_groups.scanning.scan import ScanState
 
-POINTS = ("started", "scan_added", "emitted", "pending")
-CHANNEL = "x"  # float64 points, declared in the Channels property: it has its attribute
-LOST = "SequenceManager_SequenceLost"
-DETECTION = 5.0  # seconds to notice a fault or a recovery: "a few health-check periods" of 0.2 s
-RECOVERY = 8.0  # seconds from a server restart to the sequence closed or resumed
-CLIENT_TIMEOUT_S = CLIENT_TIMEOUT_MS / 1000
-
 pytestmark = pytest.mark.slow  # every test starts a device server and a Redis of its own
-
-
-@dataclasses.dataclass
-class Expected:
-    """What the sequence must hold, in Redis and on the device."""
-
-    db_name: str
-    spare: str  # a finished scan of the session, not referenced yet
-    names: list[str] = dataclasses.field(default_factory=list)
-    numbers: list[int] = dataclasses.field(default_factory=list)
-    points: list[float] = dataclasses.field(default_factory=list)
-    pending: list[int] = dataclasses.field(default_factory=list)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -81,34 +71,16 @@ def state(proxy: tango.DeviceProxy) -> tango.DevState:
 
 
 def reach(server: SequenceServer, point: str) -> Expected:
-    """Run a sequence up to ``point`` (see the module docstring); checks the device agrees."""
-    proxy = server.proxy
-    spare = server.scan()
-    db_name = proxy.Start(json.dumps({"title": f"fault at {point}", "channels": [CHANNEL]}))
-    expected = Expected(db_name, spare.db_name)
-    steps = POINTS.index(point)
-    if steps >= 1:
-        done = server.scan()
-        assert proxy.AddScan(done.db_name) == done.db_name
-        expected.names.append(done.db_name)
-        expected.numbers.append(done.scan_number)
-    if steps >= 2:
-        assert proxy.EmitChannel(([1.0, 2.0], [CHANNEL])) == 2
-        expected.points += [1.0, 2.0]
-    if steps >= 3:
-        number = server.last_scan_number() + 1
-        assert proxy.AddScan(str(number)) == f"pending:{number}"
-        expected.pending.append(number)
-    assert_agree(server, expected, running=True)
-    return expected
+    """Run a sequence up to ``point`` (``fault_points``); checks the device agrees."""
+    return fault_points.reach(server, point, functools.partial(assert_agree, running=True))
 
 
 def assert_agree(server: SequenceServer, expected: Expected, running: bool) -> None:
     """Device == Redis == expected; no node without END but the running sequence."""
     proxy, client = server.proxy, server.client
-    assert references(client, expected.db_name) == (expected.names, expected.numbers)
-    assert channel_points(client, expected.db_name, CHANNEL).tolist() == expected.points
-    assert proxy.SequenceName == expected.db_name
+    assert references(client, expected.name) == (expected.names, expected.numbers)
+    assert channel_points(client, expected.name, CHANNEL).tolist() == expected.points
+    assert proxy.SequenceName == expected.name
     assert spectrum(proxy, "ScanNames") == expected.names
     assert spectrum(proxy, "ScanNumbers") == expected.numbers
     assert spectrum(proxy, CHANNEL) == expected.points
@@ -116,7 +88,7 @@ def assert_agree(server: SequenceServer, expected: Expected, running: bool) -> N
         assert state(proxy) == tango.DevState.RUNNING, proxy.Status()
         assert spectrum(proxy, "PendingScans") == expected.pending
     assert problems(client, server.session_name,
-                    running=expected.db_name if running else None) == []
+                    running=expected.name if running else None) == []
 
 
 def assert_ended(server: SequenceServer, db_name: str, final: ScanState) -> None:
@@ -151,7 +123,7 @@ def finish(server: SequenceServer, expected: Expected) -> None:
          lambda: f"{spectrum(proxy, 'ScanNames')}, pending {spectrum(proxy, 'PendingScans')}")
     assert proxy.End() == "DONE"
     assert proxy.SequenceState == ScanState.DONE
-    assert_ended(server, expected.db_name, ScanState.DONE)
+    assert_ended(server, expected.name, ScanState.DONE)
     assert_agree(server, expected, running=False)
 
 
@@ -221,7 +193,7 @@ def test_redis_restarted_without_its_data(sequence_server, point: str, closer: s
     def lost() -> bool:
         status = proxy.Status()
         return state(proxy) == tango.DevState.FAULT and (
-            expected.db_name in status or "lost" in status.lower())
+            expected.name in status or "lost" in status.lower())
 
     poll(lost, DETECTION, "FAULT with a Status naming the lost sequence",
          lambda: device_view(proxy))
@@ -234,11 +206,11 @@ def test_redis_restarted_without_its_data(sequence_server, point: str, closer: s
     refused(LOST, getattr(proxy, closer))
     poll(lambda: state(proxy) == tango.DevState.ON, DETECTION, "ON once the loss is cleared",
          lambda: device_view(proxy))
-    assert list(client.scan_iter(match=keys.glob_escape(expected.db_name) + "*")) == []
+    assert list(client.scan_iter(match=keys.glob_escape(expected.name) + "*")) == []
     assert problems(client, server.session_name) == []
 
     db_name = proxy.Start(json.dumps({"title": "after the loss", "channels": [CHANNEL]}))
-    assert db_name != expected.db_name
+    assert db_name != expected.name
     assert proxy.AddScan(new[0].db_name) == new[0].db_name
     assert proxy.EmitChannel(([4.0], [CHANNEL])) == 1
     assert proxy.End() == "DONE"
@@ -314,7 +286,7 @@ def test_end_or_abort_retried_once_redis_is_back(sequence_server, fault: str, co
     poll(lambda: state(proxy) == tango.DevState.ON, DETECTION, "ON after the retried " + command,
          lambda: device_view(proxy))
     assert proxy.SequenceState == final
-    assert_ended(server, expected.db_name, final)
+    assert_ended(server, expected.name, final)
     assert_agree(server, expected, running=False)
     assert proxy.Start("next").endswith("_next")
     assert proxy.End() == "DONE"
@@ -330,31 +302,31 @@ def test_server_killed_then_restarted_closes_the_sequence(sequence_server, point
     server = sequence_server(Channels=[CHANNEL])
     client = server.client
     expected = reach(server, point)
-    waiter = EndWaiter(server.redis.url, expected.db_name)
+    waiter = EndWaiter(server.redis.url, expected.name)
     try:
         server.kill()
-        assert not has_end(client, expected.db_name)  # nothing ran at the kill
+        assert not has_end(client, expected.name)  # nothing ran at the kill
         server.start()
-        poll(lambda: has_end(client, expected.db_name), RECOVERY,
+        poll(lambda: has_end(client, expected.name), RECOVERY,
              "the END of the sequence the killed server left open",
              lambda: device_view(server.proxy))
-        assert_ended(server, expected.db_name, ScanState.KILLED)
+        assert_ended(server, expected.name, ScanState.KILLED)
         assert waiter.released(DETECTION), waiter.error
     finally:
         waiter.close()
     proxy = server.proxy
     poll(lambda: (state(proxy) == tango.DevState.ON
-                  and proxy.SequenceName == expected.db_name
+                  and proxy.SequenceName == expected.name
                   and proxy.SequenceState == ScanState.KILLED), DETECTION,
          "the restarted device ON, showing the KILLED sequence", lambda: device_view(proxy))
-    assert references(client, expected.db_name) == (expected.names, expected.numbers)
-    assert channel_points(client, expected.db_name, CHANNEL).tolist() == expected.points
+    assert references(client, expected.name) == (expected.names, expected.numbers)
+    assert channel_points(client, expected.name, CHANNEL).tolist() == expected.points
     for number in expected.pending:  # runs now: must not join the closed sequence
         while server.last_scan_number() < number:
             server.scan()
     db_name = proxy.Start("after the crash")
     assert proxy.End() == "DONE"
-    assert references(client, expected.db_name) == (expected.names, expected.numbers)
+    assert references(client, expected.name) == (expected.names, expected.numbers)
     assert_ended(server, db_name, ScanState.DONE)
     assert problems(client, server.session_name) == []
 
@@ -365,15 +337,15 @@ def test_server_killed_then_restarted_resumes_the_sequence(sequence_server, poin
     pending numbers and channel points restored from Redis; it goes on and ends DONE."""
     server = sequence_server(RecoveryMode="resume", Channels=[CHANNEL])
     expected = reach(server, point)
-    waiter = EndWaiter(server.redis.url, expected.db_name)
+    waiter = EndWaiter(server.redis.url, expected.name)
     try:
         server.kill()
         server.start()
         proxy = server.proxy
         poll(lambda: (state(proxy) == tango.DevState.RUNNING
-                      and proxy.SequenceName == expected.db_name), RECOVERY,
+                      and proxy.SequenceName == expected.name), RECOVERY,
              "the restarted device RUNNING the same sequence", lambda: device_view(proxy))
-        assert not has_end(server.client, expected.db_name)
+        assert not has_end(server.client, expected.name)
         assert_agree(server, expected, running=True)
         finish(server, expected)
         assert waiter.released(DETECTION), waiter.error

@@ -23,7 +23,7 @@ cannot start); waits are polls with deadlines, the only sleep is the length of a
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
 import threading
 import time
@@ -33,13 +33,22 @@ import tango
 
 pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
 
+import fault_points
 from bliss2_data import channel_points, cursors_end, problems, references
 from blissdata.exceptions import EndOfStream, ScanNotFoundError
 from blissdata.redis_engine.scan import ScanState as Bliss2State
 from blissdata.streams import CursorGroup
+from fault_points import (
+    CHANNEL,
+    CLIENT_TIMEOUT_S,
+    DETECTION,
+    LOST,
+    POINTS,
+    RECOVERY,
+    Expected,
+)
 from redis_checker import KeySnapshot
 from sequence_server import (
-    CLIENT_TIMEOUT_MS,
     UNAVAILABLE,
     SequenceServer,
     device_view,
@@ -52,28 +61,10 @@ from sequence_server import (
 from tango_groups.bliss2 import data_store
 from tango_groups.scanning.scan import ScanState
 
-POINTS = ("started", "scan_added", "emitted", "pending")
-CHANNEL = "x"  # float64 points, declared in the Channels property: it has its attribute
-LOST = "SequenceManager_SequenceLost"
-DETECTION = 5.0  # seconds to notice a fault or a recovery: "a few health-check periods" of 0.2 s
-RECOVERY = 8.0  # seconds from a server restart to the sequence closed
-CLIENT_TIMEOUT_S = CLIENT_TIMEOUT_MS / 1000
 END_REASONS = {ScanState.DONE: "SUCCESS", ScanState.USER_ABORTED: "USER_ABORT",
                ScanState.KILLED: "FAILURE"}
 
 pytestmark = pytest.mark.slow  # every test starts a device server and a Redis of its own
-
-
-@dataclasses.dataclass
-class Expected:
-    """What the sequence must hold, in Redis and on the device."""
-
-    key: str
-    spare: str  # a finished scan of the session, not referenced yet
-    names: list[str] = dataclasses.field(default_factory=list)
-    numbers: list[int] = dataclasses.field(default_factory=list)
-    points: list[float] = dataclasses.field(default_factory=list)
-    pending: list[int] = dataclasses.field(default_factory=list)
 
 
 def bliss2_server(sequence_server, **properties: object) -> SequenceServer:
@@ -81,26 +72,9 @@ def bliss2_server(sequence_server, **properties: object) -> SequenceServer:
 
 
 def reach(server: SequenceServer, point: str) -> Expected:
-    """Run a sequence up to ``point``; checks the device and blissdata agree."""
-    proxy = server.proxy
-    spare = server.scan()
-    key = proxy.Start(json.dumps({"title": f"fault at {point}", "channels": [CHANNEL]}))
-    assert key.startswith("esrf:scan:")
-    expected = Expected(key, spare.db_name)
-    steps = POINTS.index(point)
-    if steps >= 1:
-        done = server.scan()
-        assert proxy.AddScan(done.db_name) == done.db_name
-        expected.names.append(done.db_name)
-        expected.numbers.append(done.scan_number)
-    if steps >= 2:
-        assert proxy.EmitChannel(([1.0, 2.0], [CHANNEL])) == 2
-        expected.points += [1.0, 2.0]
-    if steps >= 3:
-        number = server.last_scan_number() + 1
-        assert proxy.AddScan(str(number)) == f"pending:{number}"
-        expected.pending.append(number)
-    assert_agree(server, expected, running=True)
+    """Run a sequence up to ``point`` (``fault_points``); checks the device agrees."""
+    expected = fault_points.reach(server, point, functools.partial(assert_agree, running=True))
+    assert expected.name.startswith("esrf:scan:")
     return expected
 
 
@@ -110,10 +84,10 @@ def assert_agree(server: SequenceServer, expected: Expected, running: bool,
     of a write that failed, which blissdata may hold once after the others (the device then
     shows them too: ``test_points_that_landed_late_are_shown``)."""
     proxy, store = server.proxy, server.store
-    assert references(store, expected.key) == (expected.names, expected.numbers)
-    stored = channel_points(store, expected.key, CHANNEL).tolist()
+    assert references(store, expected.name) == (expected.names, expected.numbers)
+    stored = channel_points(store, expected.name, CHANNEL).tolist()
     assert stored in (expected.points, expected.points + list(late))  # never twice
-    assert proxy.SequenceName == proxy.ScanKey == expected.key
+    assert proxy.SequenceName == proxy.ScanKey == expected.name
     assert spectrum(proxy, "ScanNames") == expected.names
     assert spectrum(proxy, "ScanNumbers") == expected.numbers
     assert spectrum(proxy, CHANNEL) == stored
@@ -121,7 +95,7 @@ def assert_agree(server: SequenceServer, expected: Expected, running: bool,
         assert proxy.State() == tango.DevState.RUNNING, proxy.Status()
         assert spectrum(proxy, "PendingScans") == expected.pending
     assert problems(store, server.session_name,
-                    running=expected.key if running else None) == []
+                    running=expected.name if running else None) == []
 
 
 def assert_closed(server: SequenceServer, key: str, reason: str) -> None:
@@ -161,7 +135,7 @@ def finish(server: SequenceServer, expected: Expected) -> None:
          lambda: f"{spectrum(proxy, 'ScanNames')}, pending {spectrum(proxy, 'PendingScans')}")
     assert proxy.End() == "DONE"
     assert proxy.SequenceState == ScanState.DONE
-    assert_closed(server, expected.key, "SUCCESS")
+    assert_closed(server, expected.name, "SUCCESS")
     assert_agree(server, expected, running=False)
 
 
@@ -225,7 +199,7 @@ def close_lost(server: SequenceServer, expected: Expected, command: str = "End",
     assert proxy.State() == tango.DevState.ON
     final = ScanState.KILLED if command == "End" else ScanState.USER_ABORTED
     assert proxy.SequenceState == final
-    assert_closed(server, expected.key, END_REASONS[final])
+    assert_closed(server, expected.name, END_REASONS[final])
     expected.pending = []
     assert_agree(server, expected, running=False, late=late)
     start_again(server)
@@ -250,7 +224,7 @@ def test_redis_restarted_with_its_data(sequence_server, point: str) -> None:
          DETECTION, "the LOST status once Redis is back", lambda: device_view(proxy))
     assert proxy.State() == tango.DevState.FAULT
     refused(LOST, lambda: proxy.EmitChannel(([3.0], [CHANNEL])))
-    assert channel_points(server.store, expected.key, CHANNEL).tolist() == expected.points
+    assert channel_points(server.store, expected.name, CHANNEL).tolist() == expected.points
     close_lost(server, expected)
 
 
@@ -268,7 +242,7 @@ def test_redis_restarted_without_its_data(sequence_server, point: str, closer: s
     def lost() -> bool:
         status = proxy.Status()
         return proxy.State() == tango.DevState.FAULT and (
-            expected.key in status or "lost" in status.lower())
+            expected.name in status or "lost" in status.lower())
 
     poll(lost, DETECTION, "FAULT with a Status naming the lost sequence",
          lambda: device_view(proxy))
@@ -283,7 +257,7 @@ def test_redis_restarted_without_its_data(sequence_server, point: str, closer: s
     poll(lambda: proxy.State() == tango.DevState.ON, DETECTION, "ON once the loss is cleared",
          lambda: device_view(proxy))
     with pytest.raises(ScanNotFoundError):
-        server.store.load_scan(expected.key)
+        server.store.load_scan(expected.name)
     assert problems(server.store, server.session_name) == []
     start_again(server)
 
@@ -325,7 +299,7 @@ def test_points_that_landed_late_are_shown(sequence_server) -> None:
         refused(UNAVAILABLE, lambda: proxy.EmitChannel(([5.0, 6.0], [CHANNEL])))
         time.sleep(max(0.0, frozen + 2.2 - time.monotonic()))  # the fault lasts 2.2 s
     refused(LOST, lambda: retried(proxy.End))
-    assert spectrum(proxy, CHANNEL) == channel_points(server.store, expected.key,
+    assert spectrum(proxy, CHANNEL) == channel_points(server.store, expected.name,
                                                       CHANNEL).tolist()
 
 
@@ -361,7 +335,7 @@ def test_end_or_abort_retried_once_redis_is_back(sequence_server, fault: str,
     poll(lambda: proxy.State() == tango.DevState.ON, DETECTION, "ON after the retried " + command,
          lambda: device_view(proxy))
     assert proxy.SequenceState == shown
-    assert_closed(server, expected.key, END_REASONS[shown])
+    assert_closed(server, expected.name, END_REASONS[shown])
     assert_agree(server, expected, running=False)
     start_again(server)
 
@@ -377,25 +351,25 @@ def test_server_killed_then_restarted_closes_the_sequence(sequence_server, point
     server = bliss2_server(sequence_server, RecoveryMode=recovery)
     store = server.store
     expected = reach(server, point)
-    waiter = EndWaiter(server, expected.key)
+    waiter = EndWaiter(server, expected.name)
     try:
         server.kill()
-        assert store.load_scan(expected.key).state is Bliss2State.STARTED  # nothing ran
+        assert store.load_scan(expected.name).state is Bliss2State.STARTED  # nothing ran
         server.start()
-        poll(lambda: store.get_scans_state([expected.key])[expected.key] is Bliss2State.CLOSED,
+        poll(lambda: store.get_scans_state([expected.name])[expected.name] is Bliss2State.CLOSED,
              RECOVERY, "the sequence the killed server left open CLOSED",
              lambda: device_view(server.proxy))
         assert waiter.released(DETECTION), waiter.error
     finally:
         waiter.close()
-    assert_closed(server, expected.key, "FAILURE")
+    assert_closed(server, expected.name, "FAILURE")
     proxy = server.proxy
     poll(lambda: proxy.State() == tango.DevState.ON, DETECTION, "the restarted device ON",
          lambda: device_view(proxy))
-    assert references(store, expected.key) == (expected.names, expected.numbers)
-    assert channel_points(store, expected.key, CHANNEL).tolist() == expected.points
+    assert references(store, expected.name) == (expected.names, expected.numbers)
+    assert channel_points(store, expected.name, CHANNEL).tolist() == expected.points
     pending = list(expected.pending)
     run_pending(server, expected)  # runs now: must not join the closed sequence
-    assert references(store, expected.key)[1] == [n for n in expected.numbers
+    assert references(store, expected.name)[1] == [n for n in expected.numbers
                                                   if n not in pending]
     start_again(server)
