@@ -36,7 +36,7 @@ from tango.server import Device, command, device_property
 
 from tango_groups.data.channel import ChannelSpec
 from tango_groups.data.connection import redact
-from tango_groups.devices.attributes import MAX_SCANS, json_value, pushed
+from tango_groups.devices.attributes import MAX_SCANS, json_value, push_change, pushed
 from tango_groups.devices.channels import PointWindow, channel_attribute, same_channel
 from tango_groups.devices.configuration import MAX_REDIS_TIMEOUT, create_manager
 from tango_groups.devices.pushes import Pushes
@@ -251,12 +251,12 @@ class SequenceManager(Device):
             self.push_change_event("State")
             self.push_change_event("Status")
         elif name in self._channel_attributes:
-            self.push_change_event(name, value)
+            push_change(self, name, value)
             if len(value):  # new points (not the reset of a new sequence)
                 self._data_ready[name] += 1
                 self.push_data_ready_event(name, self._data_ready[name])
         else:
-            self.push_change_event(name, value)
+            push_change(self, name, value)
 
     # -- attributes ---------------------------------------------------------------------------
     SequenceName = pushed(

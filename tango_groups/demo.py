@@ -18,6 +18,7 @@ from typing import Any
 import numpy
 import tango
 
+from .client import event_value
 from .data.lookup import allocated_number
 from .data.node import get_node, get_session_node
 from .formatting import describe
@@ -82,7 +83,7 @@ def play(proxy: tango.DeviceProxy, session: Session, write: Callable[[str], None
             if name == "SequenceState" and label == "DONE":
                 ended.set()
         else:
-            show("tango", f"{name} = {_plain(event.attr_value.value)}")
+            show("tango", f"{name} = {_plain(event_value(event.attr_value))}")
 
     reader = threading.Thread(target=follow_redis, name="redis follower", daemon=True)
     reader.start()

@@ -22,6 +22,8 @@ from typing import Any
 import tango
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
+from tango_groups.client import event_value
+
 __all__ = ["RESYNC_MS", "DeviceEvents"]
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,8 @@ class DeviceEvents(QObject):
             errors = event.errors or ()
             self.failed.emit(name, errors[0].desc if errors else "error event")
         elif event.attr_value is not None:
-            self._arrived.emit(name, event.attr_value.value, event.attr_value.time.totime())
+            self._arrived.emit(name, event_value(event.attr_value),
+                               event.attr_value.time.totime())
 
     def _resync(self) -> None:
         try:

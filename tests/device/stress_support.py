@@ -34,6 +34,7 @@ import numpy
 import redis
 import tango
 
+from tango_groups.client import event_value
 from tango_groups.data.writer import DataWriter
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import load_config, sequence_manager_config
@@ -349,7 +350,7 @@ def record_events(trl: str, names: list[str], until: list[tuple[str, object]],
             elif event.event == "data_ready":
                 events.append([name + "#data_ready", event.ctr])
             else:
-                value = plain(event.attr_value.value)
+                value = plain(event_value(event.attr_value))
                 if wanted and name in initial and (name, value) == wanted[0]:
                     wanted.pop(0)
                 initial.add(name)

@@ -17,6 +17,8 @@ import threading
 import numpy
 import tango
 
+from tango_groups.client import event_value
+
 
 def plain(value: object) -> object:
     if isinstance(value, numpy.ndarray):
@@ -39,7 +41,7 @@ def main() -> None:
     def callback(event: tango.EventData) -> None:
         name = event.attr_name.rsplit("/", 1)[-1].partition("#")[0]
         line = ({"attr": name, "error": event.errors[0].reason} if event.err
-                else {"attr": name, "value": plain(event.attr_value.value)})
+                else {"attr": name, "value": plain(event_value(event.attr_value))})
         with lock:
             print(json.dumps(line), flush=True)
             if (name.lower() in seen and name.lower() == until_attr.lower()

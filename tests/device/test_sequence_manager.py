@@ -22,6 +22,7 @@ import redis
 import tango
 from tango_checks import refused, wait_until
 
+from tango_groups.client import event_value
 from tango_groups.data.node import get_node
 from tango_groups.runtime.redis_server import RedisServer, free_port
 from tango_groups.scanning.simulation import loopscan
@@ -304,7 +305,7 @@ def test_channel_attributes_push_change_and_data_ready_events(device) -> None:
         if event.event == "data_ready":
             received.put(("ready", event.ctr))
         else:
-            received.put(("change", event.attr_value.value.tolist()))
+            received.put(("change", event_value(event.attr_value).tolist()))
 
     change = proxy.subscribe_event("sum", tango.EventType.CHANGE_EVENT, callback)
     ready = proxy.subscribe_event("sum", tango.EventType.DATA_READY_EVENT, callback)
