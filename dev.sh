@@ -7,8 +7,8 @@
 # environments of the test-only consumers that cannot share .venv: .venv-bliss1 (blissdata 0.3.1,
 # the Bliss 1.x reference of the interop tests and benchmarks: it cannot share an environment with
 # blissdata 2.x) and .venv-blisswriter (blisswriter 3, Bliss 2's HDF5 writer, which
-# tests/bliss2/test_blisswriter.py runs as a process: it brings lima2, hdf5plugin... the product
-# never needs).
+# tests/bliss2/test_blisswriter.py runs as a process: it brings blissdata-lima2 and lima2-client,
+# which the product never needs).
 set -euo pipefail
 cd "$(dirname "$0")"
 quiet=(--quiet --disable-pip-version-check)

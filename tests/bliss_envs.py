@@ -4,9 +4,9 @@
   (``tango_groups[bliss2]``, in ``.venv``) cannot share one environment, so the 1.x scripts
   (``interop/bliss_reader.py``, ``interop/bliss_datanode_demo.py``) run as subprocesses of its
   Python, ``BLISS1_PYTHON`` (``$TANGO_GROUPS_BLISS1_PYTHON``).
-* blisswriter 3, Bliss 2's HDF5 writer, in ``.venv-blisswriter``: it pulls lima2, hdf5plugin,
-  fabio... that the product never needs; ``tests/bliss2/test_blisswriter.py`` runs its command,
-  ``BLISSWRITER`` (``$TANGO_GROUPS_BLISSWRITER``), as a process.
+* blisswriter 3, Bliss 2's HDF5 writer, in ``.venv-blisswriter``: it pulls blissdata-lima2 and
+  lima2-client, which the product never needs; ``tests/bliss2/test_blisswriter.py`` runs its
+  command, ``BLISSWRITER`` (``$TANGO_GROUPS_BLISSWRITER``), as a process.
 
 ``./dev.sh test`` builds both environments (``tests/*-requirements.txt``) and exports the two
 variables; without them, the environments of the checkout are used.
