@@ -13,7 +13,9 @@ read ``GroupingMaster:SUBSCANS`` itself: a sequence's links to its sub-scans are
 ``h5maps``, written by the producer (Bliss 2.4 computes them with ``blisswriter.mapping.h5map``
 of its own source tree, not released on PyPI). Here they are soft links named after each
 sub-scan's entry, as blisswriter 1.x/2.x name scan references; each scan has its own file, so
-they are external links (``seq3/seq3.h5::/3.1/1.1 -> scan1/scan1.h5::/1.1``).
+they are external links (``seq3/seq3.h5::/3.1/1.1 -> scan1/scan1.h5::/1.1``). blisswriter runs
+from its own environment, ``.venv-blisswriter`` (``bliss_envs.BLISSWRITER``): the test reads its
+files with the h5py of ``.venv``.
 
 A race of blissdata 2.4.5's ``Scan._load`` (the JSON model is read before the state stream): a
 reader that loads a scan while its producer calls ``prepare()`` gets state PREPARED with the
@@ -26,10 +28,8 @@ is loaded), each scan in a directory of its own.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,14 +38,13 @@ from typing import Any
 import pytest
 
 pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
-try:
-    if int(importlib.metadata.version("blisswriter").split(".")[0]) < 3:
-        pytest.skip("blisswriter < 3 does not import with blissdata 2.4.5: this needs "
-                    "blisswriter 3.x", allow_module_level=True)
-except importlib.metadata.PackageNotFoundError:
-    pytest.skip("blisswriter 3.x is not installed", allow_module_level=True)
+from bliss_envs import BLISSWRITER  # tests/
 
-import h5py
+if not Path(BLISSWRITER).is_file():
+    pytest.skip(f"no blisswriter at {BLISSWRITER}: ./dev.sh test builds .venv-blisswriter "
+                "(tests/blisswriter-requirements.txt)", allow_module_level=True)
+
+import h5py  # blissdata 2.x's dependency: in .venv with the bliss2 extra
 from bliss2_data import write_scan
 from tango_checks import wait_until
 
@@ -117,9 +116,8 @@ def blisswriter(modules_redis, tmp_path_factory) -> Iterator[Path]:
 
     directory = tmp_path_factory.mktemp("blisswriter")
     log = directory / "blisswriter.log"
-    command = Path(sys.executable).with_name("blisswriter")
     with open(log, "wb") as output:
-        process = subprocess.Popen([str(command), "run", modules_redis.url],
+        process = subprocess.Popen([BLISSWRITER, "run", modules_redis.url],
                                    stdout=output, stderr=subprocess.STDOUT)
     try:
         _until_following(data_store(modules_redis.url), directory, process, log)

@@ -1,9 +1,9 @@
-"""The examples of README.rst run as written.
+"""The examples of README.rst and of the documentation (``docs/*.rst``) run as written.
 
-Every ``.. code-block:: python`` (or fenced python) block of README.rst is found and run against the
-test Redis, its ``redis://...`` URLs replaced by the test's:
+Every ``.. code-block:: python`` (or fenced python) block of those documents is found and run
+against the test Redis, its ``redis://...`` URLs replaced by the test's and ``$REDIS_URL`` set to it:
 
-* blocks of the sections in ``WALK_THROUGHS`` are one itango session driving a device: they run in
+* blocks of the README sections in ``WALK_THROUGHS`` are one itango session driving a device: they run in
   order, in one namespace where ``Device`` is itango's (a ``DeviceProxy``), against a real device
   server registered in a private Tango database, and the console commands between them
   (``tango-groups loopscan``...) are run too, as the text says; a command the test does not know
@@ -12,7 +12,8 @@ test Redis, its ``redis://...`` URLs replaced by the test's:
   them must print;
 * ``SKIPPED`` lists the blocks that cannot run here, each with its reason (keep it short);
 * every command of every console block (``$ ...``), every ``tango-groups ...`` literal of the text
-  and every option the "Command line" section names under a subcommand is checked to exist: a
+  and every option the "Command line" section (``docs/device.rst``) names under a subcommand is
+  checked to exist: a
   ``tango-groups`` command line parses, a ``./dev.sh`` command is one dev.sh knows, any other
   command is installed next to this Python and has the options it is given (its ``--help``),
   a ``python -c`` program compiles.
@@ -40,8 +41,10 @@ from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import load_config, sequence_manager_config
 from tango_groups.runtime.tango_db import TangoDatabaseServer
 
-README = Path(__file__).parents[2] / "README.rst"
-DEV_SH = README.with_name("dev.sh")
+ROOT = Path(__file__).parents[2]
+README = ROOT / "README.rst"
+DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.rst"))]
+DEV_SH = ROOT / "dev.sh"
 BIN = Path(sys.executable).absolute().parent  # where the venv's commands are
 
 WALK_THROUGHS = {"Five-minute walk-through"}
@@ -64,6 +67,11 @@ class Block:
     code: str
     line: int  # of the directive or fence, from 1
     section: str  # the title of the section it is in
+    document: str = "README.rst"  # its path in the checkout
+
+    @property
+    def where(self) -> str:
+        return f"{self.document}:{self.line}"
 
     @property
     def first_line(self) -> str:
@@ -111,7 +119,8 @@ def code_blocks(text: str) -> list[Block]:
     return found
 
 
-BLOCKS = code_blocks(README.read_text())
+BLOCKS = [dataclasses.replace(block, document=str(path.relative_to(ROOT)))
+          for path in DOCUMENTS for block in code_blocks(path.read_text())]
 PYTHON = [block for block in BLOCKS if block.language == "python"]
 STANDALONE = [block for block in PYTHON
               if block.section not in WALK_THROUGHS and block.first_line not in SKIPPED]
@@ -129,8 +138,10 @@ def clean_session_state() -> Iterator[None]:
 
 
 def test_every_python_block_is_found_and_run_or_skipped_with_a_reason():
-    text = README.read_text()
-    assert len(PYTHON) == text.count(".. code-block:: python") + text.count("```python")
+    for path in DOCUMENTS:
+        text = path.read_text()
+        found = [block for block in PYTHON if block.document == str(path.relative_to(ROOT))]
+        assert len(found) == text.count(".. code-block:: python") + text.count("```python"), path
     assert {block.section for block in PYTHON} >= {"The Python library", *WALK_THROUGHS}
     assert set(SKIPPED) <= {block.first_line for block in PYTHON}, "a SKIPPED block is gone"
     assert set(EXPECTED_OUTPUT) <= {block.section for block in STANDALONE}
@@ -154,13 +165,14 @@ def modules_redis_url() -> Iterator[str]:
         server.stop()
 
 
-@pytest.mark.parametrize("block", STANDALONE, ids=[f"line{block.line}" for block in STANDALONE])
-def test_standalone_python_block_runs(block, request, clean_session_state, capsys):
+@pytest.mark.parametrize("block", STANDALONE, ids=[block.where for block in STANDALONE])
+def test_standalone_python_block_runs(block, request, clean_session_state, capsys, monkeypatch):
     url = request.getfixturevalue("modules_redis_url" if BLISS2 in block.code else "redis_url")
     if BLISS2 not in block.code:
         request.getfixturevalue("redis_client")  # flushed
+    monkeypatch.setenv("REDIS_URL", url)  # what the text says to export
     code = _REDIS_URL.sub(url, block.code)
-    exec(compile(code, f"README.rst:{block.line}", "exec"), {"__name__": "readme"})  # noqa: S102
+    exec(compile(code, block.where, "exec"), {"__name__": "readme"})  # noqa: S102
     printed = capsys.readouterr().out.splitlines()
     assert printed == EXPECTED_OUTPUT.get(block.section, printed)
 
@@ -181,10 +193,10 @@ class WalkThrough:
                 if line.startswith("$ "):
                     self.command(shlex.split(line[2:], comments=True))
         elif block.language == "python":
-            code = compile(block.code, f"README.rst:{block.line}", "exec")
+            code = compile(block.code, block.where, "exec")
             exec(code, self.namespace)  # noqa: S102
         else:
-            raise AssertionError(f"README.rst:{block.line}: a {block.language} block")
+            raise AssertionError(f"{block.where}: a {block.language} block")
 
     def command(self, words: list[str]) -> None:
         words = [re.sub(r"\$(\w+)", lambda match: self.variables[match.group(1)], word)
@@ -214,7 +226,7 @@ def served_device(redis_url: str, redis_client) -> Iterator[str]:
 def test_walk_through_runs_against_a_device(section, served_device, redis_url, capsys):
     walk = WalkThrough(served_device, redis_url)
     for block in BLOCKS:
-        if block.section == section:
+        if block.section == section and block.document == "README.rst":
             walk.run(block)
     device = walk.namespace["d"]
     assert list(device.ScanNumbers) == [1, 3]
@@ -256,7 +268,8 @@ def check_command(words: list[str]) -> None:
     if command == "export":
         assert all(re.fullmatch(r"[A-Z_]+=\S+", word) for word in words[1:]), words
     elif command == "./dev.sh":
-        assert f"\n  {words[1]}) " in DEV_SH.read_text(), f"dev.sh has no {words[1]!r} command"
+        assert re.search(rf"^  {re.escape(words[1])}\)", DEV_SH.read_text(), re.MULTILINE), \
+            f"dev.sh has no {words[1]!r} command"
     elif command == "tango-groups":
         try:
             build_parser().parse_args(words[1:])
@@ -264,7 +277,7 @@ def check_command(words: list[str]) -> None:
             raise AssertionError(f"tango-groups does not take {words[1:]}") from None
     elif command == "python":
         assert words[1] == "-c", words
-        compile(words[2], "README.rst", "exec")
+        compile(words[2], "<python -c>", "exec")
     else:
         assert (BIN / command).is_file(), f"{command} is not installed with the project"
         options = [word.split("=")[0] for word in words[1:] if word.startswith("-")]
@@ -277,7 +290,7 @@ def check_command(words: list[str]) -> None:
 
 
 @pytest.mark.parametrize(("block", "words"), CONSOLE,
-                         ids=[f"line{block.line}-{' '.join(words)[:40]}"
+                         ids=[f"{block.where}-{' '.join(words)[:40]}"
                               for block, words in CONSOLE])
 def test_console_command_exists(block, words):
     check_command(words)
@@ -288,8 +301,9 @@ def test_console_commands_are_found():
     assert {"./dev.sh", "tango-groups", "itango3", "json2tango", "SequenceManager"} <= named
 
 
-INLINE = sorted(set(re.findall(r"``((?:\.venv/bin/)?tango-groups(?: [^`]*)?)``",
-                               README.read_text())))
+INLINE = sorted({literal for path in DOCUMENTS
+                 for literal in re.findall(r"``((?:\.venv/bin/)?tango-groups(?: [^`]*)?)``",
+                                           path.read_text())})
 
 
 @pytest.mark.parametrize("literal", INLINE)
@@ -304,8 +318,8 @@ def test_inline_tango_groups_command_exists(literal):
 
 
 def test_command_line_section_names_only_existing_options():
-    text = README.read_text()
-    section = text[text.index("Command line\n~~~~"):text.index("Production use\n~~~~")]
+    text = (ROOT / "docs" / "device.rst").read_text()
+    section = text[text.index("Command line\n~~~~"):]  # the page's last section
     entries = re.findall(r"^``tango-groups (\w+)``\n((?:   .*\n)+)", section, re.MULTILINE)
     subcommands = _subcommands()
     assert {name for name, _ in entries} == set(subcommands), "a subcommand is not documented"
