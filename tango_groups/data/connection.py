@@ -94,12 +94,16 @@ def connect(url: str, credentials: PasswordFile | None = None, **options: Any) -
 
 
 def use_credentials(client: Redis, credentials: PasswordFile) -> None:
-    """Authenticate the next connections of a client built elsewhere (blissdata's, from a URL
-    ``with_password``) with ``credentials``; those it has keep their session."""
-    kwargs = client.connection_pool.connection_kwargs
-    kwargs.pop("username", None)
-    kwargs.pop("password", None)
-    kwargs["credential_provider"] = credentials
+    """Authenticate every connection a client built elsewhere (blissdata's, from a URL
+    ``with_password``) opens from now on with ``credentials``. Its connections are closed and
+    forgotten (each would reconnect with the password it was made with): call it before the
+    client is shared."""
+    pool = client.connection_pool
+    pool.connection_kwargs.pop("username", None)
+    pool.connection_kwargs.pop("password", None)
+    pool.connection_kwargs["credential_provider"] = credentials
+    pool.disconnect()
+    pool.reset()
 
 
 def never_retry(client: Redis) -> None:

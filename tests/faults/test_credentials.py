@@ -121,3 +121,26 @@ def test_session_over_tls_with_a_password_file(tls_redis: TlsRedis, tmp_path: Pa
         assert node.info["state"] == "DONE"
     finally:
         session.close()
+
+
+def test_bliss2_device_reconnects_with_a_rotated_password(sequence_server,
+                                                          tmp_path: Path) -> None:
+    """blissdata builds its clients from a URL: their next connections read the file too."""
+    pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
+    secret = tmp_path / "redis_password"
+    secret.write_text(RIGHT + "\n")
+    server: SequenceServer = sequence_server(data_format="bliss2")
+    grant(server.client, RIGHT)
+    server.restart(RedisURL=f"redis://{USER}@127.0.0.1:{server.redis.port}",
+                   RedisPasswordFile=str(secret))
+    proxy = server.proxy
+    poll(lambda: proxy.State() == tango.DevState.ON, 10, "ON with the ACL user",
+         lambda: proxy.Status())
+    grant(server.client, ROTATED)
+    secret.write_text(ROTATED + "\n")
+    server.client.execute_command("CLIENT", "KILL", "USER", USER)
+    poll(lambda: user_connected(server.client), 10, "the device reconnected")
+    assert proxy.Start("").startswith("esrf:scan:")
+    proxy.End()
+    assert proxy.State() == tango.DevState.ON, proxy.Status()
+    assert RIGHT not in server.log() and ROTATED not in server.log() + proxy.Status()
