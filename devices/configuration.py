@@ -12,7 +12,8 @@ the health check's, within ``HealthCheckPeriod``), and is never logged.
 ``DataFormat`` picks the data model: ``bliss1`` (data nodes, ``Manager``), ``bliss2``
 (blissdata 2.x scans, ``Bliss2Manager``: two blissdata stores on the same URL, logical db 0 unless
 the URL names one, with the same timeouts; the running record stays with the 1.x client) or
-``both`` (``BothManager`` over one of each, sharing the session).
+``both`` (``BothManager`` over one of each, sharing the session). blissdata connects when its
+store is made: a Redis that refuses it then is an invalid configuration (FAULT until Init).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from tango_groups.data.connection import (
     PasswordFile,
+    RedisError,
     connect,
     password_file,
     redact,
@@ -104,6 +106,11 @@ def _bliss2_manager(device: Any, session: Session, credentials: PasswordFile | N
     except RuntimeError as error:  # no modules, or a db used by something else
         raise ValueError(f"DataFormat bliss2: the Redis at {redact(device.RedisURL)} cannot "
                          f"hold blissdata 2 scans ({error})") from None
+    except RedisError as error:  # blissdata connects at once: no store without Redis
+        raise ValueError(f"DataFormat {device.DataFormat}: blissdata cannot connect to the Redis "
+                         f"at {redact(device.RedisURL)} ({type(error).__name__}: {error}); check "
+                         "that it runs and accepts RedisURL's user with the password of "
+                         "RedisPasswordFile") from None
     if credentials is not None:
         for each in (store, watch_store):
             use_credentials(store_client(each), credentials)

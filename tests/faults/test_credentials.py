@@ -4,6 +4,8 @@
   with the remedy in Status; fixing the file, then rotating the password (new password, file
   updated, connections killed) is enough: the device is ON again without Init, and no password
   shows in Status, a refusal or the server's log;
+* the same in ``DataFormat`` bliss2, where a wrong password at start needs ``Init`` (blissdata
+  connects when its store is made);
 * TLS (``rediss://``, a private CA made by the test) with that ACL user: a sequence through the
   device and a library ``Session``. Skipped, saying why, where no redis-server has TLS built in.
 """
@@ -125,15 +127,22 @@ def test_session_over_tls_with_a_password_file(tls_redis: TlsRedis, tmp_path: Pa
 
 def test_bliss2_device_reconnects_with_a_rotated_password(sequence_server,
                                                           tmp_path: Path) -> None:
-    """blissdata builds its clients from a URL: their next connections read the file too."""
+    """blissdata connects when its store is made: a wrong password then is FAULT until Init;
+    it builds its clients from a URL, and their next connections read the file too."""
     pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
     secret = tmp_path / "redis_password"
-    secret.write_text(RIGHT + "\n")
+    secret.write_text(WRONG + "\n")
     server: SequenceServer = sequence_server(data_format="bliss2")
     grant(server.client, RIGHT)
     server.restart(RedisURL=f"redis://{USER}@127.0.0.1:{server.redis.port}",
                    RedisPasswordFile=str(secret))
     proxy = server.proxy
+    status = proxy.Status()
+    assert proxy.State() == tango.DevState.FAULT
+    assert "AuthenticationError" in status and "RedisPasswordFile" in status, status
+    assert "Init" in status and WRONG not in status + server.log()
+    secret.write_text(RIGHT + "\n")
+    proxy.Init()
     poll(lambda: proxy.State() == tango.DevState.ON, 10, "ON with the ACL user",
          lambda: proxy.Status())
     grant(server.client, ROTATED)
