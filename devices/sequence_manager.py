@@ -81,7 +81,7 @@ class SequenceManager(Device):
     # -- device properties ------------------------------------------------------------------
     RedisURL = device_property(
         dtype=str, default_value="redis://127.0.0.1:6379",
-        doc="Data Redis, redis://[user][:password@]host:port[/db] (rediss:// for TLS, with "
+        doc="Data Redis, redis://[[user][:password]@]host:port[/db] (rediss:// for TLS, with "
             "?ssl_ca_certs=/path/ca.crt). Data nodes go to logical db 1 unless the URL names a "
             "db (Bliss's data Redis: the Beacon host, port 25002).")
     RedisPasswordFile = device_property(
