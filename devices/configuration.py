@@ -5,20 +5,30 @@ status that names it; Init retries). The manager gets two Redis clients: one for
 socket timeout is ``RedisTimeout`` (at most ``MAX_REDIS_TIMEOUT``, below the 3 s Tango client
 timeout, so that a client always gets the device's own answer), and one for the pending-scan
 followers, which block in ``XREAD`` for up to ``BLOCK_MS`` and need a longer timeout. The Redis
-password comes from the URL or from ``RedisPasswordFile`` (kept out of the Tango database) and is
-never logged.
+password comes from the URL or from ``RedisPasswordFile`` (kept out of the Tango database), read
+again at every new connection (a fixed or rotated password is used from the next reconnection on:
+the health check's, within ``HealthCheckPeriod``), and is never logged.
 
 ``DataFormat`` picks the data model: ``bliss1`` (data nodes, ``Manager``), ``bliss2``
 (blissdata 2.x scans, ``Bliss2Manager``: two blissdata stores on the same URL, logical db 0 unless
 the URL names one, with the same timeouts; the running record stays with the 1.x client) or
-``both`` (``BothManager`` over one of each, sharing the session).
+``both`` (``BothManager`` over one of each, sharing the session). blissdata connects when its
+store is made: a Redis that refuses it then is an invalid configuration (FAULT until Init).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tango_groups.data.connection import connect, redact, with_password
+from tango_groups.data.connection import (
+    PasswordFile,
+    RedisError,
+    connect,
+    password_file,
+    redact,
+    use_credentials,
+    with_password,
+)
 from tango_groups.data.streams import BLOCK_MS
 from tango_groups.data.writer import Expiration
 from tango_groups.service.manager import RECOVERY_MODES, Manager
@@ -52,17 +62,19 @@ def create_manager(device: Any, on_change: NotificationCallback
         raise ValueError(f"ChannelWindow {device.ChannelWindow}: use a positive number of points")
     expiration = Expiration(data=device.DataExpiration or None,
                             parent=device.ParentExpiration or None)
-    password = _password(device.RedisPasswordFile)
+    credentials = password_file(device.RedisURL, device.RedisPasswordFile)
+    if credentials is not None:
+        credentials.read()  # an unreadable file is an invalid property (OSError)
     timeout = device.RedisTimeout
-    client = connect(device.RedisURL, socket_timeout=timeout, socket_connect_timeout=timeout,
-                     password=password)
-    watch_client = connect(device.RedisURL, socket_timeout=BLOCK_MS / 1000 + timeout,
-                           socket_connect_timeout=timeout, password=password)
+    client = connect(device.RedisURL, credentials, socket_timeout=timeout,
+                     socket_connect_timeout=timeout)
+    watch_client = connect(device.RedisURL, credentials,
+                           socket_timeout=BLOCK_MS / 1000 + timeout, socket_connect_timeout=timeout)
     session = Session(device.Session, redis_url=device.RedisURL, base_path=device.BasePath,
                       expiration=expiration, client=client)
     if device.DataFormat == "bliss2":
         watch_client.close()
-        return _bliss2_manager(device, session, password, on_change)
+        return _bliss2_manager(device, session, credentials, on_change)
 
     def bliss1(callback: NotificationCallback) -> Manager:
         return Manager(session, device.RedisURL, owner=device.get_name(),
@@ -75,34 +87,34 @@ def create_manager(device: Any, on_change: NotificationCallback
 
     both = BothManager(on_change)
     return both.attach(bliss1(both.from_first),
-                       _bliss2_manager(device, session, password, both.from_second))
+                       _bliss2_manager(device, session, credentials, both.from_second))
 
 
-def _bliss2_manager(device: Any, session: Session, password: str | None,
+def _bliss2_manager(device: Any, session: Session, credentials: PasswordFile | None,
                     on_change: NotificationCallback) -> Bliss2Manager:
     """blissdata 2.x is an extra (``tango_groups[bliss2]``): imported only for this model."""
     try:
-        from tango_groups.bliss2 import data_store
+        from tango_groups.bliss2 import data_store, store_client
         from tango_groups.service.bliss2_manager import Bliss2Manager
     except ImportError as error:
         raise ValueError(f"DataFormat {device.DataFormat} needs blissdata 2.x ({error}): pip install "
                          "'tango_groups[bliss2]'") from None
+    password = None if credentials is None else credentials.read()
     url, timeout, block = with_password(device.RedisURL, password), device.RedisTimeout, 0.5
     try:
         store, watch_store = data_store(url, timeout), data_store(url, block + timeout)
     except RuntimeError as error:  # no modules, or a db used by something else
         raise ValueError(f"DataFormat bliss2: the Redis at {redact(device.RedisURL)} cannot "
                          f"hold blissdata 2 scans ({error})") from None
+    except RedisError as error:  # blissdata connects at once: no store without Redis
+        raise ValueError(f"DataFormat {device.DataFormat}: blissdata cannot connect to the Redis "
+                         f"at {redact(device.RedisURL)} ({type(error).__name__}: {error}); check "
+                         "that it runs and accepts RedisURL's user with the password of "
+                         "RedisPasswordFile") from None
+    if credentials is not None:
+        for each in (store, watch_store):
+            use_credentials(store_client(each), credentials)
     return Bliss2Manager(session, device.RedisURL, owner=device.get_name(), store=store,
                          watch_store=watch_store, timeout=timeout, block=block,
                          end_timeout=device.EndTimeout, on_change=on_change)
 
-
-def _password(path: str) -> str | None:
-    if not path:
-        return None
-    try:
-        with open(path, encoding="utf-8") as secret:
-            return secret.readline().rstrip("\r\n")
-    except OSError as error:
-        raise OSError(f"RedisPasswordFile {path!r} cannot be read ({error.strerror})") from None

@@ -81,12 +81,14 @@ class SequenceManager(Device):
     # -- device properties ------------------------------------------------------------------
     RedisURL = device_property(
         dtype=str, default_value="redis://127.0.0.1:6379",
-        doc="Data Redis, redis://[:password@]host:port[/db]. Data nodes go to logical db 1 unless "
-            "the URL names a db (Bliss's data Redis: the Beacon host, port 25002).")
+        doc="Data Redis, redis://[[user][:password]@]host:port[/db] (rediss:// for TLS, with "
+            "?ssl_ca_certs=/path/ca.crt). Data nodes go to logical db 1 unless the URL names a "
+            "db (Bliss's data Redis: the Beacon host, port 25002).")
     RedisPasswordFile = device_property(
         dtype=str, default_value="",
         doc="File whose first line is the Redis password, readable by the server's user only: "
-            "keeps the password out of the Tango database. Used when RedisURL names none.")
+            "keeps the password out of the Tango database. Used when RedisURL names none; read "
+            "again at each new connection (a fixed or rotated password needs no Init).")
     Session = device_property(
         dtype=str, default_value="tango_groups",
         doc="Session name: the root node of everything this device writes (no ':').")

@@ -1,9 +1,11 @@
-"""Connections to the data Redis: URL parsing (logical db 1 by default), password redaction, and
-the commands on a server as a whole (``ping``: does it answer; ``save``: snapshot it to its dump).
+"""Connections to the data Redis: URL parsing (logical db 1 by default), password redaction, a
+password kept in a file and read again at each new connection (``PasswordFile``), and the commands
+on a server as a whole (``ping``: does it answer; ``save``: snapshot it to its dump).
 
 This is where the product outside ``tango_groups.data`` gets what it needs of redis-py: ``connect``
 for a client, the client type ``Redis`` for type hints, and the exception types it tells apart
-(``RedisError``, the base of all; ``RedisConnectionError``, ``RedisTimeoutError``). No other module
+(``RedisError``, the base of all; ``RedisConnectionError``, ``RedisTimeoutError``,
+``RedisAuthenticationError``: the server refused the credentials). No other module
 outside ``tango_groups.data`` imports ``redis``, and none issues a Redis command: the queries live
 in ``tango_groups.data`` (tests/unit/test_structure.py checks the imports).
 """
@@ -13,19 +15,57 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from redis import AuthenticationError as RedisAuthenticationError
 from redis import ConnectionError as RedisConnectionError
 from redis import Redis, RedisError
 from redis import TimeoutError as RedisTimeoutError
 from redis.backoff import NoBackoff
+from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
-__all__ = ["DATA_DB", "Redis", "RedisConnectionError", "RedisError", "RedisTimeoutError",
-           "connect", "never_retry", "ping", "redact", "save", "with_password"]
+__all__ = ["DATA_DB", "PasswordFile", "Redis", "RedisAuthenticationError", "RedisConnectionError",
+           "RedisError", "RedisTimeoutError", "connect", "never_retry", "password_file", "ping",
+           "redact", "save", "use_credentials", "with_password"]
 
 DATA_DB = 1  # Bliss keeps every data node in logical database 1 of the data Redis
 
 
-def connect(url: str, **options: Any) -> Redis:
+class PasswordFile(CredentialProvider):
+    """The credentials of each new connection: the user ``username`` (None: Redis's ``default``)
+    and the first line of the file at ``path``, read again at every connection, so that a fixed
+    or rotated password is used from the next reconnection on, with no restart. An unreadable file
+    refuses that connection (``RedisAuthenticationError``); ``read`` raises ``OSError`` instead."""
+
+    def __init__(self, path: str, username: str | None = None) -> None:
+        self.path = path
+        self.username = username
+
+    def read(self) -> str:
+        """The password; ``OSError`` (naming the file, never its content) when it cannot."""
+        try:
+            with open(self.path, encoding="utf-8") as secret:
+                return secret.readline().rstrip("\r\n")
+        except OSError as error:
+            raise OSError(f"RedisPasswordFile {self.path!r} cannot be read "
+                          f"({error.strerror})") from None
+
+    def get_credentials(self) -> tuple[str] | tuple[str, str]:
+        try:
+            password = self.read()
+        except OSError as error:
+            raise RedisAuthenticationError(str(error)) from None
+        return (password,) if self.username is None else (self.username, password)
+
+
+def password_file(url: str, path: str) -> PasswordFile | None:
+    """The credentials of ``url``'s user with the password in the file at ``path``; None
+    without a file, or when ``url`` names a password itself (it wins)."""
+    if not path or urlsplit(url).password is not None:
+        return None
+    return PasswordFile(path, urlsplit(url).username)
+
+
+def connect(url: str, credentials: PasswordFile | None = None, **options: Any) -> Redis:
     """A client of the data Redis at ``url`` (``redis://host:port[/db]``, ``unix:///path``).
 
     The URL may name a logical database (``redis://host:6380/3``); without one, db 1 is used, the
@@ -36,6 +76,9 @@ def connect(url: str, **options: Any) -> Redis:
     default): a stream entry written with a position ID must not be sent twice, and a request
     that timed out may still land later, so the caller decides what to re-read before writing
     again.
+
+    ``credentials`` (``password_file``) authenticate each new connection, the URL's user with
+    the password read from the file at that moment.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix"):
@@ -44,7 +87,23 @@ def connect(url: str, **options: Any) -> Redis:
     if not names_db:
         options.setdefault("db", DATA_DB)
     options.setdefault("retry", Retry(NoBackoff(), 0))
+    if credentials is not None:  # the user goes with them: redis-py refuses both
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        options["credential_provider"] = credentials
     return Redis.from_url(url, **options)
+
+
+def use_credentials(client: Redis, credentials: PasswordFile) -> None:
+    """Authenticate every connection a client built elsewhere (blissdata's, from a URL
+    ``with_password``) opens from now on with ``credentials``. Its connections are closed and
+    forgotten (each would reconnect with the password it was made with): call it before the
+    client is shared."""
+    pool = client.connection_pool
+    pool.connection_kwargs.pop("username", None)
+    pool.connection_kwargs.pop("password", None)
+    pool.connection_kwargs["credential_provider"] = credentials
+    pool.disconnect()
+    pool.reset()
 
 
 def never_retry(client: Redis) -> None:

@@ -24,12 +24,13 @@ import math
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy
 
 from ..data import keys, lookup, running
 from ..data.channel import ChannelDataError, ChannelSpec
-from ..data.connection import RedisError, RedisTimeoutError, redact
+from ..data.connection import RedisAuthenticationError, RedisError, RedisTimeoutError, redact
 from ..scanning.scan import ScanState
 from ..scanning.sequence import ScanSequenceError, Sequence
 from ..session import Session
@@ -52,6 +53,15 @@ class _Uncertain:
 
     key: tuple[Any, ...]
     landed: bool = False
+
+
+def _refused_credentials(url: str, error: Exception) -> str:
+    """The status while Redis refuses the credentials (each new connection reads the password
+    file again: fixing it is enough). ``url`` is redacted; redis-py's text names no password."""
+    user = urlsplit(url).username or "default"
+    return (f"Redis at {url} refused the credentials of user {user!r} ({error}). Fix the "
+            "password in RedisPasswordFile (its first line) or the user in RedisURL: the device "
+            "retries every HealthCheckPeriod and recovers by itself once Redis accepts them.")
 
 
 class Link:
@@ -145,7 +155,9 @@ class Link:
     def _unreachable(self, error: Exception) -> ManagerError:
         """Record a Redis failure (Redis is re-read before the next write) and the refusal."""
         timed_out = isinstance(error, RedisTimeoutError)
-        message = (f"Redis at {self.redis_url} is unreachable ({type(error).__name__}: {error}). "
+        message = (_refused_credentials(self.redis_url, error)
+                   if isinstance(error, RedisAuthenticationError) else
+                   f"Redis at {self.redis_url} is unreachable ({type(error).__name__}: {error}). "
                    + ("A write that timed out may still land: the device re-reads Redis before "
                       "writing again, so repeating the command is safe. " if timed_out else "")
                    + "Check that the data Redis runs and that the RedisURL property is right; the "
