@@ -225,6 +225,7 @@ def test_channel_events_show_their_points(redis_url, redis_client, session_name)
 def test_command_errors_say_what_to_do(redis_url, redis_client, session_name, monkeypatch,
                                        capsys):
     monkeypatch.delenv("TANGO_GROUPS_REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
     assert main(["listen"]) == 1
     assert "give --redis-url" in capsys.readouterr().err
 
