@@ -33,7 +33,9 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     on. ``--data-format bliss2`` follows the blissdata 2 model instead (``--sequence
     esrf:scan:...``). In ``tango_groups.cli_listen``.
 ``loopscan``
-    Writes one simulated loopscan into a session and prints its db_name and scan number.
+    Writes one simulated loopscan into a session (``--base-path``: the device's container;
+    ``--data-format bliss2``: the Bliss 2 model) and prints its db_name (key) and scan number.
+    In ``tango_groups.cli_loopscan``.
 ``gui``
     The sequence panel of a device (``tango_groups.gui``: the ``gui`` extra).
 
@@ -59,6 +61,7 @@ from typing import NamedTuple, NoReturn
 import tango
 
 from .cli_listen import add_listen
+from .cli_loopscan import add_loopscan
 from .cli_options import (
     BLISS1,
     BLISS2,
@@ -69,7 +72,6 @@ from .cli_options import (
     add_redis_options,
     bliss2_store,
     check_redis,
-    required_redis_url,
 )
 from .data.connection import redact
 from .demo import play
@@ -87,7 +89,6 @@ from .runtime.process import Stopped, log_tail, stopped_by_signals
 from .runtime.redis_modules import ModulesUnavailable
 from .runtime.redis_server import RedisServer
 from .runtime.tango_db import TangoDatabaseServer
-from .scanning.simulation import loopscan
 from .session import Session
 
 __all__ = ["build_parser", "main"]
@@ -114,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "SequenceManager Tango device.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_serve, _add_register, _add_fixtures, _add_demo, add_listen,
-                _add_loopscan, add_gui):
+                add_loopscan, add_gui):
         add(commands)
     return parser
 
@@ -364,50 +365,6 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"WRONG: {problem}", file=sys.stderr)
     print("demo: the sequence is right" if not problems else "demo: FAILED", flush=True)
     return 1 if problems else 0
-
-
-# -- loopscan -------------------------------------------------------------------------------------
-def _add_loopscan(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "loopscan", help="write one simulated loopscan and print its db_name (Bliss 2: key) and "
-                         "scan number",
-        description="Write one simulated loopscan into a session, where a SequenceManager of "
-                    "that session finds it by number: give the device's Session and BasePath "
-                    "(tango-groups serve prints the line).")
-    add_redis_options(parser, session_default=DEFAULT_SESSION)
-    parser.add_argument("--base-path", default=DEFAULT_BASE_PATH,
-                        help="the scan-saving base path, the device's BasePath (default: "
-                             f"{DEFAULT_BASE_PATH}): Bliss 1.x scans are numbered in its "
-                             "container (/data/id00 -> <session>:data:id00)")
-    add_data_format_option(parser, "the data to write", choices=(BLISS1, BLISS2))
-    parser.add_argument("--npoints", type=int, default=10, help="points (default: 10)")
-    parser.add_argument("--count-time", type=float, default=0.1,
-                        help="seconds per point (default: 0.1)")
-    parser.add_argument("--counters", default="diode", type=lambda text: text.split(","),
-                        help="simulated counters, comma-separated (default: diode)")
-    parser.set_defaults(run=run_loopscan)
-
-
-def run_loopscan(args: argparse.Namespace) -> int:
-    url = required_redis_url(args)
-    check_redis(url)
-    session = Session(args.session, redis_url=url, base_path=args.base_path)
-    try:
-        try:
-            counters = [session.config.get(name) for name in args.counters]
-        except KeyError as error:
-            raise ValueError(error.args[0]) from None
-        if args.data_format == BLISS2:
-            from .bliss2.simulation import loopscan as bliss2_loopscan  # blissdata 2: only now
-
-            print(*bliss2_loopscan(bliss2_store(url), args.session, args.npoints,
-                                   args.count_time, counters), flush=True)
-        else:
-            scan = loopscan(args.npoints, args.count_time, *counters, session=session)
-            print(scan.db_name, scan.scan_number, flush=True)
-    finally:
-        session.close()
-    return 0
 
 
 if __name__ == "__main__":
