@@ -7,8 +7,9 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     ``$TANGO_GROUPS_REDIS_URL``) and the Tango database at ``--tango-host``, and starts a private
     one of each that is not given (``tango_groups.runtime``). ``$TANGO_HOST`` is *not* a default:
     on a beamline it names the shared database, which serve changes only when asked explicitly
-    (``--tango-host $TANGO_HOST``). It registers the devices (the shipped fixture with
-    ``RedisURL`` and ``Session`` set; nothing else in the database changes), starts
+    (``--tango-host $TANGO_HOST``). It registers the devices as ``register`` does (a device
+    already registered keeps the properties whose option is not given; ``RedisURL`` is the Redis
+    served; nothing else in the database changes) and prints what it wrote, starts
     ``SequenceManager <instance>`` and, once every device answers, prints lines a script can parse
     (``TANGO_HOST=``, ``REDIS_URL=``, ``DEVICE=``, each name once), then hints (commands as the
     user's shell runs them: ``formatting.runnable``), then ``READY``. A Redis password is never
@@ -18,7 +19,7 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     blissdata 2 (db 0), so ``REDIS_URL=`` is what ``DataStore(url)`` takes as is (and the 1.x
     side finds its data nodes in db 1 with the same URL).
     Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops what it started, in reverse order, and
-    nothing else; the exit code is then 0.
+    nothing else, and says which sequences the stopping server ended; the exit code is then 0.
 ``register``, ``fixtures``
     Register devices in an existing database (``--tango-host`` required), keeping what registered
     devices have; print the shipped dsconfig JSON (``--path``: its installed file).
