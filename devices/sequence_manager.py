@@ -175,8 +175,12 @@ class SequenceManager(Device):
 
     def delete_device(self) -> None:
         if self.manager is not None:
+            running = self._values["SequenceName"] if self.get_state() == DevState.RUNNING else ""
             try:
-                self.manager.close()
+                self.manager.close()  # ends a running sequence KILLED: say so in the log
+                if running:
+                    logger.warning("sequence %s ended %s: the device stops", running,
+                                   ScanState(self._values["SequenceState"]).name)
             finally:
                 self.manager.release()
                 self.manager = None

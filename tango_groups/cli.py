@@ -7,8 +7,9 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     ``$TANGO_GROUPS_REDIS_URL``) and the Tango database at ``--tango-host``, and starts a private
     one of each that is not given (``tango_groups.runtime``). ``$TANGO_HOST`` is *not* a default:
     on a beamline it names the shared database, which serve changes only when asked explicitly
-    (``--tango-host $TANGO_HOST``). It registers the devices (the shipped fixture with
-    ``RedisURL`` and ``Session`` set; nothing else in the database changes), starts
+    (``--tango-host $TANGO_HOST``). It registers the devices as ``register`` does (a device
+    already registered keeps the properties whose option is not given; ``RedisURL`` is the Redis
+    served; nothing else in the database changes) and prints what it wrote, starts
     ``SequenceManager <instance>`` and, once every device answers, prints lines a script can parse
     (``TANGO_HOST=``, ``REDIS_URL=``, ``DEVICE=``, each name once), then hints (commands as the
     user's shell runs them: ``formatting.runnable``), then ``READY``. A Redis password is never
@@ -18,7 +19,7 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     blissdata 2 (db 0), so ``REDIS_URL=`` is what ``DataStore(url)`` takes as is (and the 1.x
     side finds its data nodes in db 1 with the same URL).
     Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops what it started, in reverse order, and
-    nothing else; the exit code is then 0.
+    nothing else, and says which sequences the stopping server ended; the exit code is then 0.
 ``register``, ``fixtures``
     Register devices in an existing database (``--tango-host`` required), keeping what registered
     devices have; print the shipped dsconfig JSON (``--path``: its installed file).
@@ -33,7 +34,9 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     on. ``--data-format bliss2`` follows the blissdata 2 model instead (``--sequence
     esrf:scan:...``). In ``tango_groups.cli_listen``.
 ``loopscan``
-    Writes one simulated loopscan into a session and prints its db_name and scan number.
+    Writes one simulated loopscan into a session (``--base-path``: the device's container;
+    ``--data-format bliss2``: the Bliss 2 model) and prints its db_name (key) and scan number.
+    In ``tango_groups.cli_loopscan``.
 ``gui``
     The sequence panel of a device (``tango_groups.gui``: the ``gui`` extra).
 
@@ -50,24 +53,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 import tango
 
 from .cli_listen import add_listen
+from .cli_loopscan import add_loopscan
 from .cli_options import (
     BLISS1,
     BLISS2,
     DATA_FORMATS,
+    DEFAULT_BASE_PATH,
     DEFAULT_SESSION,
     add_data_format_option,
     add_redis_options,
     bliss2_store,
     check_redis,
-    required_redis_url,
 )
 from .data.connection import redact
 from .demo import play
@@ -76,16 +81,15 @@ from .gui.command import add_gui
 from .runtime.device_server import DeviceServer
 from .runtime.fixtures import (
     check_database,
+    device_names,
     fixture_path,
-    load_config,
     register_devices,
-    sequence_manager_config,
+    registered_property,
 )
 from .runtime.process import Stopped, log_tail, stopped_by_signals
 from .runtime.redis_modules import ModulesUnavailable
 from .runtime.redis_server import RedisServer
 from .runtime.tango_db import TangoDatabaseServer
-from .scanning.simulation import loopscan
 from .session import Session
 
 __all__ = ["build_parser", "main"]
@@ -112,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "SequenceManager Tango device.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_serve, _add_register, _add_fixtures, _add_demo, add_listen,
-                _add_loopscan, add_gui):
+                add_loopscan, add_gui):
         add(commands)
     return parser
 
@@ -138,9 +142,12 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         help="an existing Tango database to register the devices in, host:port (default: start "
              "a private one; $TANGO_HOST is not used unless given here: --tango-host $TANGO_HOST)")
     add_redis_options(parser, session_default=None)
-    add_data_format_option(parser, "the data the devices write (their DataFormat property); "
-                                   "bliss2 and both start a private Redis with RedisJSON and "
-                                   "RediSearch, set up for blissdata 2")
+    parser.add_argument("--base-path", help="the devices' BasePath property (scan-saving base "
+                                            "path; default: kept, /tmp/scans for a new device)")
+    add_data_format_option(parser, "the data the devices write (their DataFormat property; "
+                                   "default: kept, bliss1 for a new device); bliss2 and both "
+                                   "start a private Redis with RedisJSON and RediSearch, set up "
+                                   "for blissdata 2", default=None)
     _add_server_options(parser)
     parser.set_defaults(run=serve)
 
@@ -154,16 +161,31 @@ def serve(args: argparse.Namespace) -> int:
             return 0
 
 
-def _start(
-    args: argparse.Namespace, started: contextlib.ExitStack
-) -> tuple[str, str, DeviceServer]:
+class Served(NamedTuple):
+    """What ``_start`` started: where, and each device's properties as registered."""
+
+    tango_host: str
+    redis_url: str
+    server: DeviceServer
+    registered: dict[str, dict[str, list[str]]]
+
+    def property(self, name: str, default: str) -> str:
+        """The first device's property ``name`` as registered (``default``: not set)."""
+        values = next(iter(self.registered.values())).get(name)
+        return values[0] if values else default
+
+
+def _start(args: argparse.Namespace, started: contextlib.ExitStack) -> Served:
     """Start what is missing (Redis, Tango DB), register and start the devices; what was started
-    is stopped by ``started``. Returns (TANGO_HOST, Redis URL, the running server)."""
+    is stopped by ``started``. Devices already registered keep the properties whose option is
+    not given (``register_devices``); RedisURL is always the Redis served."""
     if args.redis_url:  # what is given is checked before anything is started
         check_redis(args.redis_url)
     if args.tango_host:
         check_database(args.tango_host)
-    bliss2 = args.data_format != BLISS1
+    data_format = args.data_format or (args.tango_host and registered_property(
+        args.tango_host, device_names(args.instance)[0], "DataFormat")) or BLISS1
+    bliss2 = data_format != BLISS1
     redis_url = args.redis_url or _start_redis(bliss2, started)
     if bliss2:  # the db set up for blissdata 2 (db 0; the 1.x data nodes are in db 1)
         bliss2_store(redis_url, set_up=True)
@@ -172,13 +194,28 @@ def _start(
     if server.already_running():  # checked first: its devices' properties stay as they are
         raise RuntimeError(f"{server.name} already runs in the Tango database at {tango_host}: "
                            "stop it, or serve another instance (--instance)")
-    properties = {"RedisURL": redis_url, "DataFormat": args.data_format}
-    if args.session:
-        properties["Session"] = args.session
-    config = sequence_manager_config(args.instance, args.devices, properties)
-    load_config(config, tango_host, update=True)
-    started.enter_context(server)
-    return tango_host, redis_url, server
+    given = {"RedisURL": redis_url, "DataFormat": args.data_format, "Session": args.session,
+             "BasePath": getattr(args, "base_path", None)}
+    registered = register_devices(tango_host, args.instance, args.devices,
+                                  {key: value for key, value in given.items() if value})
+    server.start()  # stops what it started if it fails
+    started.callback(_stop_and_say, server)
+    return Served(tango_host, redis_url, server, registered)
+
+
+def _stop_and_say(server: DeviceServer) -> None:
+    """Stop the device server; print what was stopped and which running sequences it ended (a
+    server that stops ends its running sequence as KILLED)."""
+    running = {}
+    for device in server.devices:
+        with contextlib.suppress(tango.DevFailed):  # a device that does not answer runs nothing
+            proxy = server.proxy(device)
+            if proxy.State() == tango.DevState.RUNNING:
+                running[device] = proxy.SequenceName
+    server.stop()
+    ended = "".join(f", {device}: sequence {name} ended KILLED"
+                    for device, name in running.items())
+    print(f"stopped {server.name}" + (f" ({ended[2:]})" if ended else ""), flush=True)
 
 
 def _start_redis(modules: bool, started: contextlib.ExitStack) -> str:
@@ -192,30 +229,37 @@ def _start_redis(modules: bool, started: contextlib.ExitStack) -> str:
 
 def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
     """Start what is missing, print the lines, serve until a signal (or the server's death)."""
-    tango_host, redis_url, server = _start(args, started)
-    session = args.session or DEFAULT_SESSION
-    lines = [f"TANGO_HOST={tango_host}", f"REDIS_URL={redact(redis_url)}"]
+    served = _start(args, started)
+    tango_host, redis_url, server = served.tango_host, served.redis_url, served.server
+    session = served.property("Session", DEFAULT_SESSION)
+    data_format = served.property("DataFormat", BLISS1)
+    lines = registration_lines(served.registered)
+    lines += [f"TANGO_HOST={tango_host}", f"REDIS_URL={redact(redis_url)}"]
     lines += [f"DEVICE={device}" for device in server.devices]
     for device in server.devices:
         proxy = server.proxy(device)
         state = proxy.State()
         why = f": {' '.join(proxy.Status().split())}" if state == tango.DevState.FAULT else ""
         lines.append(f"{device}: {state} (server {server.name}, session {session}, data format "
-                     f"{args.data_format}){why}")
+                     f"{data_format}){why}")
     environment = os.environ.get("TANGO_HOST")
     if environment and environment != tango_host:
         lines.append(f"(the environment's TANGO_HOST, {environment}, is not used; to register "
                      f"there instead: tango-groups serve --tango-host {environment})")
     device = f"tango://{tango_host}/{server.devices[0]}"  # no TANGO_HOST needed
     redis_options = f"--redis-url {redact(redis_url)} --session {session}"
+    base_path = served.property("BasePath", DEFAULT_BASE_PATH)
     command = runnable("tango-groups")
     lines += ["Drive it from itango:",
               f"    {runnable('itango3')} -i -c \"d = Device('{device}')\""]
-    if args.data_format != BLISS2:
-        lines += ["Write a simulated scan:", f"    {command} loopscan {redis_options}",
+    if data_format != BLISS2:
+        lines += ["Write a simulated scan (numbered where the device counts, for AddScan):",
+                  f"    {command} loopscan {redis_options} --base-path {shlex.quote(base_path)}",
                   "Follow its scans and sequences:", f"    {command} listen {redis_options}"]
-    if args.data_format != BLISS1:
-        lines += ["Follow its Bliss 2 scans and sequences:",
+    if data_format != BLISS1:
+        lines += ["Write a simulated Bliss 2 scan:",
+                  f"    {command} loopscan --data-format bliss2 {redis_options}",
+                  "Follow its Bliss 2 scans and sequences:",
                   f"    {command} listen --data-format bliss2 {redis_options}"]
     lines += ["Stop everything with Ctrl-C.", "READY"]
     print("\n".join(lines), flush=True)
@@ -250,13 +294,21 @@ def register(args: argparse.Namespace) -> int:
              "DataFormat": args.data_format}
     written = register_devices(args.tango_host, args.instance, args.devices,
                                {key: value for key, value in given.items() if value})
-    for name, properties in written.items():
-        shown = {key: redact(value[0]) if key == "RedisURL" else " ".join(value)
-                 for key, value in properties.items()}
-        print(f"registered {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
+    print("\n".join(registration_lines(written)))
     print(f"start it with: TANGO_HOST={args.tango_host} {runnable('SequenceManager')} "
           f"{args.instance}", flush=True)
     return 0
+
+
+def registration_lines(written: dict[str, dict[str, list[str]]]) -> list[str]:
+    """What ``register`` and ``serve`` wrote, one line per device (the Redis password hidden)."""
+    lines = []
+    for name, properties in written.items():
+        shown = {key: redact(value[0]) if key == "RedisURL" else " ".join(value)
+                 for key, value in properties.items()}
+        lines.append(f"registered {name}: "
+                     + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
+    return lines
 
 
 def _add_fixtures(commands: argparse._SubParsersAction) -> None:
@@ -299,7 +351,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 if args.device:
                     proxy = tango.DeviceProxy(args.device)
                 else:
-                    _, args.redis_url, server = _start(args, started)
+                    served = _start(args, started)
+                    args.redis_url, server = served.redis_url, served.server
                     proxy = server.proxy(server.devices[0])
                 properties = proxy.get_property(["RedisURL", "Session", "BasePath"])
                 redis_url = args.redis_url or properties["RedisURL"][0]
@@ -313,35 +366,6 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"WRONG: {problem}", file=sys.stderr)
     print("demo: the sequence is right" if not problems else "demo: FAILED", flush=True)
     return 1 if problems else 0
-
-
-# -- loopscan -------------------------------------------------------------------------------------
-def _add_loopscan(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "loopscan", help="write one simulated loopscan and print its db_name and scan number")
-    add_redis_options(parser, session_default=DEFAULT_SESSION)
-    parser.add_argument("--npoints", type=int, default=10, help="points (default: 10)")
-    parser.add_argument("--count-time", type=float, default=0.1,
-                        help="seconds per point (default: 0.1)")
-    parser.add_argument("--counters", default="diode", type=lambda text: text.split(","),
-                        help="simulated counters, comma-separated (default: diode)")
-    parser.set_defaults(run=run_loopscan)
-
-
-def run_loopscan(args: argparse.Namespace) -> int:
-    url = required_redis_url(args)
-    check_redis(url)
-    session = Session(args.session, redis_url=url)
-    try:
-        try:
-            counters = [session.config.get(name) for name in args.counters]
-        except KeyError as error:
-            raise ValueError(error.args[0]) from None
-        scan = loopscan(args.npoints, args.count_time, *counters, session=session)
-        print(scan.db_name, scan.scan_number, flush=True)
-    finally:
-        session.close()
-    return 0
 
 
 if __name__ == "__main__":

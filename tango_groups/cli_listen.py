@@ -3,10 +3,11 @@ one sequence, from what Redis holds (in the order it happened) to what comes nex
 
 ``--data-format bliss1`` (the default) follows Bliss 1.x data nodes (``tango_groups.formatting``:
 ``--filter`` node types, ``--sequence DB_NAME``); ``bliss2`` the blissdata 2 model
-(``tango_groups.bliss2.listen``, imported only then: ``--sequence esrf:scan:...``). ``both`` is
-refused: one listen follows one model (their lines would interleave two orders); run two. stderr
-says when the replay is over and what it found; Ctrl-C stops (exit code 0), and so does the end
-(the CLOSED, or END_SCAN) of a sequence given with ``--sequence``.
+(``tango_groups.bliss2.listen``, imported only then: ``--sequence esrf:scan:...``). There is no
+``both``: one listen follows one model (their lines would interleave two orders); run two. stderr
+says when the replay is over and what it found (of a 1.x sequence whose references are gone,
+that they expired); Ctrl-C stops (exit code 0), and so does the end (the CLOSED, or END_SCAN) of
+a sequence given with ``--sequence``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Callable
 
 from . import cli_options as options
+from .data import keys
 from .data.connection import redact
 from .data.node import GroupScanNode, get_node, get_session_node, sessions_list
 from .formatting import follow
@@ -34,8 +36,9 @@ def add_listen(commands: argparse._SubParsersAction) -> None:
         "listen", help="print the events of a session's scans and groups, or of one sequence",
         description="Print one line per event, from the first one on, then live (Ctrl-C stops).")
     options.add_redis_options(parser, session_default=options.DEFAULT_SESSION)
-    options.add_data_format_option(parser,
-                                   "the data to follow (both: refused, run one listen of each)")
+    options.add_data_format_option(parser, "the data to follow (one model at a time: for a device "
+                                           "in DataFormat both, run one listen of each)",
+                                   choices=(options.BLISS1, options.BLISS2))
     follow_one = parser.add_mutually_exclusive_group()
     follow_one.add_argument(
         "--filter", default=None, type=lambda text: text.split(","),
@@ -49,9 +52,6 @@ def add_listen(commands: argparse._SubParsersAction) -> None:
 
 def listen(args: argparse.Namespace) -> int:
     """Print events until interrupted (Ctrl-C is the normal way to stop: exit code 0)."""
-    if args.data_format == options.BOTH:
-        raise RuntimeError("listen follows one data format at a time: run one listen with "
-                           "--data-format bliss1 and one with --data-format bliss2")
     if args.data_format == options.BLISS2 and args.filter:
         raise RuntimeError("--filter chooses Bliss 1.x node types: bliss2 shows every scan's "
                            "states, and a sequence's sub-scans and points")
@@ -80,6 +80,7 @@ def _listen_bliss1(args: argparse.Namespace, url: str, write: Write,
                 "give a sequence's db_name, as listen prints them")
         # the group's own type too, for the END_SCAN that ends the listening
         types = ["node_ref_channel", sequence.type]
+        _say_if_expired(sequence)
         walk = functools.partial(sequence.walk_events, filter=types)
     else:
         session = get_session_node(args.session, connection=url)
@@ -111,3 +112,16 @@ def _say_waiting(args: argparse.Namespace, url: str, replayed: int) -> None:
             found += f" (sessions there: {others or 'none'})"
     print(f"tango-groups listen: {found}; waiting for new events (Ctrl-C stops)",
           file=sys.stderr, flush=True)
+
+
+def _say_if_expired(sequence: GroupScanNode) -> None:
+    """On stderr, when the ended sequence's references to its scans are no longer in Redis: its
+    channel data expired (the device's DataExpiration after the end), or it had no scans."""
+    references = f"{sequence.db_name}:GroupingMaster:scans{keys.DATA}"
+    client = sequence.connection
+    if client.exists(sequence.db_name + keys.END) and not client.exists(references):
+        print(f"tango-groups listen: sequence {sequence.db_name} has ended and Redis holds no "
+              "references to its scans: none were added, or they expired (channel data lives "
+              "the device's DataExpiration seconds after the end, 600 by default); its scans "
+              "are still in Redis, siblings of the sequence in its container",
+              file=sys.stderr, flush=True)

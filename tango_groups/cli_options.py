@@ -16,37 +16,46 @@ from typing import Any
 
 from .data.connection import RedisError, ping, redact
 
-__all__ = ["BLISS1", "BLISS2", "BOTH", "DATA_FORMATS", "DEFAULT_SESSION", "REDIS_URL_VARIABLE",
+__all__ = ["BLISS1", "BLISS2", "BOTH", "DATA_FORMATS", "DEFAULT_BASE_PATH", "DEFAULT_SESSION", "REDIS_URL_VARIABLE",
            "add_data_format_option", "add_redis_options", "bliss2_store", "check_redis",
            "required_redis_url"]
 
 DEFAULT_SESSION = "tango_groups"  # the SequenceManager's default Session property
+DEFAULT_BASE_PATH = "/tmp/scans"  # its default BasePath property
 REDIS_URL_VARIABLE = "TANGO_GROUPS_REDIS_URL"
+SERVED_REDIS_URL = "REDIS_URL"  # the name serve prints it under: read too, after the first
 BLISS1, BLISS2, BOTH = "bliss1", "bliss2", "both"
 DATA_FORMATS = (BLISS1, BLISS2, BOTH)  # the values of the device's DataFormat property
 
 
 def add_redis_options(parser: argparse.ArgumentParser, session_default: str | None) -> None:
     parser.add_argument(
-        "--redis-url", default=os.environ.get(REDIS_URL_VARIABLE),
-        help=f"the data Redis, redis://host:port[/db] (default: ${REDIS_URL_VARIABLE}; Bliss 1.x "
+        "--redis-url",
+        default=os.environ.get(REDIS_URL_VARIABLE) or os.environ.get(SERVED_REDIS_URL),
+        help=f"the data Redis, redis://host:port[/db] (default: ${REDIS_URL_VARIABLE}, else "
+             f"${SERVED_REDIS_URL} as serve prints it; Bliss 1.x "
              "data nodes are in db 1 and blissdata 2 scans in db 0 unless the URL names a db)")
     parser.add_argument(
         "--session", default=session_default,
         help=f"the session name (default: {DEFAULT_SESSION}, the SequenceManager's default)")
 
 
-def add_data_format_option(parser: argparse.ArgumentParser, what: str) -> None:
+def add_data_format_option(parser: argparse.ArgumentParser, what: str,
+                           choices: tuple[str, ...] = DATA_FORMATS,
+                           default: str | None = BLISS1) -> None:
+    """``--data-format`` with ``choices`` (``both`` only where it works)."""
+    both = ", or both" if BOTH in choices else ""
     parser.add_argument(
-        "--data-format", choices=DATA_FORMATS, default=BLISS1,
-        help=f"{what}: Bliss 1.x data nodes (bliss1, the default), the Bliss 2 model of "
-             "blissdata 2 (bliss2, the bliss2 extra), or both")
+        "--data-format", choices=choices, default=default,
+        help=f"{what}: bliss1 (Bliss 1.x data nodes), bliss2 (the Bliss 2 model of blissdata 2, "
+             f"the bliss2 extra){both}")
 
 
 def required_redis_url(args: argparse.Namespace) -> str:
     if not args.redis_url:
         raise RuntimeError(f"no Redis: give --redis-url redis://host:port or set "
-                           f"{REDIS_URL_VARIABLE} (tango-groups serve prints REDIS_URL=...)")
+                           f"{REDIS_URL_VARIABLE} or {SERVED_REDIS_URL} (tango-groups serve "
+                           f"prints {SERVED_REDIS_URL}=...)")
     return args.redis_url
 
 

@@ -24,7 +24,7 @@ def cli_command() -> list[str]:
 def clean_env() -> dict[str, str]:
     """This environment without the variables that make the CLI use existing servers."""
     return {key: value for key, value in os.environ.items()
-            if key not in ("TANGO_HOST", "TANGO_GROUPS_REDIS_URL")}
+            if key not in ("TANGO_HOST", "TANGO_GROUPS_REDIS_URL", "REDIS_URL")}
 
 
 def port_is_open(host: str, port: int) -> bool:

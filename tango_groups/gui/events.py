@@ -88,6 +88,11 @@ class DeviceEvents(QObject):
             self._times[name] = time
             self.changed.emit(name, value)
 
+    @property
+    def subscriptions(self) -> int:
+        """How many subscriptions are open (``close`` drops them)."""
+        return len(self._ids)
+
     def close(self) -> None:
         """Unsubscribe from everything (idempotent)."""
         ids, self._ids = self._ids, []

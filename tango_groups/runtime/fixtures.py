@@ -48,6 +48,7 @@ __all__ = [
     "load_config",
     "read_fixture",
     "register_devices",
+    "registered_property",
     "sequence_manager_config",
 ]
 
@@ -142,20 +143,33 @@ def check_database(tango_host: str) -> None:
             "private one)") from None
 
 
+def _database(tango_host: str) -> tango.Database:
+    host, _, port = tango_host.rpartition(":")
+    return tango.Database(host, int(port))
+
+
+def registered_property(tango_host: str, device: str, name: str) -> str | None:
+    """The first line of property ``name`` of ``device`` in the database at ``tango_host``; None
+    when the device does not have it (not registered, or the property not set)."""
+    value = _database(tango_host).get_device_property(device, [name])[name]
+    return value[0] if len(value) else None
+
+
 def register_devices(tango_host: str, instance: str = "1", devices: int = 1,
                      properties: Mapping[str, str] | None = None
                      ) -> dict[str, dict[str, list[str]]]:
     """Register server ``SequenceManager/<instance>`` with ``devices`` devices in the database at
     ``tango_host`` (``load_config`` with ``update``: nothing else changes). A device gets
     ``properties``; for the others, a device already registered keeps the values it has, a new
-    one gets the shipped fixture's. Returns each device's properties as written."""
+    one gets the shipped fixture's (``tango-groups register`` and ``serve``: on a beamline a
+    device's Session and BasePath change only when asked). Returns each device's properties as
+    written."""
     config = sequence_manager_config(instance, devices)
-    host, _, port = tango_host.rpartition(":")
-    database = tango.Database(host, int(port))
+    database = _database(tango_host)
     registered = config["servers"][SEQUENCE_MANAGER][instance][SEQUENCE_MANAGER]
     given = {name: [str(value)] for name, value in (properties or {}).items()}
     for name, device in registered.items():
-        asked = sorted({"RedisURL", *given, *device["properties"]})
+        asked = sorted({"RedisURL", "DataFormat", *given, *device["properties"]})
         kept = database.get_device_property(name, asked)
         device["properties"] |= {key: list(value) for key, value in kept.items() if len(value)}
         device["properties"] |= given

@@ -47,7 +47,13 @@ from .notifications import (
     SequenceEnded,
     SequenceStarted,
 )
-from .requests import SCAN_KEY_PREFIX, ManagerError, StartRequest, parse_scan_reference
+from .requests import (
+    SCAN_KEY_PREFIX,
+    ManagerError,
+    StartRequest,
+    parse_scan_reference,
+    scans_never_started,
+)
 from .states import Command, Phase, transition
 
 __all__ = ["Bliss2Manager"]
@@ -325,9 +331,8 @@ class Bliss2Manager(Bliss2Groups, Link):
             if lost:
                 raise ManagerError("SequenceLost", f"{lost} It is closed now.")
             if unfinished and state is None:
-                raise ManagerError("ScansNotFinished",
-                                   f"sequence {self.sequence_name} ended, but scans {unfinished} "
-                                   f"were not PREPARED within {self.end_timeout} s")
+                raise scans_never_started(self.sequence_name, final.name, unfinished,
+                                          self.end_timeout)
             return final.name
 
     def abort(self) -> str:

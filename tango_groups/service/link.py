@@ -252,8 +252,11 @@ class Link:
         spec = self._specs.get(channel)
         if spec is None:
             raise ManagerError("UnknownChannel",
-                               f"no channel {channel!r} in sequence {self.sequence_name}; "
-                               f"declared: {', '.join(self._specs) or 'none'}")
+                               f"sequence {self.sequence_name} has no channel {channel!r} "
+                               f"(its channels: {', '.join(self._specs) or 'none'}): a "
+                               "sequence takes points on the channels listed in Start's "
+                               f"\"channels\" only, e.g. Start('{{\"channels\": "
+                               f"[\"{channel}\"]}}')")
         block = numpy.asarray(data)
         if flat:
             size = math.prod(spec.shape)

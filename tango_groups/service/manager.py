@@ -37,7 +37,7 @@ from ..data.connection import Redis
 from ..data.lookup import ScanFacts, UnreadableScan
 from ..data.node import ScanNode
 from ..scanning.chain import AcquisitionChannel
-from ..scanning.group import Group, ScanSequenceError, Sequence, scans_not_finished
+from ..scanning.group import Group, ScanSequenceError, Sequence
 from ..scanning.scan import ScanState
 from ..scanning.sequence import SequenceContext, SequenceListener
 from ..session import Session
@@ -55,10 +55,13 @@ from .requests import (
     ManagerError,
     StartRequest,
     parse_scan_reference,
+    scans_never_started,
 )
 from .states import Command, Phase, transition
 
 __all__ = ["RECOVERY_MODES", "Manager"]
+
+FAR_BEYOND = 100  # a pending number this far beyond the counter is named in the status
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +86,7 @@ class Manager(Link, SequenceListener):
         self.state = ScanState.IDLE
         self.sequence_name = ""
         self.sequence_number = 0
+        self._far: dict[tuple[str, int], int] = {}  # pending numbers far beyond the counter
 
     # -- what the sequence reports (SequenceListener: called with the sequence's lock) --------
     def scans_published(self, numbers: tuple[int, ...], names: tuple[str, ...]) -> None:
@@ -220,9 +224,23 @@ class Manager(Link, SequenceListener):
             return facts.db_name
 
     def _add_pending(self, number: int, facts: ScanFacts | None) -> str:
-        """Reference scan ``number`` when it is prepared (followed in Redis meanwhile)."""
+        """Reference scan ``number`` when it is prepared (followed in Redis meanwhile); one far
+        beyond the container's counter (a typo, most likely) is named in the status."""
+        client, container = self.session.client, self.session.scan_saving_db_name
+        last = self._redis(lambda: lookup.allocated_number(client, container))
+        if number > last + FAR_BEYOND:
+            self._far[(self.sequence_name, number)] = last
         self._redis(lambda: self._context.add_number(number, facts))
         return f"pending:{number}"
+
+    def status(self) -> str:
+        far = {n: self._far[(self.sequence_name, n)] for n in self.pending
+               if (self.sequence_name, n) in self._far}
+        if not far or self.phase is not Phase.RUNNING:
+            return super().status()
+        return (f"{super().status()} Scan {', '.join(map(str, far))} is far beyond the last "
+                f"scan number of {self.session.scan_saving_db_name} ({max(far.values())}): a "
+                "typo? It stays pending until a scan of that number starts.")
 
     def _find_number(self, number: int, retried: bool | None) -> ScanFacts | None:
         """The scan numbered ``number``; None when it is not registered yet (pending)."""
@@ -296,12 +314,10 @@ class Manager(Link, SequenceListener):
         with self._lock:
             if self._sequence is not sequence or self.phase is not Phase.RUNNING:
                 raise ManagerError("NotRunning", "the sequence was ended meanwhile")
-            final = self._finish(state)
+            name, final = self.sequence_name, self._finish(state)
             unfinished = [n for n in sequence.unfinished if isinstance(n, int)]
             if unfinished and state is None:
-                error = scans_not_finished(sequence.title)
-                raise ManagerError("ScansNotFinished", f"{error} (scans {unfinished} never "
-                                                       f"started within {self.end_timeout} s)")
+                raise scans_never_started(name, final.name, unfinished, self.end_timeout)
             return final.name
 
     def abort(self) -> str:

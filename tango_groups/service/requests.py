@@ -56,6 +56,16 @@ class ManagerError(Exception):
         self.message = message
 
 
+def scans_never_started(sequence: str, state: str, numbers: list[int],
+                        timeout: float) -> ManagerError:
+    """End's answer when scans added by number did not start within EndTimeout: the sequence
+    is ended (``state``) without them."""
+    return ManagerError("ScansNotFinished",
+                        f"sequence {sequence} ended {state} without scans {numbers}: they did "
+                        f"not start within EndTimeout ({timeout:g} s); add them to another "
+                        "sequence once they run, or raise EndTimeout")
+
+
 def parse_channel(item: Any, declared: dict[str, ChannelSpec] | None = None) -> ChannelSpec:
     """A custom channel from its JSON: a name, or an object with name, dtype, shape, unit.
 
@@ -126,6 +136,11 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
     ``reserved_names`` (lower case) are names a channel may not take (the device's own
     attributes); ``declared`` as in ``parse_channel``."""
     text = text.strip()
+    if text.startswith("[") and text.endswith("]"):  # channels meant, most likely
+        raise ManagerError("BadRequest", f"Start takes a title or a JSON object, not the list "
+                                         f"{text:.80}: channels go in {{\"channels\": "
+                                         "[\"sum\"]}, a title in brackets in {\"title\": "
+                                         "\"[...]\"}")
     if not text.startswith("{"):
         return StartRequest(_title(text) if text else None)
     request = _json_object(text, "Start", {"title", "scan_info", "channels"})
@@ -136,7 +151,9 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
         title = _title(title)
     channels = request.get("channels", [])
     if not isinstance(channels, list):
-        raise ManagerError("BadRequest", "\"channels\" must be a list of channel objects")
+        raise ManagerError("BadRequest", "\"channels\" must be a list of channel names or "
+                                         "objects: [\"sum\"] or [{\"name\": \"sum\", "
+                                         "\"unit\": \"V\"}]")
     decls = tuple(parse_channel(item, declared) for item in channels)
     names = [decl.name.lower() for decl in decls]
     if len(set(names)) != len(names):

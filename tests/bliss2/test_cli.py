@@ -85,7 +85,7 @@ def test_serve_bliss2_gives_a_url_datastore_opens_and_registers_the_format(serve
 def test_serve_bliss2_hint_follows_the_bliss2_data(serve_output):
     hints = {serve_output[i - 1]: shlex.split(line)
              for i, line in enumerate(serve_output) if line.startswith("    ")}
-    assert "Write a simulated scan:" not in hints  # a 1.x loopscan: not for a bliss2 device
+    assert not [hint for hint in hints if hint.startswith("Write a simulated scan")]  # 1.x
     listen = hints["Follow its Bliss 2 scans and sequences:"]
     url = serve_values(serve_output)["REDIS_URL"]
     assert listen[1:] == ["listen", "--data-format", "bliss2", "--redis-url", url,
@@ -187,8 +187,9 @@ def test_listen_follows_a_session(modules_redis, store, session_name):
 
 def test_listen_refusals_say_why(modules_redis, store, session_name, capsys):
     url = modules_redis.url
-    assert main(["listen", "--data-format", "both", "--redis-url", url]) == 1
-    assert "one data format at a time" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # not offered: one listen follows one model
+        main(["listen", "--data-format", "both", "--redis-url", url])
+    assert "invalid choice: 'both'" in capsys.readouterr().err
     assert main(["listen", "--data-format", "bliss2", "--redis-url", url,
                  "--filter", "scan"]) == 1
     assert "--filter chooses Bliss 1.x node types" in capsys.readouterr().err
@@ -199,3 +200,24 @@ def test_listen_refusals_say_why(modules_redis, store, session_name, capsys):
     assert main(["listen", "--data-format", "bliss2", "--redis-url", url,
                  "--sequence", "esrf:scan:nope"]) == 1
     assert "no scan 'esrf:scan:nope' here" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_serve_bliss2_loopscan_hint_writes_a_scan_the_device_adds_by_number(serve_output,
+                                                                            capsys):
+    hints = {serve_output[i - 1]: shlex.split(line)
+             for i, line in enumerate(serve_output) if line.startswith("    ")}
+    loopscan = hints["Write a simulated Bliss 2 scan:"]
+    values = serve_values(serve_output)
+    assert loopscan[1:] == ["loopscan", "--data-format", "bliss2", "--redis-url",
+                            values["REDIS_URL"], "--session", SESSION]
+    assert main([*loopscan[1:], "--npoints", "3", "--count-time", "0"]) == 0
+    key, number = capsys.readouterr().out.split()
+    scan = DataStore(values["REDIS_URL"]).load_scan(key)
+    assert (scan.session, scan.number, scan.name) == (SESSION, int(number), "loopscan")
+    proxy = tango.DeviceProxy(f"tango://{values['TANGO_HOST']}/{DEVICE}")
+    proxy.Start("loopscan hint")
+    try:
+        assert proxy.AddScan(number) == key
+    finally:
+        proxy.End()

@@ -210,6 +210,18 @@ def test_listen_to_a_sequence_ends_with_it(redis_url, redis_client, session_name
     ]
 
 
+def test_listen_to_a_sequence_whose_references_expired_says_so(redis_url, redis_client,
+                                                              session_name, capsys):
+    sequence, scans = write_sequence(redis_url, session_name)
+    # what Redis does DataExpiration seconds after the end: the channel data is gone
+    assert redis_client.delete(f"{sequence}:GroupingMaster:scans_data") == 1
+    assert main(["listen", "--redis-url", redis_url, "--sequence", sequence]) == 0
+    out, err = capsys.readouterr()
+    assert not [line for line in out.splitlines() if scans[0] in line]
+    assert (f"sequence {sequence} has ended and Redis holds no references to its scans: none "
+            "were added, or they expired") in " ".join(err.split())
+
+
 def test_channel_events_show_their_points(redis_url, redis_client, session_name):
     session = Session(session_name, redis_url=redis_url)
     scan = loopscan(3, 0.01, session.config.get("diode"), session=session)
@@ -225,6 +237,7 @@ def test_channel_events_show_their_points(redis_url, redis_client, session_name)
 def test_command_errors_say_what_to_do(redis_url, redis_client, session_name, monkeypatch,
                                        capsys):
     monkeypatch.delenv("TANGO_GROUPS_REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
     assert main(["listen"]) == 1
     assert "give --redis-url" in capsys.readouterr().err
 

@@ -1,7 +1,7 @@
 """``SequenceManager <instance>`` run the Tango way (registered in a Tango database, started as a
 process) and stopped the way Starter, systemd or Ctrl-C stop it: SIGTERM or SIGINT end it
 cleanly (exit code 0, no "unforeseen exception"), and a running sequence gets its END (KILLED) so
-that no reader waits for it."""
+that no reader waits for it, which the server's log says."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def test_a_signal_stops_the_server_and_ends_its_sequence(stop: signal.Signals) -
             assert server._process.wait(20) == 0
             log = server.log_path.read_text()
             assert "unforseen" not in log and "Traceback" not in log, log
+            assert f"sequence {db_name} ended KILLED: the device stops" in log, log
         finally:
             server.stop()
         client = redis.Redis.from_url(data.url, db=1)
