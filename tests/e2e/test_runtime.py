@@ -38,8 +38,8 @@ from processes import (
 )
 
 from tango_groups.cli import main
+from tango_groups.cli.formatting import describe
 from tango_groups.data.node import get_node
-from tango_groups.formatting import describe
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import (
     device_names,

@@ -4,8 +4,8 @@
 
 Bliss sessions, Flint and blissdata-based online analysis run monkey-patched
 (``gevent.monkey.patch_all()``). One greenlet runs the seed's sequence with custom channels while
-another follows the session with ``walk_events(wait=True)`` until the sequence's END_SCAN, and a
-third ticks every 10 ms. gevent's monitor thread reports every time the loop was held longer than
+another follows the session with ``walk_events(wait=True)`` until the END_SCAN of the sequence
+and its scans, and a third ticks every 10 ms. gevent's monitor thread reports every time the loop was held longer than
 ``GEVENT_MAX_BLOCKING_TIME`` (set by the test). Prints one JSON object: the events followed, the
 longest gap between ticks, and the blocked reports.
 """
@@ -32,9 +32,12 @@ subscribers.append(lambda event: blocked.append(event.blocking_time)
 
 
 def follow(session_name: str, events: list[list[str]]) -> None:
+    """Until the END_SCAN of the sequence and of its two scans (one round of events may carry
+    the sequence's before its last scan's)."""
     for event, node, _ in get_session_node(session_name).walk_events(wait=True):
         events.append([event.name, node.type])
-        if event.name == "END_SCAN" and node.type == "scan_group":
+        if (["END_SCAN", "scan_group"] in events
+                and events.count(["END_SCAN", "scan"]) == 2):
             return
 
 

@@ -1,7 +1,7 @@
 """The ``tango-groups listen`` subcommand: one line per event of a session's scans and groups, or of
 one sequence, from what Redis holds (in the order it happened) to what comes next, live.
 
-``--data-format bliss1`` (the default) follows Bliss 1.x data nodes (``tango_groups.formatting``:
+``--data-format bliss1`` (the default) follows Bliss 1.x data nodes (``formatting``:
 ``--filter`` node types, ``--sequence DB_NAME``); ``bliss2`` the blissdata 2 model
 (``tango_groups.bliss2.listen``, imported only then: ``--sequence esrf:scan:...``). There is no
 ``both``: one listen follows one model (their lines would interleave two orders); run two. stderr
@@ -17,10 +17,10 @@ import functools
 import sys
 from collections.abc import Callable
 
-from . import cli_options as options
-from .data import keys
-from .data.connection import redact
-from .data.node import GroupScanNode, get_node, get_session_node, sessions_list
+from ..data import keys
+from ..data.connection import redact
+from ..data.node import GroupScanNode, get_node, get_session_node, sessions_list
+from . import options
 from .formatting import follow
 
 __all__ = ["add_listen", "listen"]
@@ -93,7 +93,7 @@ def _listen_bliss1(args: argparse.Namespace, url: str, write: Write,
 def _listen_bliss2(args: argparse.Namespace, url: str, write: Write,
                    waiting: Replayed) -> None:
     store = options.bliss2_store(url)
-    from .bliss2.listen import follow_sequence, follow_session  # blissdata 2: only now
+    from ..bliss2.listen import follow_sequence, follow_session  # blissdata 2: only now
 
     if args.sequence:
         follow_sequence(store, args.sequence, write, waiting)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from .cli_options import (
+from ..scanning.simulation import loopscan
+from ..session import Session
+from .options import (
     BLISS1,
     BLISS2,
     DEFAULT_BASE_PATH,
@@ -20,8 +22,6 @@ from .cli_options import (
     check_redis,
     required_redis_url,
 )
-from .scanning.simulation import loopscan
-from .session import Session
 
 __all__ = ["add_loopscan", "run_loopscan"]
 

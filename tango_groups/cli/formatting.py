@@ -29,8 +29,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .data.events import Event, EventType
-from .data.node import (
+from ..data.events import Event, EventType
+from ..data.node import (
     ChannelDataNode,
     GroupScanNode,
     NodeRefChannel,

@@ -32,11 +32,11 @@ Subcommands (``tango-groups COMMAND --help`` for each one's options):
     in the order it happened, then live; stderr says when the replay is over and what it found.
     What cannot be read is noted on the event's line as ``(unreadable: ...)`` and listening goes
     on. ``--data-format bliss2`` follows the blissdata 2 model instead (``--sequence
-    esrf:scan:...``). In ``tango_groups.cli_listen``.
+    esrf:scan:...``). In ``listen``.
 ``loopscan``
     Writes one simulated loopscan into a session (``--base-path``: the device's container;
     ``--data-format bliss2``: the Bliss 2 model) and prints its db_name (key) and scan number.
-    In ``tango_groups.cli_loopscan``.
+    In ``loopscan``.
 ``gui``
     The sequence panel of a device (``tango_groups.gui``: the ``gui`` extra).
 
@@ -44,8 +44,8 @@ Each subcommand is a ``_add_<name>(commands)`` function that declares its option
 function that runs it (``run``, which returns the exit code); ``build_parser`` lists them. What the
 commands do beyond parsing and dispatch lives where it belongs: processes, registration and
 signals in ``tango_groups.runtime``, the options several commands share in
-``tango_groups.cli_options``, ``listen`` in ``tango_groups.cli_listen``, the demo in
-``tango_groups.demo``.
+``options``, each other subcommand in its module of this package (``listen``, ``loopscan``,
+``gui``), the demo in ``demo``.
 """
 
 from __future__ import annotations
@@ -61,9 +61,26 @@ from typing import NamedTuple, NoReturn
 
 import tango
 
-from .cli_listen import add_listen
-from .cli_loopscan import add_loopscan
-from .cli_options import (
+from ..data.connection import redact
+from ..runtime.device_server import DeviceServer
+from ..runtime.fixtures import (
+    check_database,
+    device_names,
+    fixture_path,
+    register_devices,
+    registered_property,
+)
+from ..runtime.process import Stopped, log_tail, stopped_by_signals
+from ..runtime.redis_modules import ModulesUnavailable
+from ..runtime.redis_server import RedisServer
+from ..runtime.tango_db import TangoDatabaseServer
+from ..session import Session
+from .demo import play
+from .formatting import runnable
+from .gui import add_gui
+from .listen import add_listen
+from .loopscan import add_loopscan
+from .options import (
     BLISS1,
     BLISS2,
     DATA_FORMATS,
@@ -74,23 +91,6 @@ from .cli_options import (
     bliss2_store,
     check_redis,
 )
-from .data.connection import redact
-from .demo import play
-from .formatting import runnable
-from .gui.command import add_gui
-from .runtime.device_server import DeviceServer
-from .runtime.fixtures import (
-    check_database,
-    device_names,
-    fixture_path,
-    register_devices,
-    registered_property,
-)
-from .runtime.process import Stopped, log_tail, stopped_by_signals
-from .runtime.redis_modules import ModulesUnavailable
-from .runtime.redis_server import RedisServer
-from .runtime.tango_db import TangoDatabaseServer
-from .session import Session
 
 __all__ = ["build_parser", "main"]
 
@@ -366,7 +366,3 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"WRONG: {problem}", file=sys.stderr)
     print("demo: the sequence is right" if not problems else "demo: FAILED", flush=True)
     return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

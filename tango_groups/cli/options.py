@@ -1,6 +1,6 @@
 """What several ``tango-groups`` subcommands share: the Redis and session options, the data format
 option, and the checks that turn a missing Redis, a silent one or a Redis that cannot hold Bliss 2
-data into an error saying what to do (``tango_groups.cli`` and ``tango_groups.cli_listen``).
+data into an error saying what to do (``commands`` and ``listen``).
 
 Data formats: ``bliss1`` (Bliss 1.x data nodes, ``tango_groups.data``: db 1 of the data Redis
 unless the URL names one), ``bliss2`` (the blissdata 2 model, ``tango_groups.bliss2``: db 0 of the
@@ -14,7 +14,7 @@ import argparse
 import os
 from typing import Any
 
-from .data.connection import RedisError, ping, redact
+from ..data.connection import RedisError, ping, redact
 
 __all__ = ["BLISS1", "BLISS2", "BOTH", "DATA_FORMATS", "DEFAULT_BASE_PATH", "DEFAULT_SESSION", "REDIS_URL_VARIABLE",
            "add_data_format_option", "add_redis_options", "bliss2_store", "check_redis",
@@ -72,7 +72,7 @@ def bliss2_store(url: str, set_up: bool = False) -> Any:
     empty db is set up first). ``RuntimeError`` saying what is missing otherwise: blissdata 2
     not installed, a server without RedisJSON and RediSearch, a db not set up or not empty."""
     try:
-        from .bliss2 import data_store
+        from ..bliss2 import data_store
     except ImportError as error:
         raise RuntimeError(f"Bliss 2 data needs blissdata 2.x ({error}): pip install "
                            "'tango_groups[bliss2]'") from None
