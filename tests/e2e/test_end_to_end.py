@@ -99,7 +99,9 @@ def test_serve_hints_run_from_a_plain_shell(serve_output, served, tmp_path):
                           capture_output=True, text=True, env=plain_shell(), cwd=tmp_path,
                           timeout=120, check=False)
     assert "STATE ON" in done.stdout, done.stdout + done.stderr
-    done = subprocess.run(hints["Write a simulated scan:"], capture_output=True, text=True,
+    write_scan = next(hint for title, hint in hints.items()
+                      if title.startswith("Write a simulated scan"))
+    done = subprocess.run(write_scan, capture_output=True, text=True,
                           env=plain_shell(), cwd=tmp_path, timeout=120, check=True)
     scan, number = done.stdout.split()
     with subprocess.Popen(hints["Follow its scans and sequences:"], stdout=subprocess.PIPE,
