@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy
@@ -47,7 +48,13 @@ from .notifications import (
     SequenceEnded,
     SequenceStarted,
 )
-from .requests import SCAN_KEY_PREFIX, ManagerError, StartRequest, parse_scan_reference
+from .requests import (
+    DUPLICATE_SCAN,
+    SCAN_KEY_PREFIX,
+    ManagerError,
+    StartRequest,
+    parse_scan_reference,
+)
 from .states import Command, Phase, transition
 
 __all__ = ["Bliss2Manager"]
@@ -179,19 +186,24 @@ class Bliss2Manager(Bliss2Groups, Link):
         """Reference a scan by key or number; returns its key, or ``pending:<n>``."""
         reference = parse_scan_reference(text)
         with self._lock:
+            return self.plan_add(reference)()
+
+    def plan_add(self, reference: int | str) -> Callable[[], str]:
+        """Every check of ``add_scan`` (a refusal writes nothing); returns the write, which
+        returns what ``add_scan`` does."""
+        with self._lock:
             self._begin(Command.ADD)
             if isinstance(reference, int):
                 key, since = self._find_number(reference)
                 if key is None:
-                    return self._await(reference, since=since, key=None)
+                    return lambda: self._await(reference, since=since, key=None)
             else:
                 key = self._checked_key(reference)
             scan = self._lookup(lambda: self.store.load_scan(key))
             number = self._not_pending(int(scan.number))
             if scan.state < Bliss2State.PREPARED:
-                return self._await(number, since=None, key=key)
-            self._reference(key, number)
-            return key
+                return lambda: self._await(number, since=None, key=key)
+            return lambda: self._reference(key, number)
 
     def _find_number(self, number: int) -> tuple[str | None, str]:
         """The key of scan ``number`` of the session (None: not created yet) and the moment of
@@ -201,14 +213,14 @@ class Bliss2Manager(Bliss2Groups, Link):
         self._not_pending(number)
         key, since = self._redis(lambda: scan_of_number(self.store, self.session.name, number))
         if key in self._keys:
-            raise ManagerError("DuplicateScan",
+            raise ManagerError(DUPLICATE_SCAN,
                                f"scan {number} is already in sequence {self.sequence_name}")
         return key, since
 
     def _not_pending(self, number: int) -> int:
         if number in self._awaited:
-            raise ManagerError("DuplicateScan", f"scan {number} is already pending in sequence "
-                                                f"{self.sequence_name}")
+            raise ManagerError(DUPLICATE_SCAN, f"scan {number} is already pending in sequence "
+                                               f"{self.sequence_name}")
         return number
 
     def _checked_key(self, key: str) -> str:
@@ -218,7 +230,7 @@ class Bliss2Manager(Bliss2Groups, Link):
         if key == self.sequence_name:
             raise ManagerError("NotAScan", f"{key} is the running sequence itself")
         if key in self._keys:
-            raise ManagerError("DuplicateScan", f"{key} is in sequence {self.sequence_name}")
+            raise ManagerError(DUPLICATE_SCAN, f"{key} is in sequence {self.sequence_name}")
         return key
 
     def _lookup(self, action: Any) -> Any:
@@ -228,11 +240,12 @@ class Bliss2Manager(Bliss2Groups, Link):
             raise ManagerError("UnknownScan", f"{error} (expired, deleted, never written)") from None
 
     def _await(self, number: int, *, since: str | None, key: str | None) -> str:
-        self._awaited[number] = Awaited(self.watch_store, self.session.name, number,
-                                        since=since or "0-0", key=key, ready=self._ready,
-                                        failed=self._await_failed, block=self.block)
-        self._pending_changed()
-        return f"pending:{number}"
+        with self._lock:
+            self._awaited[number] = Awaited(self.watch_store, self.session.name, number,
+                                            since=since or "0-0", key=key, ready=self._ready,
+                                            failed=self._await_failed, block=self.block)
+            self._pending_changed()
+            return f"pending:{number}"
 
     def _ready(self, number: int, key: str) -> None:
         """(An ``Awaited`` thread) scan ``number`` is PREPARED: reference it."""
@@ -270,11 +283,13 @@ class Bliss2Manager(Bliss2Groups, Link):
         except ManagerError as error:
             logger.warning("running record not updated: %s", error.message)
 
-    def _reference(self, key: str, number: int) -> None:
-        sequence = self._sequence
-        self._written(lambda: (sequence.add_scan(key, number), sequence.flush(self.timeout)))
-        self._keys.append(key)
-        self._notify(ScansAdded((number,), (key,)))
+    def _reference(self, key: str, number: int) -> str:
+        with self._lock:
+            sequence = self._sequence
+            self._written(lambda: (sequence.add_scan(key, number), sequence.flush(self.timeout)))
+            self._keys.append(key)
+            self._notify(ScansAdded((number,), (key,)))
+            return key
 
     def _written(self, write: Any) -> None:
         """Run a write of the running sequence; a failure leaves it LOST (see the docstring)."""
@@ -323,7 +338,8 @@ class Bliss2Manager(Bliss2Groups, Link):
             unfinished = sorted(self._awaited)
             final = self._finish(state or (ScanState.KILLED if lost else ScanState.DONE))
             if lost:
-                raise ManagerError("SequenceLost", f"{lost} It is closed now.")
+                raise ManagerError("SequenceLost", f"{lost} It is closed now "
+                                                   f"({END_REASONS[final.name]}).")
             if unfinished and state is None:
                 raise ManagerError("ScansNotFinished",
                                    f"sequence {self.sequence_name} ended, but scans {unfinished} "
