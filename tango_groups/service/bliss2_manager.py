@@ -85,6 +85,7 @@ class Bliss2Manager(Bliss2Groups, Link):
         self._awaited: dict[int, Awaited] = {}
         self._settled = threading.Condition(self._lock)  # notified when nothing is awaited
         self._server = ""  # the run_id of the Redis the writers are connected to
+        self._closing = ""  # what closing a LOST sequence did (End's answer says it)
         self.state, self.sequence_name, self.sequence_number = ScanState.IDLE, "", 0
 
     @property
@@ -338,8 +339,7 @@ class Bliss2Manager(Bliss2Groups, Link):
             unfinished = sorted(self._awaited)
             final = self._finish(state or (ScanState.KILLED if lost else ScanState.DONE))
             if lost:
-                raise ManagerError("SequenceLost", f"{lost} It is closed now "
-                                                   f"({END_REASONS[final.name]}).")
+                raise ManagerError("SequenceLost", f"{lost} {self._closing}")
             if unfinished and state is None:
                 raise ManagerError("ScansNotFinished",
                                    f"sequence {self.sequence_name} ended, but scans {unfinished} "
@@ -356,8 +356,9 @@ class Bliss2Manager(Bliss2Groups, Link):
             try:
                 self._redis(lambda: close_left_open(self.store, sequence.key, reason))
                 self._landed_late(sequence.key)
+                self._closing = f"It is closed now ({reason})."
             except ScanNotFoundError:
-                pass  # Redis lost it: nothing left to close
+                self._closing = "Redis holds nothing of it to close."
         else:
             self._written(lambda: bounded(lambda: sequence.end(reason), self.timeout))
         self._forget_awaited()
