@@ -16,7 +16,7 @@ from typing import Any
 
 from tango import DevFailed, Except
 
-from tango_groups.service.requests import ManagerError
+from tango_groups.service.requests import REASON_PREFIX, ManagerError
 
 __all__ = ["refusals"]
 
@@ -36,8 +36,9 @@ def refusals(method: Callable[..., Any]) -> Callable[..., Any]:
             with self._pushes.command():  # its changes are pushed from this thread
                 return method(self, *args)
         except ManagerError as error:
-            self.warn_stream(f"{method.__name__} refused: {error.reason}: {error.message}")
-            Except.throw_exception(error.reason, error.message, where)
+            reason = REASON_PREFIX + error.reason
+            self.warn_stream(f"{method.__name__} refused: {reason}: {error.message}")
+            Except.throw_exception(reason, error.message, where)
         except DevFailed:
             raise
         except Exception as error:

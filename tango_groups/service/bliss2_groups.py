@@ -17,7 +17,7 @@ from blissdata.redis_engine.store import DataStore
 from ..bliss2 import SequenceScan, bounded, close_left_open, ensure_set_up, scan_of_number
 from ..data.connection import RedisError
 from ..session import Session
-from .requests import SCAN_KEY_PREFIX, ManagerError
+from .requests import DUPLICATE_SCAN, SCAN_KEY_PREFIX, ManagerError
 
 __all__ = ["Bliss2Groups"]
 
@@ -58,7 +58,7 @@ class Bliss2Groups:
                 scan = self._lookup(lambda k=key: self.store.load_scan(k))
                 found.append((key, int(scan.number)))
             if len({key for key, _ in found}) != len(found):
-                raise ManagerError("DuplicateScan", "a scan is listed twice")
+                raise ManagerError(DUPLICATE_SCAN, "a scan is listed twice")
             return found
 
     def write_group(self, members: list[tuple[str, int]], title: str | None,

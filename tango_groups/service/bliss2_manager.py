@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy
@@ -48,6 +49,7 @@ from .notifications import (
     SequenceStarted,
 )
 from .requests import (
+    DUPLICATE_SCAN,
     SCAN_KEY_PREFIX,
     ManagerError,
     StartRequest,
@@ -84,6 +86,7 @@ class Bliss2Manager(Bliss2Groups, Link):
         self._awaited: dict[int, Awaited] = {}
         self._settled = threading.Condition(self._lock)  # notified when nothing is awaited
         self._server = ""  # the run_id of the Redis the writers are connected to
+        self._closing = ""  # what closing a LOST sequence did (End's answer says it)
         self.state, self.sequence_name, self.sequence_number = ScanState.IDLE, "", 0
 
     @property
@@ -185,19 +188,24 @@ class Bliss2Manager(Bliss2Groups, Link):
         """Reference a scan by key or number; returns its key, or ``pending:<n>``."""
         reference = parse_scan_reference(text)
         with self._lock:
+            return self.plan_add(reference)()
+
+    def plan_add(self, reference: int | str) -> Callable[[], str]:
+        """Every check of ``add_scan`` (a refusal writes nothing); returns the write, which
+        returns what ``add_scan`` does."""
+        with self._lock:
             self._begin(Command.ADD)
             if isinstance(reference, int):
                 key, since = self._find_number(reference)
                 if key is None:
-                    return self._await(reference, since=since, key=None)
+                    return lambda: self._await(reference, since=since, key=None)
             else:
                 key = self._checked_key(reference)
             scan = self._lookup(lambda: self.store.load_scan(key))
             number = self._not_pending(int(scan.number))
             if scan.state < Bliss2State.PREPARED:
-                return self._await(number, since=None, key=key)
-            self._reference(key, number)
-            return key
+                return lambda: self._await(number, since=None, key=key)
+            return lambda: self._reference(key, number)
 
     def _find_number(self, number: int) -> tuple[str | None, str]:
         """The key of scan ``number`` of the session (None: not created yet) and the moment of
@@ -207,14 +215,14 @@ class Bliss2Manager(Bliss2Groups, Link):
         self._not_pending(number)
         key, since = self._redis(lambda: scan_of_number(self.store, self.session.name, number))
         if key in self._keys:
-            raise ManagerError("DuplicateScan",
+            raise ManagerError(DUPLICATE_SCAN,
                                f"scan {number} is already in sequence {self.sequence_name}")
         return key, since
 
     def _not_pending(self, number: int) -> int:
         if number in self._awaited:
-            raise ManagerError("DuplicateScan", f"scan {number} is already pending in sequence "
-                                                f"{self.sequence_name}")
+            raise ManagerError(DUPLICATE_SCAN, f"scan {number} is already pending in sequence "
+                                               f"{self.sequence_name}")
         return number
 
     def _checked_key(self, key: str) -> str:
@@ -224,7 +232,7 @@ class Bliss2Manager(Bliss2Groups, Link):
         if key == self.sequence_name:
             raise ManagerError("NotAScan", f"{key} is the running sequence itself")
         if key in self._keys:
-            raise ManagerError("DuplicateScan", f"{key} is in sequence {self.sequence_name}")
+            raise ManagerError(DUPLICATE_SCAN, f"{key} is in sequence {self.sequence_name}")
         return key
 
     def _lookup(self, action: Any) -> Any:
@@ -234,11 +242,12 @@ class Bliss2Manager(Bliss2Groups, Link):
             raise ManagerError("UnknownScan", f"{error} (expired, deleted, never written)") from None
 
     def _await(self, number: int, *, since: str | None, key: str | None) -> str:
-        self._awaited[number] = Awaited(self.watch_store, self.session.name, number,
-                                        since=since or "0-0", key=key, ready=self._ready,
-                                        failed=self._await_failed, block=self.block)
-        self._pending_changed()
-        return f"pending:{number}"
+        with self._lock:
+            self._awaited[number] = Awaited(self.watch_store, self.session.name, number,
+                                            since=since or "0-0", key=key, ready=self._ready,
+                                            failed=self._await_failed, block=self.block)
+            self._pending_changed()
+            return f"pending:{number}"
 
     def _ready(self, number: int, key: str) -> None:
         """(An ``Awaited`` thread) scan ``number`` is PREPARED: reference it."""
@@ -276,11 +285,13 @@ class Bliss2Manager(Bliss2Groups, Link):
         except ManagerError as error:
             logger.warning("running record not updated: %s", error.message)
 
-    def _reference(self, key: str, number: int) -> None:
-        sequence = self._sequence
-        self._written(lambda: (sequence.add_scan(key, number), sequence.flush(self.timeout)))
-        self._keys.append(key)
-        self._notify(ScansAdded((number,), (key,)))
+    def _reference(self, key: str, number: int) -> str:
+        with self._lock:
+            sequence = self._sequence
+            self._written(lambda: (sequence.add_scan(key, number), sequence.flush(self.timeout)))
+            self._keys.append(key)
+            self._notify(ScansAdded((number,), (key,)))
+            return key
 
     def _written(self, write: Any) -> None:
         """Run a write of the running sequence; a failure leaves it LOST (see the docstring)."""
@@ -329,7 +340,7 @@ class Bliss2Manager(Bliss2Groups, Link):
             unfinished = sorted(self._awaited)
             final = self._finish(state or (ScanState.KILLED if lost else ScanState.DONE))
             if lost:
-                raise ManagerError("SequenceLost", f"{lost} It is closed now.")
+                raise ManagerError("SequenceLost", f"{lost} {self._closing}")
             if unfinished and state is None:
                 raise scans_never_started(self.sequence_name, final.name, unfinished,
                                           self.end_timeout)
@@ -345,8 +356,9 @@ class Bliss2Manager(Bliss2Groups, Link):
             try:
                 self._redis(lambda: close_left_open(self.store, sequence.key, reason))
                 self._landed_late(sequence.key)
+                self._closing = f"It is closed now ({reason})."
             except ScanNotFoundError:
-                pass  # Redis lost it: nothing left to close
+                self._closing = "Redis holds nothing of it to close."
         else:
             self._written(lambda: bounded(lambda: sequence.end(reason), self.timeout))
         self._forget_awaited()

@@ -7,12 +7,15 @@ sequence's ``ScanKey``), each referencing the scans of its own generation:
 * ``start``: the Bliss 2 sequence, then the 1.x one (a 1.x refusal closes the Bliss 2 one again);
 * ``add_scan``: a number goes to both (the 1.x scan of that number in the container, the Bliss 2
   scan of that number in the session: each may be pending on its own); a db_name to the first
-  only, a Bliss 2 key to the second only. A number one model already holds (a client repeating
-  the command after a failure) is added to the other only;
+  only, a Bliss 2 key to the second only. Both sides check a number (``plan_add``) before either
+  writes: a refusal of either writes nothing in both. A number one model already holds (a client
+  repeating the command after a failure) is added to the other only; when the second cannot
+  write what the first wrote, it is LOST, as in ``emit``;
 * ``emit``: the first, then the second. The Bliss 2 side follows the 1.x side: when it cannot
   take points the 1.x side took, it is LOST (``give_up``; FAULT, closed by End) and the command
   still succeeds, so that a client's retry never writes the 1.x points twice;
-* ``end`` / ``abort``: both (each closed even when the other fails; the first error is raised);
+* ``end`` / ``abort``: both (each closed even when the other fails; the first error's reason is
+  raised, its message saying what became of each side);
 * ``create_group``: both groups' scans are checked before either is written.
 
 Notifications: the first model's reach the owner (with the key of the Bliss 2 sequence in
@@ -37,6 +40,7 @@ from .notifications import (
     StateChanged,
 )
 from .requests import (
+    DUPLICATE_SCAN,
     SCAN_KEY_PREFIX,
     ManagerError,
     StartRequest,
@@ -138,18 +142,25 @@ class BothManager:
         if isinstance(reference, str):
             side = self.second if reference.startswith(SCAN_KEY_PREFIX) else self.first
             return side.add_scan(text)
-        results, held = [], []
+        writes, held = [], []
         followed = self.second.phase is Phase.RUNNING  # a lost Bliss 2 side takes no more
         for side in (self.first, self.second) if followed else (self.first,):
             try:
-                results.append(side.add_scan(text))
+                writes.append(side.plan_add(reference))  # checks: nothing written yet
             except ManagerError as error:
-                if error.reason != "DuplicateScan":
-                    raise  # from the first: nothing written; from the second: see emit
-                held.append(error)
-        if not results:
+                if error.reason != DUPLICATE_SCAN:
+                    raise  # refused by either side: nothing written in either model
+                held.append(error)  # a side that holds it already (a repeated command)
+        if not writes:
             raise held[0]
-        return results[0]
+        result = writes[0]()
+        for write in writes[1:]:  # the Bliss 2 side, after the 1.x side wrote: see emit
+            try:
+                write()
+            except ManagerError as error:
+                self.second.give_up(f"it missed scan {reference}, which the 1.x sequence "
+                                    f"took ({error.message})")
+        return result
 
     def emit(self, channel: str, data: Any, flat: bool = False) -> int:
         written = self.first.emit(channel, data, flat)
@@ -161,17 +172,25 @@ class BothManager:
         return written
 
     def end(self, state: ScanState | None = None) -> str:
+        """Both sides, each ended even when the other fails; a failure (one side LOST, scans
+        not finished...) is raised with what became of each side."""
         running = [side for side in (self.first, self.second) if side.phase is not Phase.IDLE]
         if not running:
             return self.first.end(state)  # its refusal: NotRunning
-        final, errors = None, []
+        final, errors, outcomes = None, [], []
         for side in running:
+            model = "1.x" if side is self.first else "Bliss 2"
+            name = side.sequence_name
             try:
                 result = side.end(state)
             except ManagerError as error:
                 errors.append(error)
+                outcomes.append(f"{model}: {error.message}")
             else:
                 final = result if final is None or side is self.first else final
+                outcomes.append(f"{model}: sequence {name} ended {result}.")
+        if errors and len(running) > 1:
+            raise ManagerError(errors[0].reason, " ".join(outcomes))
         if errors:
             raise errors[0]
         return final

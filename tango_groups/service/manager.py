@@ -27,6 +27,7 @@ sequence has its own (followers take only the sequence's, so they never wait for
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy
@@ -51,6 +52,7 @@ from .notifications import (
     SequenceStarted,
 )
 from .requests import (
+    DUPLICATE_SCAN,
     SCAN_KEY_PREFIX,
     ManagerError,
     StartRequest,
@@ -199,25 +201,35 @@ class Manager(Link, SequenceListener):
         """Reference a scan by number or db_name; returns its db_name, or ``pending:<n>``."""
         reference = parse_scan_reference(text)
         with self._lock:
+            return self.plan_add(reference)()
+
+    def plan_add(self, reference: int | str) -> Callable[[], str]:
+        """Every check of ``add_scan`` (a refusal writes nothing); returns the write, which
+        returns what ``add_scan`` does."""
+        with self._lock:
             self._begin(Command.ADD)
             sequence = self._sequence
             retried = self._retried(("add", reference))
             if isinstance(reference, int):
                 facts = self._find_number(reference, retried)
                 if facts is None:
-                    return self._add_pending(reference, None)
+                    return lambda: self._add_pending(reference, None)
             else:
                 facts = self._find_name(reference)
             if sequence.references(facts.db_name):
                 if retried:
-                    return facts.db_name
-                raise ManagerError("DuplicateScan",
+                    return lambda: facts.db_name
+                raise ManagerError(DUPLICATE_SCAN,
                                    f"{facts.db_name} is already in sequence {self.sequence_name}")
             if facts.number in sequence.pending_numbers:
-                raise ManagerError("DuplicateScan", f"scan {facts.number} is already pending in "
-                                                    f"sequence {self.sequence_name}")
+                raise ManagerError(DUPLICATE_SCAN, f"scan {facts.number} is already pending in "
+                                                   f"sequence {self.sequence_name}")
             if not facts.prepared:
-                return self._add_pending(facts.number, facts)
+                return lambda: self._add_pending(facts.number, facts)
+            return lambda: self._add_node(reference, facts)
+
+    def _add_node(self, reference: int | str, facts: ScanFacts) -> str:
+        with self._lock:
             self._redis(lambda: self._context.add_node(facts.node(self.session.client),
                                                        facts.number, facts.ended),
                         uncertain=("add", reference))
@@ -227,11 +239,12 @@ class Manager(Link, SequenceListener):
         """Reference scan ``number`` when it is prepared (followed in Redis meanwhile); one far
         beyond the container's counter (a typo, most likely) is named in the status."""
         client, container = self.session.client, self.session.scan_saving_db_name
-        last = self._redis(lambda: lookup.allocated_number(client, container))
-        if number > last + FAR_BEYOND:
-            self._far[(self.sequence_name, number)] = last
-        self._redis(lambda: self._context.add_number(number, facts))
-        return f"pending:{number}"
+        with self._lock:
+            last = self._redis(lambda: lookup.allocated_number(client, container))
+            if number > last + FAR_BEYOND:
+                self._far[(self.sequence_name, number)] = last
+            self._redis(lambda: self._context.add_number(number, facts))
+            return f"pending:{number}"
 
     def status(self) -> str:
         far = {n: self._far[(self.sequence_name, n)] for n in self.pending
@@ -247,10 +260,10 @@ class Manager(Link, SequenceListener):
         if number == self.sequence_number:
             raise ManagerError("NotAScan", f"scan {number} is the running sequence itself")
         if number in self._sequence.pending_numbers:
-            raise ManagerError("DuplicateScan", f"scan {number} is already pending in sequence "
-                                                f"{self.sequence_name}")
+            raise ManagerError(DUPLICATE_SCAN, f"scan {number} is already pending in sequence "
+                                               f"{self.sequence_name}")
         if self._sequence.references(number) and not retried:
-            raise ManagerError("DuplicateScan",
+            raise ManagerError(DUPLICATE_SCAN,
                                f"scan {number} is already in sequence {self.sequence_name}")
         client, container = self.session.client, self.session.scan_saving_db_name
         search = self._lookup(lambda: lookup.search_number(client, container, number))
@@ -363,7 +376,7 @@ class Manager(Link, SequenceListener):
                     facts = self._find_name(reference)
                 nodes.append(facts.node(self.session.client))
             if len({node.db_name for node in nodes}) != len(nodes):
-                raise ManagerError("DuplicateScan", "a scan is listed twice")
+                raise ManagerError(DUPLICATE_SCAN, "a scan is listed twice")
             return nodes
 
     def write_group(self, members: list[ScanNode], title: str | None,

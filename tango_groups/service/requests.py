@@ -4,7 +4,11 @@ Every function here either returns a typed request or raises ``ManagerError`` wi
 reason (``SequenceManager_*``) and a message that says what to send instead. The limits are the
 ones Tango and Redis impose further down, checked up front so that a refusal never leaves a
 half-written sequence: channel dtypes a Tango attribute can carry, point shapes an attribute can
-declare, scan numbers that fit Bliss's 64-bit counter, JSON that pickles without recursion.
+declare, scan numbers that fit Bliss's 64-bit counter, JSON that pickles without recursion, text
+that Redis can store (UTF-8: no lone surrogate, which JSON's ``\\udc80`` escapes can make).
+
+A reason is the bare name (``DuplicateScan``): the device adds the ``SequenceManager_`` prefix of
+its ``DevFailed`` (``REASON_PREFIX``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import numpy
 from ..data.channel import ChannelSpec
 
 __all__ = [
+    "DUPLICATE_SCAN",
     "MAX_POINT_SIZE",
+    "REASON_PREFIX",
     "SCAN_KEY_PREFIX",
     "SUPPORTED_DTYPES",
     "ManagerError",
@@ -45,14 +51,17 @@ MAX_TITLE = 255
 SCAN_KEY_PREFIX = "esrf:scan:"  # a Bliss 2 scan (blissdata 2.x's ESRF identity model)
 MAX_NESTING = 32  # levels of lists and objects in scan_info
 _DIGITS = re.compile(r"[0-9]+")
+REASON_PREFIX = "SequenceManager_"  # of the reason of a DevFailed the device raises
+DUPLICATE_SCAN = "DuplicateScan"  # the scan is referenced (or pending) already
 
 
 class ManagerError(Exception):
-    """A refused request: ``reason`` is stable (``SequenceManager_*``), the message says why."""
+    """A refused request: ``reason`` is stable (``DuplicateScan``: the device's DevFailed says
+    ``SequenceManager_DuplicateScan``), the message says why."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
-        self.reason = f"SequenceManager_{reason}"
+        self.reason = reason
         self.message = message
 
 
@@ -111,6 +120,8 @@ def parse_channel(item: Any, declared: dict[str, ChannelSpec] | None = None) -> 
     unit = item.get("unit")
     if unit is not None and not isinstance(unit, str):
         raise ManagerError("BadChannel", f"channel {name!r}: unit must be a string")
+    if unit is not None:
+        _utf8(unit, f"channel {name!r}: unit", "BadChannel")
     return ChannelSpec((), name, dtype_name, tuple(shape), unit)
 
 
@@ -195,6 +206,7 @@ def parse_scan_reference(reference: Any) -> int | str:
             raise ManagerError("BadRequest", f"scan number {reference:.40} is out of range "
                                              f"(1 to {MAX_NUMBER})")
         return number
+    _utf8(reference, "scan reference")
     if ":" not in reference or any(not part for part in reference.split(":")):
         raise ManagerError("BadRequest", f"{reference!r:.80} is neither a scan number (digits) "
                                          "nor a scan db_name (session:...:12_loopscan)")
@@ -223,7 +235,7 @@ def parse_group_request(text: str) -> tuple[list[int | str], str | None, dict[st
                                          "'12 13' or '{\"scans\": [12, 13], \"title\": \"t\"}'")
     references = [parse_scan_reference(scan) for scan in scans]
     if len(set(references)) != len(references):
-        raise ManagerError("DuplicateScan", "a scan is listed twice")
+        raise ManagerError(DUPLICATE_SCAN, "a scan is listed twice")
     return references, title, scan_info
 
 
@@ -258,7 +270,35 @@ def _scan_info(request: dict[str, Any]) -> dict[str, Any]:
     scan_info = request.get("scan_info", {})
     if not isinstance(scan_info, dict):
         raise ManagerError("BadRequest", "\"scan_info\" must be a JSON object")
+    _storable(scan_info, "scan_info")
     return scan_info
+
+
+def _storable(value: Any, field: str) -> None:
+    """Every text in ``value`` (keys and values, at any depth) encodes as UTF-8, as Redis and
+    RedisJSON store it (iterative, like ``_nesting``)."""
+    stack = [(value, field)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                _utf8(key, f"a key in {where}")
+                stack.append((child, f"{where}[{key!r:.40}]"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{index}]") for index, child in enumerate(item))
+        elif isinstance(item, str):
+            _utf8(item, where)
+
+
+def _utf8(text: str, where: str, reason: str = "BadRequest") -> None:
+    """Refuse ``text`` (``reason``, naming ``where`` it is) when it does not encode as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ManagerError(reason, f"{where}: {text!r:.80} holds a lone surrogate "
+                                   f"({text[error.start]!r}), which is not Unicode text and "
+                                   "cannot be stored: send valid text (a JSON escape of a "
+                                   "character beyond U+FFFF is a \\uD8xx\\uDCxx pair)") from None
 
 
 def _json(text: str, command: str) -> Any:

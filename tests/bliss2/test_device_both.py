@@ -10,11 +10,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import redis
+import tango
 
 pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
 
 from bliss2_support import snapshot, write_scan
 from bliss_envs import BLISS1_PYTHON
+from redis_checker import KeySnapshot
 from tango_checks import refused, wait_until
 
 from tango_groups.bliss2 import custom_stream_name, find_scans
@@ -93,3 +96,133 @@ def test_each_reference_goes_to_its_own_model(store, session_name, bliss1_sessio
     newest = store.load_scan(find_scans(store, session_name)[-1])  # the Bliss 2 group
     assert newest.info["title"] == "pair" and newest.state.name == "CLOSED"
     refused("SequenceManager_UnknownScan", lambda: proxy.CreateGroup(f"{n1} 99"))
+
+
+def snapshots(url: str) -> list[KeySnapshot]:
+    """Every key of the data db (both models) and of the device's bookkeeping db (db 1)."""
+    snaps = []
+    for db in (0, 1):
+        with redis.Redis.from_url(url, db=db) as client:
+            snaps.append(KeySnapshot.take(client))
+    return snaps
+
+
+def unchanged_since(url: str, before: list[KeySnapshot]) -> list[str]:
+    return [change for now, then in zip(snapshots(url), before) for change in now.diff(then)]
+
+
+def test_add_scan_refused_by_one_model_writes_nothing_in_either(
+        store, session_name, modules_redis, bliss1_session, start_device):
+    """The 1.x side could reference scan 1, the Bliss 2 side refuses it (its own sequence took
+    number 1): the refusal writes nothing, in either model."""
+    scan = loopscan(3, 0.0, bliss1_session.config.get("diode"), session=bliss1_session)
+    assert scan.scan_number == 1  # no Bliss 2 scan in the session: its sequence is number 1
+    proxy = start_device(DataFormat="both").proxy
+    proxy.Start("")
+    assert int(store.load_scan(proxy.ScanKey).number) == 1 and proxy.SequenceNumber == 2
+    before = snapshots(modules_redis.url)
+    desc = refused("SequenceManager_NotAScan", lambda: proxy.AddScan("1"))
+    assert "the running sequence itself" in desc
+    assert unchanged_since(modules_redis.url, before) == []
+    assert list(proxy.ScanNames) == [] and list(proxy.PendingScans) == []
+    refused("SequenceManager_NotAScan", lambda: proxy.AddScan("2"))  # the 1.x side's number
+    assert unchanged_since(modules_redis.url, before) == []
+    assert proxy.End() == "DONE"
+    assert snapshot(modules_redis.url, proxy.ScanKey)["references"] == []
+
+
+def test_a_number_one_model_holds_goes_to_the_other(store, session_name, modules_redis,
+                                                    bliss1_session, start_device):
+    """AddScan of a number the 1.x side holds already (added by db_name, or a repeated command)
+    references it in the Bliss 2 side only, and the other way round; held by both: refused."""
+    name1, key1, n1 = both_scans(bliss1_session, store)
+    name2, key2, n2 = both_scans(bliss1_session, store)
+    proxy = start_device(DataFormat="both").proxy
+    proxy.Start("")
+    key = proxy.ScanKey
+    assert proxy.AddScan(name1) == name1  # 1.x only
+    assert proxy.AddScan(str(n1)) == key1  # the Bliss 2 side takes it, the 1.x side had it
+    assert proxy.AddScan(key2) == key2  # Bliss 2 only
+    assert proxy.AddScan(str(n2)) == name2  # the 1.x side takes it, the Bliss 2 side had it
+    before = snapshots(modules_redis.url)
+    for number in (n1, n2):
+        refused("SequenceManager_DuplicateScan", lambda n=number: proxy.AddScan(str(n)))
+    assert unchanged_since(modules_redis.url, before) == []
+    assert list(proxy.ScanNames) == [name1, name2]
+    assert proxy.End() == "DONE"
+    assert snapshot(modules_redis.url, key)["references"] == [
+        {"key": key1, "scan_number": n1}, {"key": key2, "scan_number": n2}]
+
+
+def end_events(url: str, db_name: str) -> list[bytes]:
+    """The events of a 1.x node's END stream (the 1.x data of DataFormat both is in db 1)."""
+    with redis.Redis.from_url(url, db=1) as client:
+        return [entry[b"__EVENT__"] for _, entry in client.xrange(db_name + "_end")]
+
+
+def test_end_after_the_bliss2_side_was_lost_says_what_became_of_each(
+        store, session_name, modules_redis, start_device):
+    """The Bliss 2 side cannot take points the 1.x side took (its stream is not a stream): it is
+    LOST (FAULT), the 1.x side kept them; End ends the 1.x sequence DONE, closes the Bliss 2 one
+    FAILURE and answers SequenceLost saying both."""
+    proxy = start_device(DataFormat="both").proxy
+    db_name = proxy.Start(json.dumps({"channels": ["sum"]}))
+    key = proxy.ScanKey
+    stream = store.load_scan(key).streams[custom_stream_name("sum")].key
+    with redis.Redis.from_url(modules_redis.url) as client:
+        client.set(stream, "not a stream")  # XADD: WRONGTYPE
+        assert proxy.EmitChannel(([1.5], ["sum"])) == 1  # the 1.x side took it
+        wait_until(lambda: proxy.State() == tango.DevState.FAULT, what=proxy.Status)
+        client.delete(stream)  # what was there is lost with the Bliss 2 side
+    wait_until(lambda: proxy.Status().startswith(f"Bliss 2: Sequence {key}: Writing it failed"),
+               what=proxy.Status)  # Redis answers again; the Bliss 2 side stays LOST
+    assert proxy.State() == tango.DevState.FAULT
+    assert list(proxy.read_attribute("sum").value) == [1.5]  # the 1.x side's point
+    desc = refused("SequenceManager_SequenceLost", proxy.End)
+    assert desc.startswith(f"1.x: sequence {db_name} ended DONE. Bliss 2: Sequence {key}: ")
+    assert desc.endswith("It is closed now (FAILURE).")
+    assert proxy.State() == tango.DevState.ON and end_events(modules_redis.url, db_name) == [
+        b"END_SCAN"]
+    closed = store.load_scan(key)
+    assert closed.state.name == "CLOSED" and closed.info["end_reason"] == "FAILURE"
+
+
+def test_end_after_redis_dropped_the_bliss2_side(store, session_name, modules_redis,
+                                                 start_device):
+    """Redis no longer holds the Bliss 2 sequence: End ends the 1.x one DONE and says that
+    nothing of the Bliss 2 one was left to close."""
+    proxy = start_device(DataFormat="both").proxy
+    db_name = proxy.Start("")
+    with redis.Redis.from_url(modules_redis.url) as client:
+        assert client.delete(proxy.ScanKey) == 1
+    wait_until(lambda: proxy.State() == tango.DevState.FAULT, what=proxy.Status)
+    desc = refused("SequenceManager_SequenceLost", proxy.End)
+    assert desc.startswith(f"1.x: sequence {db_name} ended DONE. Bliss 2: Redis no longer holds")
+    assert desc.endswith("Redis holds nothing of it to close.")
+    assert end_events(modules_redis.url, db_name) == [b"END_SCAN"]
+
+
+LONE_SURROGATE = "\udc80"  # what JSON's "\\udc80" escape gives: no UTF-8 encodes it
+
+
+@pytest.mark.parametrize("data_format", ["bliss2", "both"])
+def test_text_redis_cannot_store_takes_no_scan_number(store, session_name, modules_redis,
+                                                      start_device, data_format):
+    """A lone surrogate in scan_info: BadRequest, nothing written in either model (no scan
+    number taken); NUL and text beyond Latin-1 are stored and read back as sent."""
+    proxy = start_device(DataFormat=data_format).proxy
+    before = snapshots(modules_redis.url)
+    for info in ({LONE_SURROGATE: 1}, {"a": [{"b": LONE_SURROGATE}]}):
+        for command, request in (("Start", {"scan_info": info}),
+                                 ("CreateGroup", {"scans": [1], "scan_info": info})):
+            desc = refused("SequenceManager_BadRequest",
+                           lambda c=command, r=request: proxy.command_inout(c, json.dumps(r)))
+            assert "scan_info" in desc and "lone surrogate" in desc
+    assert unchanged_since(modules_redis.url, before) == []
+    stored = {"a\x00b": "\u4e2d\u6587", "\u00e9\U0001f600": ["\x00", {"\u4e2d": 1}]}
+    proxy.Start(json.dumps({"scan_info": stored}))
+    info = store.load_scan(proxy.ScanKey).info
+    assert int(store.load_scan(proxy.ScanKey).number) == 1  # no number was skipped
+    assert {key: info[key] for key in stored} == stored
+    assert {key: json.loads(proxy.ScanInfo)[key] for key in stored} == stored
+    assert proxy.End() == "DONE"

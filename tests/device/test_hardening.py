@@ -51,6 +51,36 @@ def test_start_refuses_what_tango_or_redis_cannot_hold_and_writes_nothing(device
     assert proxy.End() == "DONE"
 
 
+LONE_SURROGATE = "\udc80"  # what JSON's "\\udc80" escape gives: no UTF-8 encodes it
+
+
+def test_text_redis_cannot_store_is_refused_before_any_write(device) -> None:
+    """A lone surrogate anywhere in a scan_info (key or value), a unit or a reference: refused
+    (BadRequest / BadChannel, naming what), nothing written, no scan number taken; NUL and text
+    beyond Latin-1 are stored and read back as sent."""
+    proxy, client = device.proxy, device.session.client
+    scans = [scan(device)]
+    before = KeySnapshot.take(client)
+    for info in ({LONE_SURROGATE: 1}, {"a": ["x" + LONE_SURROGATE]}, {"a": {LONE_SURROGATE: 2}}):
+        for command, request in (("Start", {"scan_info": info}),
+                                 ("CreateGroup", {"scans": [1], "scan_info": info})):
+            desc = refused("SequenceManager_BadRequest",
+                           lambda c=command, r=request: proxy.command_inout(c, json.dumps(r)))
+            assert "scan_info" in desc and "lone surrogate" in desc
+    channel = {"name": "x", "unit": "m" + LONE_SURROGATE}
+    assert "unit" in refused("SequenceManager_BadChannel",
+                             lambda: proxy.Start(json.dumps({"channels": [channel]})))
+    refused("SequenceManager_BadRequest",
+            lambda: proxy.CreateGroup(json.dumps([scans[0].db_name + LONE_SURROGATE])))
+    assert KeySnapshot.take(client).diff(before) == []
+    stored = {"a\x00b": "\u4e2d\u6587", "\u00e9\U0001f600": ["\x00", {"\u4e2d": 1}]}
+    db_name = proxy.Start(json.dumps({"scan_info": stored}))
+    assert db_name.endswith(f":{scans[0].scan_number + 1}_sequence_of_scans")  # none skipped
+    assert {key: json.loads(proxy.ScanInfo)[key] for key in stored} == stored
+    assert {key: get_node(db_name, connection=client).info[key] for key in stored} == stored
+    assert proxy.End() == "DONE"
+
+
 def test_scan_references_that_are_not_scans_are_refused(device) -> None:
     proxy = device.proxy
     proxy.Start("")

@@ -16,6 +16,9 @@ Invariants:
   channel...) it is that one;
 * a refusal writes nothing: every key of the data db is the same before and after (the one
   exception is ``ScansNotFinished``, which ends the sequence first);
+* a ``scan_info`` of odd text (NUL, beyond Latin-1, astral, lone surrogates, in keys and values)
+  is either accepted and read back as sent by the model's reader, or refused (``BadRequest``:
+  text no UTF-8 encodes) with Redis unchanged, no scan number taken;
 * after the run: the checker finds no scan or sequence without END other than the running one, no
   reference to a missing node, no orphan node key; the device shows what Redis holds (scans,
   numbers; the points of the channels its ``Channels`` property gives an attribute, when the
@@ -160,6 +163,9 @@ class Bliss1Model:
     def channel_points(self, sequence: str, channel: str) -> numpy.ndarray:
         return redis_checker.channel_points(self.server.client, sequence, channel)
 
+    def scan_info(self, sequence: str) -> dict[str, Any]:
+        return dict(get_node(sequence, connection=self.server.client).info)
+
     def non_scans(self, world: World) -> list[str]:
         """Names of nodes that are not scans."""
         session = self.server.session
@@ -194,6 +200,9 @@ class Bliss2Model(Bliss1Model):
 
     def channel_points(self, sequence: str, channel: str) -> numpy.ndarray:
         return self.data.channel_points(self.server.store, sequence, channel)
+
+    def scan_info(self, sequence: str) -> dict[str, Any]:
+        return dict(self.server.store.load_scan(sequence).info)
 
     def non_scans(self, world: World) -> list[str]:
         """Names that are not scan keys: the session, the scan history, stream keys, a key of
@@ -303,6 +312,7 @@ class Call:
     command: str
     spec: Any = None
     refuse: bool = False  # the contract refuses this argument whatever the world (Start)
+    read_back: bool = False  # accepted: the sequence's scan_info holds what was sent (Start)
 
     def __repr__(self) -> str:
         text = repr(self.spec)
@@ -331,8 +341,9 @@ def resolve(world: World, call: Call) -> tuple[Any, frozenset[str] | None]:
             return " ".join(chosen), None if "".join(chosen).strip() else reasons("BadRequest")
         if form == "list":
             return json.dumps(chosen), None if chosen else reasons("BadRequest")
-        if form == "object":
-            return json.dumps({"scans": chosen, **extra}), None
+        if form == "object":  # text Redis cannot store: refused before the scans are read
+            return (json.dumps({"scans": chosen, **extra}),
+                    None if storable(extra["scan_info"]) else reasons("BadRequest"))
         return extra, (reasons("BadRequest") if form == "nested" else None)
     if call.command == "EmitChannel":
         values, labels = call.spec
@@ -389,6 +400,27 @@ scan_infos = st.one_of(
                                      "type", "npoints", "name", "db_name", "é", ""]),
                     json_values, max_size=3),
     json_values)
+# text of every kind in scan_info keys and values: NUL, beyond Latin-1, astral, lone surrogates
+# (JSON's "\udc80" escape: no UTF-8 encodes it, so Start and CreateGroup must refuse it)
+odd_text = st.text(st.one_of(st.sampled_from(["\x00", "\udc80", "\ud800", "\u00e9", "\u4e2d",
+                                              "\U0001f600", "a"]),
+                             st.characters(codec=None, categories=None)), max_size=6)
+odd_scan_infos = st.dictionaries(
+    odd_text.map(lambda key: "k" + key),  # "k": never a key the writer sets (scan_nb, title...)
+    st.recursive(odd_text | st.integers(-(2**31), 2**31), lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(odd_text, children, max_size=3)),
+        max_leaves=6), max_size=3)
+
+
+def storable(value: Any) -> bool:
+    """Whether every text of a JSON value encodes as UTF-8 (what Redis and RedisJSON store)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 scan_references = st.one_of(
     st.sampled_from(NASTY_STRINGS), text(max_size=12), st.sampled_from(OUT_OF_RANGE),
     st.sampled_from(NOT_ASCII_DIGITS), refs("scan"), refs("scan_number"), refs("ended"),
@@ -437,9 +469,13 @@ def valid_starts(draw: st.DrawFn) -> Call:
 @st.composite
 def start_calls(draw: st.DrawFn) -> Call:
     kind = draw(st.sampled_from(["plain", "valid", "valid", "request", "request", "nested",
-                                 "garbage"]))
+                                 "garbage", "text"]))
     if kind == "valid":
         return draw(valid_starts())
+    if kind == "text":
+        info = draw(odd_scan_infos)
+        return Call("Start", json.dumps({"title": "t", "scan_info": info}), not storable(info),
+                    read_back=True)
     if kind == "plain":
         return Call("Start", draw(st.one_of(st.sampled_from(["", "  ", "my title", "²"]),
                                             text(max_size=20))))
@@ -472,7 +508,7 @@ def create_group_calls(draw: st.DrawFn) -> Call:
     items = tuple(draw(st.lists(scan_references, max_size=4)))
     if form == "object":
         extra = {"title": draw(st.one_of(st.text(max_size=8), json_values)),
-                 "scan_info": draw(scan_infos)}
+                 "scan_info": draw(st.one_of(scan_infos, odd_scan_infos))}
     elif form == "nested":
         extra = '{"scans": [1], "scan_info": ' + nested(100_000) + "}"
     elif form == "nasty":
@@ -587,6 +623,10 @@ def run(world: World, call: Call) -> None:
         if call.command == "Start":
             assert str(result).startswith(world.model.key_prefix), world.log
             world.channels = declared_channels(argument)
+            if call.read_back:  # what was sent, as a reader of the data model reads it
+                sent = json.loads(argument)["scan_info"]
+                found = world.model.scan_info(str(result))
+                assert {key: found.get(key) for key in sent} == sent, world.log
         elif call.command == "CreateGroup":
             world.ended.append(result)
     world.refresh()
@@ -750,4 +790,26 @@ def test_titles_a_tango_string_cannot_carry(fuzz_world: World, title: str) -> No
         assert get_node(world.sequence, connection=world.server.client) is not None, (
             f"SequenceName {world.sequence!r} is not the db_name of a node in Redis")
         check_world(world)
+    round_trip(world)
+
+
+@pytest.mark.parametrize("model", ["bliss1", "bliss2"])
+@pytest.mark.parametrize("info", [{"\udc80": 1}, {"k": {"a": ["\ud800x"]}},
+                                  {"k\x00": "\u4e2d\x00", "k\u00e9": {"\U0001f600": ["\x00"]}}],
+                         ids=["surrogate_key", "surrogate_value", "nul_and_beyond_latin1"])
+def test_scan_info_text_is_stored_as_sent_or_refused(request, model: str, info: dict) -> None:
+    """What the text strategy draws, replayed in both data models: Start and CreateGroup refuse
+    a lone surrogate (BadRequest, Redis unchanged: no scan number taken) and store the rest as
+    sent (read back by the model's reader)."""
+    world = request.getfixturevalue("fuzz_world_bliss2" if model == "bliss2" else "fuzz_world")
+    make_usable(world.server)
+    world.reset(world.initial_scans)
+    run(world, Call("Start", json.dumps({"title": "t", "scan_info": info}), not storable(info),
+                    read_back=True))
+    assert world.running == storable(info), world.log
+    if world.running:
+        run(world, Call("End"))
+    run(world, Call("CreateGroup", ("object", (Ref("scan"),), {"title": "g", "scan_info": info})))
+    assert world.log[-1].endswith("SequenceManager_BadRequest") != storable(info), world.log
+    check_world(world)
     round_trip(world)
