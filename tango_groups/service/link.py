@@ -39,7 +39,7 @@ from .requests import ManagerError, channel_json, parse_channel, parse_group_req
 from .states import Command, Phase, refusal, transition
 from .watchers import Periodic
 
-__all__ = ["RECOVERY_MODES", "Link"]
+__all__ = ["RECOVERY_MODES", "Link", "Points"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,20 @@ class _Uncertain:
 
     key: tuple[Any, ...]
     landed: bool = False
+
+
+class Points:
+    """The points of an emit, in the key of a write whose outcome is unknown: compared (byte for
+    byte) only when a request repeats one on the same channel."""
+
+    def __init__(self, block: numpy.ndarray) -> None:
+        self.block = block
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Points) and (self.block.dtype, self.block.shape) == (
+            other.block.dtype, other.block.shape) and self.block.tobytes() == other.block.tobytes()
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _refused_credentials(url: str, error: Exception) -> str:

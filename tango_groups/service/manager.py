@@ -42,7 +42,7 @@ from ..scanning.group import Group, ScanSequenceError, Sequence
 from ..scanning.scan import ScanState
 from ..scanning.sequence import SequenceContext, SequenceListener
 from ..session import Session
-from .link import RECOVERY_MODES, Link
+from .link import RECOVERY_MODES, Link, Points
 from .notifications import (
     NotificationCallback,
     PendingChanged,
@@ -304,7 +304,7 @@ class Manager(Link, SequenceListener):
             self._begin(Command.EMIT)
             block = self._points(channel, data, flat)
             writer = self._sequence.writer.channels[_fullname(channel)]
-            key = ("emit", _fullname(channel), _Points(block))
+            key = ("emit", _fullname(channel), Points(block))
             if self._retried(key):
                 return len(block)
             if len(block):
@@ -389,20 +389,6 @@ class Manager(Link, SequenceListener):
             except ScanSequenceError as error:
                 raise ManagerError("NotAScan", str(error)) from None
             return group.db_name
-
-
-class _Points:
-    """The points of an emit, in the key of a write whose outcome is unknown: compared (byte for
-    byte) only when a request repeats one on the same channel."""
-
-    def __init__(self, block: numpy.ndarray) -> None:
-        self.block = block
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Points) and (self.block.dtype, self.block.shape) == (
-            other.block.dtype, other.block.shape) and self.block.tobytes() == other.block.tobytes()
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 def _fullname(name: str) -> str:
