@@ -25,12 +25,13 @@ __all__ = ["DATA_DB", "Redis", "RedisConnectionError", "RedisError", "RedisTimeo
 DATA_DB = 1  # Bliss keeps every data node in logical database 1 of the data Redis
 
 
-def connect(url: str, **options: Any) -> Redis:
+def connect(url: str, client_class: type[Redis] = Redis, **options: Any) -> Redis:
     """A client of the data Redis at ``url`` (``redis://host:port[/db]``, ``unix:///path``).
 
     The URL may name a logical database (``redis://host:6380/3``); without one, db 1 is used, the
     database Bliss and blissdata read data nodes from. Responses stay bytes: pickles are decoded
-    by ``tango_groups.data.encoding`` only. ``options`` go to ``redis.Redis`` (timeouts...).
+    by ``tango_groups.data.encoding`` only. ``options`` go to ``redis.Redis`` (timeouts...);
+    ``client_class``: a subclass of it (``lease.FencedRedis``).
 
     A failed request is never retried behind the caller's back (redis-py retries three times by
     default): a stream entry written with a position ID must not be sent twice, and a request
@@ -44,7 +45,7 @@ def connect(url: str, **options: Any) -> Redis:
     if not names_db:
         options.setdefault("db", DATA_DB)
     options.setdefault("retry", Retry(NoBackoff(), 0))
-    return Redis.from_url(url, **options)
+    return client_class.from_url(url, **options)
 
 
 def never_retry(client: Redis) -> None:
