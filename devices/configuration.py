@@ -6,7 +6,9 @@ socket timeout is ``RedisTimeout`` (at most ``MAX_REDIS_TIMEOUT``, below the 3 s
 timeout, so that a client always gets the device's own answer), and one for the pending-scan
 followers, which block in ``XREAD`` for up to ``BLOCK_MS`` and need a longer timeout. The Redis
 password comes from the URL or from ``RedisPasswordFile`` (kept out of the Tango database) and is
-never logged.
+never logged. The command client is fenced by the device's lease (``LeaseTime``,
+``tango_groups.data.lease``): every write of the data it carries checks the lease in the same
+round trip.
 
 ``DataFormat`` picks the data model: ``bliss1`` (data nodes, ``Manager``), ``bliss2``
 (blissdata 2.x scans, ``Bliss2Manager``: two blissdata stores on the same URL, logical db 0 unless
@@ -19,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tango_groups.data.connection import connect, redact, with_password
+from tango_groups.data.lease import FencedRedis, Lease
 from tango_groups.data.streams import BLOCK_MS
 from tango_groups.data.writer import Expiration
 from tango_groups.service.manager import RECOVERY_MODES, Manager
@@ -48,14 +51,19 @@ def create_manager(device: Any, on_change: NotificationCallback
                          f"{', '.join(RECOVERY_MODES)}")
     if device.DataFormat not in DATA_FORMATS:
         raise ValueError(f"DataFormat {device.DataFormat!r}: use one of {', '.join(DATA_FORMATS)}")
+    if device.LeaseTime < 2 * device.HealthCheckPeriod + device.RedisTimeout:
+        raise ValueError(f"LeaseTime {device.LeaseTime} s: use at least 2 x HealthCheckPeriod + "
+                         f"RedisTimeout ({2 * device.HealthCheckPeriod + device.RedisTimeout} s), "
+                         "so that a late renewal does not lose the lease")
     if device.ChannelWindow < 1:
         raise ValueError(f"ChannelWindow {device.ChannelWindow}: use a positive number of points")
     expiration = Expiration(data=device.DataExpiration or None,
                             parent=device.ParentExpiration or None)
     password = _password(device.RedisPasswordFile)
     timeout = device.RedisTimeout
-    client = connect(device.RedisURL, socket_timeout=timeout, socket_connect_timeout=timeout,
-                     password=password)
+    client = connect(device.RedisURL, FencedRedis, socket_timeout=timeout,
+                     socket_connect_timeout=timeout, password=password)
+    client.lease = Lease(device.Session, device.get_name(), device.LeaseTime)
     watch_client = connect(device.RedisURL, socket_timeout=BLOCK_MS / 1000 + timeout,
                            socket_connect_timeout=timeout, password=password)
     session = Session(device.Session, redis_url=device.RedisURL, base_path=device.BasePath,

@@ -117,6 +117,12 @@ class SequenceManager(Device):
         doc="Seconds between two checks of the data Redis (FAULT when it does not answer, or "
             "when it lost the running sequence). While it fails, commands are refused at once "
             "and the device recovers within this period once it answers.")
+    LeaseTime = device_property(
+        dtype=float, default_value=5.0,
+        doc="Seconds the device's lease in Redis lasts without renewal (the health check renews "
+            "it): a second server of the same device stands by until the lease of the first "
+            "expired, then takes over; the first, if it wakes up, writes nothing more (FAULT, "
+            "LeaseLost). At least 2 x HealthCheckPeriod + RedisTimeout.")
     Channels = device_property(
         dtype=(str,), default_value=["sum"],
         doc="Custom channels that get a Tango attribute of their own, one per line: a name "
