@@ -32,11 +32,12 @@ if TYPE_CHECKING:
 from tango_groups.service.notifications import NotificationCallback
 from tango_groups.session import Session
 
-__all__ = ["DATA_FORMATS", "MAX_REDIS_TIMEOUT", "create_manager"]
+__all__ = ["DATA_FORMATS", "DEFAULT_LEASE_TIME", "MAX_REDIS_TIMEOUT", "create_manager"]
 
 DATA_FORMATS = ("bliss1", "bliss2", "both")
 
 MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client gets our answer
+DEFAULT_LEASE_TIME = 5.0  # s: LeaseTime 0, unless 2 x HealthCheckPeriod + RedisTimeout is longer
 
 
 def create_manager(device: Any, on_change: NotificationCallback
@@ -51,10 +52,12 @@ def create_manager(device: Any, on_change: NotificationCallback
                          f"{', '.join(RECOVERY_MODES)}")
     if device.DataFormat not in DATA_FORMATS:
         raise ValueError(f"DataFormat {device.DataFormat!r}: use one of {', '.join(DATA_FORMATS)}")
-    if device.LeaseTime < 2 * device.HealthCheckPeriod + device.RedisTimeout:
+    shortest = 2 * device.HealthCheckPeriod + device.RedisTimeout
+    lease_time = device.LeaseTime or max(DEFAULT_LEASE_TIME, shortest)
+    if lease_time < shortest:
         raise ValueError(f"LeaseTime {device.LeaseTime} s: use at least 2 x HealthCheckPeriod + "
-                         f"RedisTimeout ({2 * device.HealthCheckPeriod + device.RedisTimeout} s), "
-                         "so that a late renewal does not lose the lease")
+                         f"RedisTimeout ({shortest:g} s), so that a late renewal does not lose "
+                         "the lease")
     if device.ChannelWindow < 1:
         raise ValueError(f"ChannelWindow {device.ChannelWindow}: use a positive number of points")
     expiration = Expiration(data=device.DataExpiration or None,
@@ -63,7 +66,7 @@ def create_manager(device: Any, on_change: NotificationCallback
     timeout = device.RedisTimeout
     client = connect(device.RedisURL, FencedRedis, socket_timeout=timeout,
                      socket_connect_timeout=timeout, password=password)
-    client.lease = Lease(device.Session, device.get_name(), device.LeaseTime)
+    client.lease = Lease(device.Session, device.get_name(), lease_time)
     watch_client = connect(device.RedisURL, socket_timeout=BLOCK_MS / 1000 + timeout,
                            socket_connect_timeout=timeout, password=password)
     session = Session(device.Session, redis_url=device.RedisURL, base_path=device.BasePath,

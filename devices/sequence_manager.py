@@ -38,7 +38,11 @@ from tango_groups.data.channel import ChannelSpec
 from tango_groups.data.connection import redact
 from tango_groups.devices.attributes import MAX_SCANS, json_value, pushed
 from tango_groups.devices.channels import PointWindow, channel_attribute, same_channel
-from tango_groups.devices.configuration import MAX_REDIS_TIMEOUT, create_manager
+from tango_groups.devices.configuration import (
+    DEFAULT_LEASE_TIME,
+    MAX_REDIS_TIMEOUT,
+    create_manager,
+)
 from tango_groups.devices.pushes import Pushes
 from tango_groups.devices.refusals import refusals
 from tango_groups.devices.scan_list import ScanList
@@ -118,11 +122,10 @@ class SequenceManager(Device):
             "when it lost the running sequence). While it fails, commands are refused at once "
             "and the device recovers within this period once it answers.")
     LeaseTime = device_property(
-        dtype=float, default_value=5.0,
-        doc="Seconds the device's lease in Redis lasts without renewal (the health check renews "
-            "it): a second server of the same device stands by until the lease of the first "
-            "expired, then takes over; the first, if it wakes up, writes nothing more (FAULT, "
-            "LeaseLost). At least 2 x HealthCheckPeriod + RedisTimeout.")
+        dtype=float, default_value=0.0,
+        doc=f"Seconds the device's lease lasts unrenewed (0: {DEFAULT_LEASE_TIME:g}, or 2 x "
+            "HealthCheckPeriod + RedisTimeout, the least, if longer). A second server of the "
+            "device stands by until it expired; the first, woken up, writes nothing (LeaseLost).")
     Channels = device_property(
         dtype=(str,), default_value=["sum"],
         doc="Custom channels that get a Tango attribute of their own, one per line: a name "

@@ -13,13 +13,15 @@ increments the token. The holder renews it with its health check. ``FencedRedis`
 that writes the device's data: every pipeline (and every command) that is not a pure read runs
 inside one Lua script that first checks the lease, in the same round trip: when the lease is
 another's, nothing of the pipeline is written and ``LeaseLostError`` is raised. A lease that
-expired while no one else took it (the token did not move) is taken back by its holder.
+expired while no one else took it (the token did not move, or Redis lost both keys) is taken back
+by its holder.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import secrets
 import socket
@@ -44,13 +46,17 @@ READS = frozenset({
 })
 
 # KEYS: lease, token; ARGV: value, token, ms, then per command its length and arguments.
-# Every command runs (errors are returned in place, as EXEC does); EVAL runs the known scripts.
+# The lease is this holder's, or expired with no one taking it since (the token did not move, or
+# Redis lost both keys: restarted empty): then it is taken back. Every command runs (errors are
+# returned in place, as EXEC does); EVAL runs the known scripts.
 _CHECK = """
 local lease = redis.call('GET', KEYS[1])
 if lease ~= ARGV[1] then
-  if lease or redis.call('GET', KEYS[2]) ~= ARGV[2] then
+  local token = redis.call('GET', KEYS[2])
+  if lease or (token and token ~= ARGV[2]) then
     return redis.error_reply('LEASELOST ' .. (lease or ''))
   end
+  redis.call('SET', KEYS[2], ARGV[2])
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 end
 """
@@ -126,6 +132,12 @@ class Lease:
         self.holder = holder or holder_name()
         self.ms = max(1, round(seconds * 1000))
         self.token: int | None = None
+        self._renewed = -math.inf  # time.monotonic() when the last renewal was sent
+
+    def fresh(self) -> bool:
+        """Whether more than half of the lease surely remains (since the last renewal was sent:
+        no one else can hold it before it expired), without asking Redis."""
+        return time.monotonic() - self._renewed < self.ms / 2000
 
     @property
     def value(self) -> str:
@@ -141,10 +153,11 @@ class Lease:
         if self.token is not None:
             self.renew(client)
             return None
+        sent = time.monotonic()
         reply = redis.Redis.execute_command(client, "EVAL", ACQUIRE, 2, *self.keys,
                                             self.holder, self.ms)
         if int(reply[0]):
-            self.token = int(reply[1])
+            self.token, self._renewed = int(reply[1]), sent
             return None
         token, _, name = reply[1].decode().partition(":")
         return Holder(token, name, time.time() + max(int(reply[2]), 0) / 1000)
@@ -153,10 +166,12 @@ class Lease:
         """Extend the lease; ``LeaseLostError`` when it is not this holder's any more."""
         if self.token is None:
             raise LeaseLostError("")
+        sent = time.monotonic()
         try:
             redis.Redis.execute_command(client, "EVAL", RENEW, *self.fence_args())
         except redis.ResponseError as error:
             raise _lost(error) from None
+        self._renewed = sent
 
     def release(self, client: redis.Redis) -> None:
         """Give the lease up (a clean shutdown: a standby takes over at once)."""

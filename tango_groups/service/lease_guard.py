@@ -7,7 +7,9 @@ its lease runs out) and takes over once that lease expired. A lost lease (anothe
 over) is for good: FAULT, commands refused with ``LeaseLost``, followers stopped (``_abandon``),
 and the fenced client writes nothing more; Init or a restart makes the server stand by.
 ``LEASE_EACH_COMMAND``: a manager whose writes the client does not carry (blissdata's) checks the
-lease in one round trip before each command and write (``_check_lease``).
+lease before each command and write (``_check_lease``): without a round trip while more than half
+of it surely remains since its last renewal (a server that was frozen finds it stale), else it
+renews it first.
 """
 
 from __future__ import annotations
@@ -74,11 +76,12 @@ class LeaseGuard:
             self._notify_state()
 
     def _check_lease(self) -> None:
-        """One round trip: the lease is still this server's (before writes not fenced)."""
+        """The lease is still this server's (before writes it does not fence): renewed (one
+        round trip) unless more than half of it surely remains (``Lease.fresh``)."""
         if self._lease_refusal is not None:
             raise self._lease_refusal
         lease = self.lease
-        if lease is not None and lease.token is not None:
+        if lease is not None and lease.token is not None and not lease.fresh():
             self._redis(lambda: lease.renew(self.session.client))
 
     def _release_lease(self) -> None:

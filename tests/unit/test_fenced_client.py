@@ -1,7 +1,8 @@
 """The device lease and the fenced client (``tango_groups.data.lease``) on a real Redis: a whole
 scan written through a fenced client lands as through a plain one; once another holder took the
 lease over, no write of the old holder lands (pipelines, single commands, scripts), and it answers
-``LeaseLostError``; a lease that expired with no one taking it is taken back by its holder."""
+``LeaseLostError``; a lease that expired with no one taking it, or that Redis lost with both its
+keys, is taken back by its holder."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def test_a_taken_over_holder_writes_nothing(redis_url, redis_client, session_nam
     new.close()
 
 
-def test_an_expired_lease_no_one_took_is_taken_back(redis_url, redis_client, session_name):
+def test_a_lease_expired_or_lost_with_redis_is_taken_back(redis_url, redis_client, session_name):
     lease = Lease(session_name, "dev/a/1", 0.1)
     client = _fenced(redis_url, lease)
     lease.acquire(client)
@@ -101,6 +102,10 @@ def test_an_expired_lease_no_one_took_is_taken_back(redis_url, redis_client, ses
     assert redis_client.get(lease.keys[0]) is None
     client.set(session_name + ":x", b"1")
     assert redis_client.get(lease.keys[0]) == lease.value.encode()
+    redis_client.delete(*lease.keys)  # Redis restarted empty: both keys are gone
+    client.set(session_name + ":y", b"1")
+    assert redis_client.get(lease.keys[0]) == lease.value.encode()
+    assert redis_client.get(lease.keys[1]) == str(lease.token).encode()
     lease.release(client)
     assert redis_client.get(lease.keys[0]) is None
     client.close()
