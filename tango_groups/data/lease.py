@@ -42,7 +42,8 @@ _PREFIX = "tango_groups:lease"
 READS = frozenset({
     "GET", "MGET", "EXISTS", "TYPE", "TTL", "PTTL", "HGET", "HMGET", "HGETALL", "HEXISTS",
     "HKEYS", "HLEN", "XLEN", "XRANGE", "XREVRANGE", "XINFO STREAM", "PING", "SCAN", "KEYS",
-    "SCRIPT EXISTS", "INFO", "DBSIZE", "SMEMBERS", "ZRANGE", "LRANGE", "STRLEN",
+    "SCRIPT EXISTS", "INFO", "DBSIZE", "SMEMBERS", "ZRANGE", "LRANGE", "STRLEN", "XREAD",
+    "TIME", "HSCAN", "SSCAN",
 })
 
 # KEYS: lease, token; ARGV: value, token, ms, then per command its length and arguments.
