@@ -7,7 +7,9 @@ timeout, so that a client always gets the device's own answer), and one for the 
 followers, which block in ``XREAD`` for up to ``BLOCK_MS`` and need a longer timeout. The Redis
 password comes from the URL or from ``RedisPasswordFile`` (kept out of the Tango database), read
 again at every new connection (a fixed or rotated password is used from the next reconnection on:
-the health check's, within ``HealthCheckPeriod``), and is never logged.
+the health check's, within ``HealthCheckPeriod``), and is never logged. The command client is
+fenced by the device's lease (``LeaseTime``, ``tango_groups.data.lease``): every write of the
+data it carries checks the lease in the same round trip.
 
 ``DataFormat`` picks the data model: ``bliss1`` (data nodes, ``Manager``), ``bliss2``
 (blissdata 2.x scans, ``Bliss2Manager``: two blissdata stores on the same URL, logical db 0 unless
@@ -29,6 +31,7 @@ from tango_groups.data.connection import (
     use_credentials,
     with_password,
 )
+from tango_groups.data.lease import FencedRedis, Lease
 from tango_groups.data.streams import BLOCK_MS
 from tango_groups.data.writer import Expiration
 from tango_groups.service.manager import RECOVERY_MODES, Manager
@@ -39,11 +42,12 @@ if TYPE_CHECKING:
 from tango_groups.service.notifications import NotificationCallback
 from tango_groups.session import Session
 
-__all__ = ["DATA_FORMATS", "MAX_REDIS_TIMEOUT", "create_manager"]
+__all__ = ["DATA_FORMATS", "DEFAULT_LEASE_TIME", "MAX_REDIS_TIMEOUT", "create_manager"]
 
 DATA_FORMATS = ("bliss1", "bliss2", "both")
 
 MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client gets our answer
+DEFAULT_LEASE_TIME = 5.0  # s: LeaseTime 0, unless 2 x HealthCheckPeriod + RedisTimeout is longer
 
 
 def create_manager(device: Any, on_change: NotificationCallback
@@ -58,6 +62,12 @@ def create_manager(device: Any, on_change: NotificationCallback
                          f"{', '.join(RECOVERY_MODES)}")
     if device.DataFormat not in DATA_FORMATS:
         raise ValueError(f"DataFormat {device.DataFormat!r}: use one of {', '.join(DATA_FORMATS)}")
+    shortest = 2 * device.HealthCheckPeriod + device.RedisTimeout
+    lease_time = device.LeaseTime or max(DEFAULT_LEASE_TIME, shortest)
+    if lease_time < shortest:
+        raise ValueError(f"LeaseTime {device.LeaseTime} s: use at least 2 x HealthCheckPeriod + "
+                         f"RedisTimeout ({shortest:g} s), so that a late renewal does not lose "
+                         "the lease")
     if device.ChannelWindow < 1:
         raise ValueError(f"ChannelWindow {device.ChannelWindow}: use a positive number of points")
     expiration = Expiration(data=device.DataExpiration or None,
@@ -66,8 +76,9 @@ def create_manager(device: Any, on_change: NotificationCallback
     if credentials is not None:
         credentials.read()  # an unreadable file is an invalid property (OSError)
     timeout = device.RedisTimeout
-    client = connect(device.RedisURL, credentials, socket_timeout=timeout,
+    client = connect(device.RedisURL, credentials, FencedRedis, socket_timeout=timeout,
                      socket_connect_timeout=timeout)
+    client.lease = Lease(device.Session, device.get_name(), lease_time)
     watch_client = connect(device.RedisURL, credentials,
                            socket_timeout=BLOCK_MS / 1000 + timeout, socket_connect_timeout=timeout)
     session = Session(device.Session, redis_url=device.RedisURL, base_path=device.BasePath,

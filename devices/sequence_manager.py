@@ -38,7 +38,11 @@ from tango_groups.data.channel import ChannelSpec
 from tango_groups.data.connection import redact
 from tango_groups.devices.attributes import MAX_SCANS, json_value, push_change, pushed
 from tango_groups.devices.channels import PointWindow, channel_attribute, same_channel
-from tango_groups.devices.configuration import MAX_REDIS_TIMEOUT, create_manager
+from tango_groups.devices.configuration import (
+    DEFAULT_LEASE_TIME,
+    MAX_REDIS_TIMEOUT,
+    create_manager,
+)
 from tango_groups.devices.pushes import Pushes
 from tango_groups.devices.refusals import refusals
 from tango_groups.devices.scan_list import ScanList
@@ -119,6 +123,11 @@ class SequenceManager(Device):
         doc="Seconds between two checks of the data Redis (FAULT when it does not answer, or "
             "when it lost the running sequence). While it fails, commands are refused at once "
             "and the device recovers within this period once it answers.")
+    LeaseTime = device_property(
+        dtype=float, default_value=0.0,
+        doc=f"Seconds the device's lease lasts unrenewed (0: {DEFAULT_LEASE_TIME:g}, or 2 x "
+            "HealthCheckPeriod + RedisTimeout, the least, if longer). A second server of the "
+            "device stands by until it expired; the first, woken up, writes nothing (LeaseLost).")
     Channels = device_property(
         dtype=(str,), default_value=["sum"],
         doc="Custom channels that get a Tango attribute of their own, one per line: a name "

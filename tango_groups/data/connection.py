@@ -65,12 +65,14 @@ def password_file(url: str, path: str) -> PasswordFile | None:
     return PasswordFile(path, urlsplit(url).username)
 
 
-def connect(url: str, credentials: PasswordFile | None = None, **options: Any) -> Redis:
+def connect(url: str, credentials: PasswordFile | None = None, client_class: type[Redis] = Redis,
+            **options: Any) -> Redis:
     """A client of the data Redis at ``url`` (``redis://host:port[/db]``, ``unix:///path``).
 
     The URL may name a logical database (``redis://host:6380/3``); without one, db 1 is used, the
     database Bliss and blissdata read data nodes from. Responses stay bytes: pickles are decoded
-    by ``tango_groups.data.encoding`` only. ``options`` go to ``redis.Redis`` (timeouts...).
+    by ``tango_groups.data.encoding`` only. ``options`` go to ``redis.Redis`` (timeouts...);
+    ``client_class``: a subclass of it (``lease.FencedRedis``).
 
     A failed request is never retried behind the caller's back (redis-py retries three times by
     default): a stream entry written with a position ID must not be sent twice, and a request
@@ -90,7 +92,7 @@ def connect(url: str, credentials: PasswordFile | None = None, **options: Any) -
     if credentials is not None:  # the user goes with them: redis-py refuses both
         url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         options["credential_provider"] = credentials
-    return Redis.from_url(url, **options)
+    return client_class.from_url(url, **options)
 
 
 def use_credentials(client: Redis, credentials: PasswordFile) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 
 import redis
 
-__all__ = ["CREATE_EMPTY_STREAMS", "REFRESH_EXPIRATION", "SEARCH_NUMBER", "run"]
+__all__ = ["BY_NAME", "CREATE_EMPTY_STREAMS", "REFRESH_EXPIRATION", "SEARCH_NUMBER", "name_of",
+           "run"]
 
 
 def run(pipe: redis.client.Pipeline, script: str, keys: Sequence[str] = (),
@@ -110,3 +111,18 @@ for _, db_name in ipairs(found) do
 end
 return reply
 """
+
+# every script above by name: the fencing script of ``lease`` runs them by name, inside it
+BY_NAME = {"CREATE_EMPTY_STREAMS": CREATE_EMPTY_STREAMS, "REFRESH_EXPIRATION": REFRESH_EXPIRATION,
+           "SEARCH_NUMBER": SEARCH_NUMBER}
+_NAMES = {body: name for name, body in BY_NAME.items()}
+
+
+def name_of(script: str | bytes) -> str:
+    """The name of one of the scripts above (ValueError for another one)."""
+    text = script.decode() if isinstance(script, bytes) else script
+    try:
+        return _NAMES[text]
+    except KeyError:
+        raise ValueError("only the scripts of tango_groups.data.scripts run in a fenced "
+                         "pipeline") from None

@@ -107,11 +107,17 @@ class Bliss2Manager(Bliss2Groups, Link):
             self._silence()
 
     def release(self) -> None:
-        """Close the Redis clients (after ``close``)."""
+        """Give the lease up and close the Redis clients (after ``close``)."""
+        self._release_lease()
         for client in (self.session, store_client(self.store), store_client(self.watch_store)):
             client.close()
 
     # -- hooks of the link -----------------------------------------------------------------------
+    LEASE_EACH_COMMAND = True
+
+    def _abandon(self) -> None:
+        self._forget_awaited()
+
     def _probe(self, name: str | None) -> bool:
         """Also: a Redis that restarted (a new ``run_id``) or refuses connections took the
         running sequence's stream writers with it: LOST at once, rather than at its next write."""
@@ -294,7 +300,9 @@ class Bliss2Manager(Bliss2Groups, Link):
             return key
 
     def _written(self, write: Any) -> None:
-        """Run a write of the running sequence; a failure leaves it LOST (see the docstring)."""
+        """Run a write of the running sequence, once the lease is checked (blissdata's writes
+        are not fenced); a failure leaves it LOST (see the docstring)."""
+        self._check_lease()
         try:
             self._redis(write)
         except ManagerError:
@@ -352,6 +360,7 @@ class Bliss2Manager(Bliss2Groups, Link):
     def _finish(self, state: ScanState) -> ScanState:
         """Close the sequence in Redis and go IDLE (the phase stays when Redis fails)."""
         sequence, reason = self._sequence, END_REASONS[state.name]
+        self._check_lease()
         if self.phase is Phase.LOST:  # its writers are gone: close it from a fresh load
             try:
                 self._redis(lambda: close_left_open(self.store, sequence.key, reason))

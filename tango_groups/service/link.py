@@ -10,8 +10,14 @@ state; the manager adds the commands. It keeps:
 * crash recovery: the running record of this owner (``tango_groups.data.running``) names a
   sequence a previous run left open, closed (END, KILLED) or, with ``recovery="resume"``, taken
   over (``_recover``);
-* the health check (``open``): every period, ping Redis and check that the open sequence still
-  exists (LOST when it vanished), then re-read after a failure. While Redis is known to fail,
+* the device's lease (``tango_groups.data.lease``, when the session's client is fenced): acquired
+  before anything is recovered or written (a server whose lease another holds stands by, FAULT,
+  commands refused with ``LeaseHeld``, and takes over once that lease expired), renewed by the
+  health check. Once lost (another server took over), the device is FAULT for good, commands are
+  refused with ``LeaseLost`` and the fenced client writes nothing more: Init or a restart makes
+  it stand by;
+* the health check (``open``): every period, renew the lease, ping Redis and check that the open
+  sequence still exists (LOST when it vanished), then re-read after a failure. While Redis is known to fail,
   commands are refused at once (a hung Redis would make each wait ``RedisTimeout``, and Tango
   clients queued behind them time out): only the health check tries Redis again.
 """
@@ -31,9 +37,11 @@ import numpy
 from ..data import keys, lookup, running
 from ..data.channel import ChannelDataError, ChannelSpec
 from ..data.connection import RedisAuthenticationError, RedisError, RedisTimeoutError, redact
+from ..data.lease import LeaseLostError
 from ..scanning.scan import ScanState
 from ..scanning.sequence import ScanSequenceError, Sequence
 from ..session import Session
+from .lease_guard import LeaseGuard
 from .notifications import Notification, NotificationCallback, StateChanged
 from .requests import ManagerError, channel_json, parse_channel, parse_group_request
 from .states import Command, Phase, refusal, transition
@@ -87,7 +95,7 @@ def _untrusted_certificate(url: str, error: Exception) -> str:
             "itself once the certificate is verified; a changed RedisURL needs Init.")
 
 
-class Link:
+class Link(LeaseGuard):
     """See the module docstring; ``Manager`` provides the hooks at the end of the class."""
 
     def __init__(self, session: Session, redis_url: str, *, owner: str, recovery: str,
@@ -109,6 +117,7 @@ class Link:
         self.connection_error = ""
         self.lost_message = ""
         self._closed = False  # no notification after close (threads may still be finishing)
+        self._guard_with(getattr(session.client, "lease", None))
 
     # -- notifications ---------------------------------------------------------------------------
     def _notify(self, notification: Notification) -> None:
@@ -160,6 +169,8 @@ class Link:
         Redis (``_sync``). Returns whether Redis answered."""
         name = self.sequence_name if self.phase is Phase.RUNNING else None
         try:
+            if self.lease is not None and self.lease.token is not None:
+                self.lease.renew(self.session.client)
             exists = self._probe(name)
         except RedisError as error:
             with self._lock:
@@ -177,6 +188,8 @@ class Link:
     # -- failures and re-reads -------------------------------------------------------------------
     def _unreachable(self, error: Exception) -> ManagerError:
         """Record a Redis failure (Redis is re-read before the next write) and the refusal."""
+        if isinstance(error, LeaseLostError):
+            return self._lease_lost(error)
         timed_out = isinstance(error, RedisTimeoutError)
         message = (_refused_credentials(self.redis_url, error)
                    if isinstance(error, RedisAuthenticationError) else
@@ -200,18 +213,22 @@ class Link:
         try:
             return action()
         except RedisError as error:
-            if uncertain is not None:
+            if uncertain is not None and not isinstance(error, LeaseLostError):
                 self._uncertain = _Uncertain(uncertain)
             raise self._unreachable(error) from None
 
     def _sync(self, probe: bool = False) -> None:
         """Before writing after a failure (or at start): Redis answers, a sequence left open by a
         previous run is dealt with, and the open sequence is re-read from Redis."""
+        refusal = self._lease_refusal
+        if refusal is not None and (refusal.reason == "LeaseLost" or not probe):
+            raise refusal
         if self._checked:
             return
         if not (self.connected or probe):
             raise ManagerError("RedisUnavailable", self.connection_error)
         self._redis(lambda: self._probe(None))
+        self._hold_lease()
         if not self._recovered:
             self._recover()
         sequence = self._open_sequence()
@@ -260,7 +277,10 @@ class Link:
 
     # -- what every command checks ---------------------------------------------------------------
     def _begin(self, command: Command) -> None:
-        """Re-read Redis if needed, then refuse ``command`` if the phase does not take it."""
+        """Re-read Redis if needed, then refuse ``command`` if the phase does not take it
+        (``LEASE_EACH_COMMAND``: check the lease first, for writes it does not fence)."""
+        if self.LEASE_EACH_COMMAND:
+            self._check_lease()
         self._sync()
         reason = refusal(self.phase, command)
         if reason == "AlreadyRunning":

@@ -127,12 +127,17 @@ class Manager(Link, SequenceListener):
             self._silence()
 
     def release(self) -> None:
-        """Close the Redis clients (after ``close``)."""
+        """Give the lease up and close the Redis clients (after ``close``)."""
+        self._release_lease()
         self.session.close()
         self.watch_client.close()
 
     def _open_sequence(self) -> Sequence | None:
         return self._sequence if self.phase is Phase.RUNNING else None
+
+    def _abandon(self) -> None:
+        if self._sequence is not None:
+            self._sequence.abandon()
 
     def _sequence_lost(self) -> None:
         self._sequence.abandon()

@@ -77,7 +77,8 @@ def start_device(modules_redis: RedisServer, session_name: str) -> Iterator[Call
 
     def start(**properties: object) -> Running:
         props = {"RedisURL": modules_redis.url, "Session": session_name, "DataFormat": "bliss2",
-                 "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, "Channels": CHANNELS,
+                 "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, "LeaseTime": 1.5,
+                 "Channels": CHANNELS,
                  **properties}
         context = DeviceTestContext(SequenceManager, properties=props, process=True, timeout=30)
         proxy = context.__enter__()

@@ -42,14 +42,16 @@ def start_device(redis_url: str, session_name: str) -> Iterator[Callable[..., Ru
     """``start_device(**properties)``: a fresh SequenceManager server process.
 
     Defaults: the test Redis, a session of its own, EndTimeout 1 s, Redis checked every 0.2 s,
-    the test channels declared.
+    a lease of 1.5 s (a restarted device waits for the killed one's to expire), the test
+    channels declared.
     """
     contexts: list[DeviceTestContext] = []
     sessions: list[Session] = []
 
     def start(**properties: object) -> Running:
         props = {"RedisURL": redis_url, "Session": f"{session_name}_{next(_sessions)}",
-                 "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, "Channels": CHANNELS,
+                 "EndTimeout": 1.0, "HealthCheckPeriod": 0.2, "LeaseTime": 1.5,
+                 "Channels": CHANNELS,
                  **properties}
         context = DeviceTestContext(SequenceManager, properties=props, process=True,
                                     timeout=30)

@@ -217,6 +217,8 @@ def test_a_sequence_left_by_a_killed_server_is_closed_or_resumed(
         include_filter="scan_group", wait=True)
 
     proxy = start_device(RecoveryMode=mode, Session=session.name).proxy
+    # it stands by until the killed server's lease expired (LeaseTime 1.5 s), then recovers
+    wait_until(lambda: proxy.State() != tango.DevState.FAULT, what=proxy.Status)
     assert proxy.SequenceName == db_name and list(proxy.ScanNames) == [done.db_name]
     assert list(proxy.sum) == [1.0, 2.0]
     if mode == "close":
@@ -314,7 +316,8 @@ def test_an_image_channel_reads_empty_before_its_first_point(start_device) -> No
 def test_end_that_failed_with_a_pending_scan_then_end_again(start_device, own_redis) -> None:
     """End fails (Redis hangs) while a number is pending; its scan starts once Redis is back:
     the failed End took no more scans, and End again gives exactly one END."""
-    device = start_device(RedisURL=own_redis.url, RedisTimeout=0.5, HealthCheckPeriod=3.0)
+    device = start_device(RedisURL=own_redis.url, RedisTimeout=0.5, HealthCheckPeriod=3.0,
+                          LeaseTime=0)  # its default: 2 x 3.0 + 0.5 s
     proxy = device.proxy
     session = Session(device.session.name, redis_url=own_redis.url)
     db_name = proxy.Start("")

@@ -25,7 +25,8 @@ returns something with the ``db_name`` (the Bliss 2 key) and ``scan_number`` a c
 store's db 0 for bliss2).
 
 Properties: ``RedisURL`` (the private Redis), ``Session``, ``HealthCheckPeriod`` 0.2,
-``EndTimeout`` 1.0, ``RedisTimeout`` 1.0, then whatever the test passes (a list is a multi-line
+``EndTimeout`` 1.0, ``RedisTimeout`` 1.0, ``LeaseTime`` 2.0 (a restarted server waits for the
+lease of the killed one to expire), then whatever the test passes (a list is a multi-line
 property, e.g. ``Channels``; ``configure`` changes them; a running server reads them on ``Init``
 or restart, ``Channels`` only on restart).
 
@@ -64,7 +65,8 @@ __all__ = ["CLIENT_TIMEOUT_MS", "DATA_FORMATS", "UNAVAILABLE", "SequenceServer",
 CLIENT_TIMEOUT_MS = 3000  # Tango's default client timeout: what the device must stay below
 UNAVAILABLE = "SequenceManager_RedisUnavailable"
 DATA_FORMATS = ("bliss1", "bliss2")
-DEFAULTS = {"HealthCheckPeriod": 0.2, "EndTimeout": 1.0, "RedisTimeout": 1.0}
+DEFAULTS = {"HealthCheckPeriod": 0.2, "EndTimeout": 1.0, "RedisTimeout": 1.0,
+            "LeaseTime": 2.0}
 
 _instances = itertools.count(1)
 T = TypeVar("T")
