@@ -11,7 +11,7 @@ subscribed client reads whatever that memory holds: SIGSEGV or SIGBUS in
 killed clients that held a redis-py pool). So an empty numeric spectrum or image is pushed the
 way Tango says "no value": quality ``ATTR_INVALID`` and no data, which the consumer decodes safely.
 A read of the attribute still returns the empty array (reads go through CORBA, not that code);
-``tango_groups.client.event_value`` gives clients the empty array back from such an event.
+``interface.event_value`` gives clients the empty array back from such an event.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def json_value(value: Any) -> Any:
 def pushed(name: str, **kwargs: Any) -> attribute:
     """A read-only attribute showing the value ``name`` the manager notified last, pushed by the
     device with change events (detect off: every push is an event)."""
-    return attribute(name=name, access=AttrWriteType.READ, change_event_implemented=True,
+    return attribute(name=str(name), access=AttrWriteType.READ, change_event_implemented=True,
                      change_event_detect=False, fget=lambda device: device._values[name],
                      fisallowed=lambda device, request: device.manager is not None, **kwargs)
 
@@ -47,6 +47,6 @@ def push_change(device: Device, name: str, value: Any) -> None:
     """Push a change event of ``name`` with ``value``; an empty numeric array goes out as an
     ``ATTR_INVALID`` event without data (see the module docstring)."""
     if isinstance(value, numpy.ndarray) and value.size == 0 and value.dtype.kind in "biuf":
-        device.push_change_event(name, value, time.time(), AttrQuality.ATTR_INVALID)
+        device.push_change_event(str(name), value, time.time(), AttrQuality.ATTR_INVALID)
     else:
-        device.push_change_event(name, value)
+        device.push_change_event(str(name), value)

@@ -16,9 +16,11 @@ from typing import Any
 
 from tango import DevFailed, Except
 
-from tango_groups.service.requests import REASON_PREFIX, ManagerError
+from tango_groups.service.requests import ManagerError
 
-__all__ = ["refusals"]
+__all__ = ["REASON_PREFIX", "refusals"]
+
+REASON_PREFIX = "SequenceManager_"  # of every reason a command fails with (the core's are bare)
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 Commands map to manager calls (``configuration`` builds the manager from the properties); a
 refused request becomes a ``DevFailed`` with a stable ``SequenceManager_*`` reason
-(``refusals``). All attributes are read-only and pushed by the device (change events, detect
-off; the channel attributes of ``channels`` also push data-ready events); nothing is polled.
+(``refusals``). All attributes (named in ``interface``) are read-only and pushed (change events,
+detect off; channel attributes, ``channels``, also data-ready events); nothing is polled.
 
 Threads and locks: the device runs in Tango's synchronous mode, where the device monitor
 serialises commands, attribute reads and the subscriptions' first reads. The manager reports
@@ -15,11 +15,9 @@ queues the pushes *at once*, so events come in the order of the changes; one dis
 (``pushes``) pushes them while holding the device monitor. The device never asks the manager for
 a value.
 
-Tango state: ON (idle, Redis answers), RUNNING (a sequence is running), FAULT (Redis unreachable,
-the running sequence lost by Redis, or invalid properties; the Status says what to do).
-
-Run it the Tango way, ``SequenceManager <instance>`` (``tango_groups.devices.__main__``), or let
-``tango-groups serve`` start everything.
+Tango state: ON (idle), RUNNING (a sequence runs), FAULT (Redis unreachable, the sequence lost,
+the lease another server's, or invalid properties; the Status says what to do). Run it as
+``SequenceManager <instance>`` (``tango_groups.devices.__main__``) or through ``tango-groups serve``.
 """
 
 from __future__ import annotations
@@ -43,6 +41,7 @@ from tango_groups.devices.configuration import (
     MAX_REDIS_TIMEOUT,
     create_manager,
 )
+from tango_groups.devices.interface import RESERVED_NAMES, Attribute
 from tango_groups.devices.pushes import Pushes
 from tango_groups.devices.refusals import refusals
 from tango_groups.devices.scan_list import ScanList
@@ -69,7 +68,7 @@ if TYPE_CHECKING:  # blissdata 2.x is an extra: imported only for DataFormat bli
     from tango_groups.service.bliss2_manager import Bliss2Manager
     from tango_groups.service.both_manager import BothManager
 
-__all__ = ["ATTRIBUTES", "RESERVED_NAMES", "SequenceManager"]
+__all__ = ["SequenceManager"]
 
 logger = logging.getLogger(__name__)
 
@@ -184,12 +183,13 @@ class SequenceManager(Device):
 
     def delete_device(self) -> None:
         if self.manager is not None:
-            running = self._values["SequenceName"] if self.get_state() == DevState.RUNNING else ""
+            running = self.get_state() == DevState.RUNNING
             try:
                 self.manager.close()  # ends a running sequence KILLED: say so in the log
                 if running:
-                    logger.warning("sequence %s ended %s: the device stops", running,
-                                   ScanState(self._values["SequenceState"]).name)
+                    logger.warning("sequence %s ended %s: the device stops",
+                                   self._values[Attribute.SEQUENCE_NAME],
+                                   ScanState(self._values[Attribute.SEQUENCE_STATE]).name)
             finally:
                 self.manager.release()
                 self.manager = None
@@ -216,15 +216,15 @@ class SequenceManager(Device):
             case SequenceStarted():
                 self._sequence_values(notification)
             case SequenceEnded(state, scan_info):
-                self._set("SequenceState", state)
-                self._set("ScanInfo", json.dumps(scan_info, default=json_value))
+                self._set(Attribute.SEQUENCE_STATE, state)
+                self._set(Attribute.SCAN_INFO, json.dumps(scan_info, default=json_value))
             case ScansAdded(numbers, names):  # the scalar first: its event is the cheapest
                 self._scans.extend(numbers, names)
-                self._set("ScanCount", len(self._scans))
-                self._set("ScanNumbers", self._scans.numbers())
-                self._set("ScanNames", self._scans.names())
+                self._set(Attribute.SCAN_COUNT, len(self._scans))
+                self._set(Attribute.SCAN_NUMBERS, self._scans.numbers())
+                self._set(Attribute.SCAN_NAMES, self._scans.names())
             case PendingChanged(numbers):
-                self._set("PendingScans", numpy.array(numbers, dtype=numpy.int64))
+                self._set(Attribute.PENDING_SCANS, numpy.array(numbers, dtype=numpy.int64))
             case PointsWritten(channel, block):
                 if channel in self._shown:
                     self._windows[channel].append(block)
@@ -236,13 +236,13 @@ class SequenceManager(Device):
 
     def _sequence_values(self, started: SequenceStarted) -> None:
         """A new sequence: its values, no scans, no pending numbers, empty channels."""
-        self._set("SequenceName", started.name)
-        self._set("SequenceNumber", started.number)
-        self._set("Title", started.title)
-        self._set("SequenceState", started.state)
-        self._set("ChannelNames", [spec.name for spec in started.channels])
-        self._set("ScanKey", started.key)
-        self._set("ScanInfo", json.dumps(started.scan_info, default=json_value))
+        self._set(Attribute.SEQUENCE_NAME, started.name)
+        self._set(Attribute.SEQUENCE_NUMBER, started.number)
+        self._set(Attribute.TITLE, started.title)
+        self._set(Attribute.SEQUENCE_STATE, started.state)
+        self._set(Attribute.CHANNEL_NAMES, [spec.name for spec in started.channels])
+        self._set(Attribute.SCAN_KEY, started.key)
+        self._set(Attribute.SCAN_INFO, json.dumps(started.scan_info, default=json_value))
         self._scans = ScanList()
         self._on_change(ScansAdded((), ()))
         self._on_change(PendingChanged(()))
@@ -265,50 +265,48 @@ class SequenceManager(Device):
             self.set_status(status)
             self.push_change_event("State")
             self.push_change_event("Status")
-        elif name in self._channel_attributes:
-            push_change(self, name, value)
-            if len(value):  # new points (not the reset of a new sequence)
-                self._data_ready[name] += 1
-                self.push_data_ready_event(name, self._data_ready[name])
         else:
             push_change(self, name, value)
+            if name in self._channel_attributes and len(value):  # new points, not a reset
+                self._data_ready[name] += 1
+                self.push_data_ready_event(name, self._data_ready[name])
 
     # -- attributes ---------------------------------------------------------------------------
     SequenceName = pushed(
-        "SequenceName", dtype=str, label="Sequence",
+        Attribute.SEQUENCE_NAME, dtype=str, label="Sequence",
         doc="db_name of the current (or last) sequence (its esrf:scan: key in DataFormat "
             "bliss2); empty before the first")
     SequenceNumber = pushed(
-        "SequenceNumber", dtype=numpy.int64, label="Sequence number", format="%d",
+        Attribute.SEQUENCE_NUMBER, dtype=numpy.int64, label="Sequence number", format="%d",
         doc="Scan number of the sequence (its scan_group node)")
     Title = pushed(
-        "Title", dtype=str, label="Title", doc="Title of the current (or last) sequence")
+        Attribute.TITLE, dtype=str, label="Title", doc="Title of the current (or last) sequence")
     SequenceState = pushed(
-        "SequenceState", dtype=ScanState, label="Sequence state",
+        Attribute.SEQUENCE_STATE, dtype=ScanState, label="Sequence state",
         doc="Bliss scan state of the sequence: IDLE before the first, STARTING while it runs, "
             "then DONE, USER_ABORTED or KILLED")
     ScanNumbers = pushed(
-        "ScanNumbers", dtype=(numpy.int64,), max_dim_x=MAX_SCANS, label="Scan numbers",
+        Attribute.SCAN_NUMBERS, dtype=(numpy.int64,), max_dim_x=MAX_SCANS, label="Scan numbers",
         format="%d", doc="Numbers of the scans referenced so far, in order")
     ScanNames = pushed(
-        "ScanNames", dtype=(str,), max_dim_x=MAX_SCANS, label="Scans",
+        Attribute.SCAN_NAMES, dtype=(str,), max_dim_x=MAX_SCANS, label="Scans",
         doc="db_names (Bliss 2 keys in DataFormat bliss2) of the scans referenced so far, in "
             "order")
     ScanCount = pushed(
-        "ScanCount", dtype=numpy.int64, label="Scan count", format="%d",
+        Attribute.SCAN_COUNT, dtype=numpy.int64, label="Scan count", format="%d",
         doc="How many scans the sequence references")
     PendingScans = pushed(
-        "PendingScans", dtype=(numpy.int64,), max_dim_x=MAX_SCANS, label="Pending scans",
+        Attribute.PENDING_SCANS, dtype=(numpy.int64,), max_dim_x=MAX_SCANS, label="Pending scans",
         format="%d", doc="Scan numbers added before they started; referenced when they do")
     ChannelNames = pushed(
-        "ChannelNames", dtype=(str,), max_dim_x=1024, label="Custom channels",
+        Attribute.CHANNEL_NAMES, dtype=(str,), max_dim_x=1024, label="Custom channels",
         doc="Custom channels of the sequence; each is also an attribute")
     ScanKey = pushed(
-        "ScanKey", dtype=str, label="Scan key",
+        Attribute.SCAN_KEY, dtype=str, label="Scan key",
         doc="Bliss 2 key (esrf:scan:...) of the current (or last) sequence; empty in DataFormat "
             "bliss1")
     ScanInfo = pushed(
-        "ScanInfo", dtype=str, label="Scan info", display_level=DispLevel.EXPERT,
+        Attribute.SCAN_INFO, dtype=str, label="Scan info", display_level=DispLevel.EXPERT,
         doc="scan_info of the sequence as JSON (as stored in Redis)")
 
     # -- one attribute per declared channel (devices.channels) --------------------------------
@@ -399,8 +397,3 @@ class SequenceManager(Device):
     def CreateGroup(self, request: str) -> str:
         """Group existing scans in one call (independent of the running sequence)."""
         return self.manager.create_group(request)
-
-
-ATTRIBUTES = ("SequenceName", "SequenceNumber", "Title", "SequenceState", "ScanNumbers",
-              "ScanNames", "ScanCount", "PendingScans", "ChannelNames", "ScanKey", "ScanInfo")
-RESERVED_NAMES = frozenset(name.lower() for name in (*ATTRIBUTES, "State", "Status"))

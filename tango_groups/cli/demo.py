@@ -18,9 +18,9 @@ from typing import Any
 import numpy
 import tango
 
-from ..client import event_value
 from ..data.lookup import allocated_number
 from ..data.node import get_node, get_session_node
+from ..devices.interface import event_value
 from ..scanning.simulation import loopscan
 from ..session import Session
 from .formatting import describe

@@ -22,7 +22,7 @@ from typing import Any
 import tango
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
-from tango_groups.client import event_value
+from tango_groups.devices.interface import event_value
 
 __all__ = ["RESYNC_MS", "DeviceEvents"]
 

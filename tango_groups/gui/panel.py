@@ -32,7 +32,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from tango_groups.devices.sequence_manager import ATTRIBUTES
+from tango_groups.devices.interface import ATTRIBUTES, Attribute
 from tango_groups.gui.events import DeviceEvents
 from tango_groups.gui.plots import ChannelPlots
 from tango_groups.gui.scans import ScanTable
@@ -86,18 +86,20 @@ class SequencePanel(QMainWindow):
         super().__init__()
         self.proxy = proxy
         self.setWindowTitle(f"Sequences - {proxy.dev_name()}")
-        self.sequence_states = list(proxy.get_attribute_config("SequenceState").enum_labels)
+        self.sequence_states = list(
+            proxy.get_attribute_config(Attribute.SEQUENCE_STATE).enum_labels)
         scalar, arrays = channel_attributes(proxy)
         self.table = ScanTable(redis_url)
         self.plots = ChannelPlots(scalar, arrays)
-        self.labels = {name: _value_label() for name in SHOWN if name != "ScanInfo"}
+        self.labels = {name: _value_label() for name in SHOWN if name != Attribute.SCAN_INFO}
         central = QWidget()
         layout = QVBoxLayout(central)
         top = QHBoxLayout()
         top.addWidget(self._box("Device", ("State", "Status")), 1)
         top.addWidget(self._box("Sequence", (
-            "Title", "SequenceNumber", "SequenceState", "SequenceName", "ChannelNames",
-            "ScanCount", "PendingScans")), 2)
+            Attribute.TITLE, Attribute.SEQUENCE_NUMBER, Attribute.SEQUENCE_STATE,
+            Attribute.SEQUENCE_NAME, Attribute.CHANNEL_NAMES, Attribute.SCAN_COUNT,
+            Attribute.PENDING_SCANS)), 2)
         layout.addLayout(top)
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(self.table)
@@ -166,16 +168,16 @@ class SequencePanel(QMainWindow):
     def _changed(self, name: str, value: Any) -> None:
         if name in self.plots.names:
             self.plots.set_value(name, value)
-        elif name == "ScanNumbers":
+        elif name == Attribute.SCAN_NUMBERS:
             self.table.set_numbers(value if value is not None else [])
-        elif name == "ScanNames":
+        elif name == Attribute.SCAN_NAMES:
             self.table.set_names(value if value is not None else [])
         if name in self.labels:
             self.labels[name].setText(self.text(name, value))
             if name == "State":
                 colour = STATE_COLOURS.get(str(value), "#7f7f7f")
                 self.labels[name].setStyleSheet(f"font-weight: bold; color: {colour}")
-        if name in ("SequenceState", "ScanCount", "PendingScans"):
+        if name in (Attribute.SEQUENCE_STATE, Attribute.SCAN_COUNT, Attribute.PENDING_SCANS):
             self.table.refresh()  # scans may have ended
 
     def _failed(self, name: str, text: str) -> None:
@@ -183,10 +185,10 @@ class SequencePanel(QMainWindow):
 
     def text(self, name: str, value: Any) -> str:
         """How a value is shown: states by name, lists comma-separated."""
-        if name == "SequenceState":
+        if name == Attribute.SEQUENCE_STATE:
             index = int(value)
             return self.sequence_states[index] if index < len(self.sequence_states) else str(index)
-        if name in ("ScanNumbers", "ScanNames", "PendingScans", "ChannelNames"):
+        if name in (Attribute.SCAN_NUMBERS, Attribute.SCAN_NAMES, Attribute.PENDING_SCANS, Attribute.CHANNEL_NAMES):
             return ", ".join(str(item) for item in (value if value is not None else [])) or "-"
         return str(value)
 

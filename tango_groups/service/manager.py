@@ -1,17 +1,16 @@
 """``Manager``: the SequenceManager's core, one live sequence at a time, driven by commands.
 
-It takes checked requests (``requests``), runs them through ``tango_groups.scanning`` (so Redis
-holds exactly what the Python API writes: the sequence, its references, its pending scans, its
-channels all live in one ``Sequence``) and reports every change as a typed notification
-(``notifications``) to one callback. The phase and what each phase accepts are ``states``'s.
+It takes checked requests (``requests``), runs them through ``tango_groups.scanning`` (Redis
+holds exactly what the Python API writes: sequence, references, pending scans and channels live
+in one ``Sequence``) and reports every change as a typed notification (``notifications``) to one
+callback. The phase and what each phase accepts are ``states``'s.
 
 Faults, and what the manager guarantees (``link`` holds the Redis side of it):
 
-* A Redis that fails (down, hung past the client's timeout, restarting) makes the command fail
-  with ``SequenceManager_RedisUnavailable`` and leaves the phase as it was. Before the next write,
-  the manager re-reads what Redis holds of the open sequence: points or references that landed
-  after the timeout are taken in, and repeating the command that failed does not write them
-  twice.
+* A Redis that fails (down, hung past the client's timeout, restarting) makes the command fail with
+  ``RedisUnavailable`` and leaves the phase as it was. Before the next write, the manager re-reads
+  what Redis holds of the open sequence: points or references that landed after the timeout are
+  taken in, and repeating the command that failed does not write them twice.
 * A sequence whose node vanished (Redis restarted without its data) puts the manager in LOST.
 * The sequence that runs is recorded in Redis (``tango_groups.data.running``): a manager that
   starts while a record of its owner exists closes that sequence (END, KILLED, TTLs) or, with

@@ -1,14 +1,14 @@
 """What clients send the SequenceManager, parsed and checked before anything is written.
 
 Every function here either returns a typed request or raises ``ManagerError`` with a stable
-reason (``SequenceManager_*``) and a message that says what to send instead. The limits are the
+reason and a message that says what to send instead. The limits are the
 ones Tango and Redis impose further down, checked up front so that a refusal never leaves a
 half-written sequence: channel dtypes a Tango attribute can carry, point shapes an attribute can
 declare, scan numbers that fit Bliss's 64-bit counter, JSON that pickles without recursion, text
 that Redis can store (UTF-8: no lone surrogate, which JSON's ``\\udc80`` escapes can make).
 
-A reason is the bare name (``DuplicateScan``): the device adds the ``SequenceManager_`` prefix of
-its ``DevFailed`` (``REASON_PREFIX``).
+A reason is the bare name (``DuplicateScan``): the Tango device adds the prefix of its
+``DevFailed`` reasons (``tango_groups.devices.refusals``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from ..data.channel import ChannelSpec
 __all__ = [
     "DUPLICATE_SCAN",
     "MAX_POINT_SIZE",
-    "REASON_PREFIX",
     "SCAN_KEY_PREFIX",
     "SUPPORTED_DTYPES",
     "ManagerError",
@@ -51,13 +50,12 @@ MAX_TITLE = 255
 SCAN_KEY_PREFIX = "esrf:scan:"  # a Bliss 2 scan (blissdata 2.x's ESRF identity model)
 MAX_NESTING = 32  # levels of lists and objects in scan_info
 _DIGITS = re.compile(r"[0-9]+")
-REASON_PREFIX = "SequenceManager_"  # of the reason of a DevFailed the device raises
 DUPLICATE_SCAN = "DuplicateScan"  # the scan is referenced (or pending) already
 
 
 class ManagerError(Exception):
-    """A refused request: ``reason`` is stable (``DuplicateScan``: the device's DevFailed says
-    ``SequenceManager_DuplicateScan``), the message says why."""
+    """A refused request: ``reason`` is stable (``DuplicateScan``; the device prefixes it), the
+    message says why."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

@@ -41,7 +41,7 @@ class Command(enum.Enum):
     END = "End"
 
 
-# the reason (SequenceManager_<reason>) a phase refuses a command with; absent: accepted
+# the reason a phase refuses a command with; absent: accepted
 _REFUSALS: dict[Phase, dict[Command, str]] = {
     Phase.IDLE: {Command.ADD: "NotRunning", Command.EMIT: "NotRunning",
                  Command.END: "NotRunning"},

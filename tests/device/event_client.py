@@ -23,7 +23,7 @@ import numpy
 import redis
 import tango
 
-from tango_groups.client import event_value
+from tango_groups.devices.interface import event_value
 from tango_groups.scanning.scan import ScanState
 
 CHANNELS = ["sum", "counts", "spectrum", "roi", "flag"]  # as tests/device/conftest.py declares

@@ -34,8 +34,8 @@ import numpy
 import redis
 import tango
 
-from tango_groups.client import event_value
 from tango_groups.data.writer import DataWriter
+from tango_groups.devices.interface import ATTRIBUTES, event_value
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import load_config, sequence_manager_config
 from tango_groups.runtime.process import log_tail
@@ -317,9 +317,7 @@ def list_attributes(trl: str, stop: Any, results: Any, key: str) -> None:
     results.put((key, {"reads": reads, "errors": dict(errors), "examples": examples}))
 
 
-STATIC_ATTRIBUTES = ("State", "Status", "SequenceName", "SequenceNumber", "Title",
-                     "SequenceState", "ScanNumbers", "ScanNames", "ScanCount", "PendingScans",
-                     "ChannelNames", "ScanInfo")
+STATIC_ATTRIBUTES = ("State", "Status", *ATTRIBUTES)
 
 
 def record_events(trl: str, names: list[str], until: list[tuple[str, object]],

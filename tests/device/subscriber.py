@@ -17,7 +17,7 @@ import threading
 import numpy
 import tango
 
-from tango_groups.client import event_value
+from tango_groups.devices.interface import event_value
 
 
 def plain(value: object) -> object:
