@@ -1,5 +1,5 @@
 """The SequenceManager's attributes as Tango declares them: ``pushed`` makes a read-only attribute
-that shows the value the device kept from the manager's last notification and is pushed with
+that shows the value the device kept from the service's last notification and is pushed with
 change events (``push_change``); ``json_value`` is how the JSON attributes (``ScanInfo``) write
 numpy values.
 
@@ -36,11 +36,11 @@ def json_value(value: Any) -> Any:
 
 
 def pushed(name: str, **kwargs: Any) -> attribute:
-    """A read-only attribute showing the value ``name`` the manager notified last, pushed by the
+    """A read-only attribute showing the value ``name`` the service notified last, pushed by the
     device with change events (detect off: every push is an event)."""
     return attribute(name=str(name), access=AttrWriteType.READ, change_event_implemented=True,
                      change_event_detect=False, fget=lambda device: device._values[name],
-                     fisallowed=lambda device, request: device.manager is not None, **kwargs)
+                     fisallowed=lambda device, request: device.service is not None, **kwargs)
 
 
 def push_change(device: Device, name: str, value: Any) -> None:

@@ -1,7 +1,7 @@
-"""From the SequenceManager's device properties to its manager: checked, connected, built.
+"""From the SequenceManager's device properties to its service: checked, connected, built.
 
 Properties are checked before anything connects (a bad value puts the device in FAULT with a
-status that names it; Init retries). The manager gets two Redis clients: one for commands, whose
+status that names it; Init retries). The service gets two Redis clients: one for commands, whose
 socket timeout is ``RedisTimeout`` (at most ``MAX_REDIS_TIMEOUT``, below the 3 s Tango client
 timeout, so that a client always gets the device's own answer), and one for the pending-scan
 followers, which block in ``XREAD`` for up to ``BLOCK_MS`` and need a longer timeout. The Redis
@@ -11,15 +11,16 @@ the health check's, within ``HealthCheckPeriod``), and is never logged. The comm
 fenced by the device's lease (``LeaseTime``, ``tango_groups.data.lease``): every write of the
 data it carries checks the lease in the same round trip.
 
-``DataFormat`` picks the data model: ``bliss1`` (data nodes, ``Manager``), ``bliss2``
-(blissdata 2.x scans, ``Bliss2Manager``: two blissdata stores on the same URL, logical db 0 unless
-the URL names one, with the same timeouts; the running record stays with the 1.x client) or
-``both`` (``BothManager`` over one of each, sharing the session). blissdata connects when its
+``DataFormat`` picks the data model: ``bliss1`` (data nodes, ``Bliss1Service``), ``bliss2``
+(blissdata 2.x scans, ``Bliss2Service``: two blissdata stores on the same URL, logical db 0
+unless the URL names one, with the same timeouts; the running record stays with the 1.x client)
+or ``both`` (``BothService``, composed from the factories of the other two, sharing the session). blissdata connects when its
 store is made: a Redis that refuses it then is an invalid configuration (FAULT until Init).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from tango_groups.data.connection import (
@@ -34,25 +35,25 @@ from tango_groups.data.connection import (
 from tango_groups.data.lease import FencedRedis, Lease
 from tango_groups.data.streams import BLOCK_MS
 from tango_groups.data.writer import Expiration
-from tango_groups.service.manager import RECOVERY_MODES, Manager
-
-if TYPE_CHECKING:
-    from tango_groups.service.bliss2_manager import Bliss2Manager
-    from tango_groups.service.both_manager import BothManager
+from tango_groups.formats import DataFormat
+from tango_groups.service.bliss1 import Bliss1Service
+from tango_groups.service.both import BothService
+from tango_groups.service.core import RECOVERY_MODES
 from tango_groups.service.notifications import NotificationCallback
+from tango_groups.service.protocol import SequenceService
 from tango_groups.session import Session
 
-__all__ = ["DATA_FORMATS", "DEFAULT_LEASE_TIME", "MAX_REDIS_TIMEOUT", "create_manager"]
+if TYPE_CHECKING:  # blissdata 2.x is an extra: imported only for DataFormat bliss2
+    from tango_groups.service.bliss2 import Bliss2Service
 
-DATA_FORMATS = ("bliss1", "bliss2", "both")
+__all__ = ["DEFAULT_LEASE_TIME", "MAX_REDIS_TIMEOUT", "create_service"]
 
 MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client gets our answer
 DEFAULT_LEASE_TIME = 5.0  # s: LeaseTime 0, unless 2 x HealthCheckPeriod + RedisTimeout is longer
 
 
-def create_manager(device: Any, on_change: NotificationCallback
-                   ) -> Manager | Bliss2Manager | BothManager:
-    """The manager ``device`` (a SequenceManager, through its properties) runs; ValueError or
+def create_service(device: Any, on_change: NotificationCallback) -> SequenceService:
+    """The service ``device`` (a SequenceManager, through its properties) runs; ValueError or
     OSError for a property that cannot work."""
     if not 0 < device.RedisTimeout <= MAX_REDIS_TIMEOUT:
         raise ValueError(f"RedisTimeout {device.RedisTimeout} s: use a value in "
@@ -60,8 +61,9 @@ def create_manager(device: Any, on_change: NotificationCallback
     if device.RecoveryMode not in RECOVERY_MODES:
         raise ValueError(f"RecoveryMode {device.RecoveryMode!r}: use one of "
                          f"{', '.join(RECOVERY_MODES)}")
-    if device.DataFormat not in DATA_FORMATS:
-        raise ValueError(f"DataFormat {device.DataFormat!r}: use one of {', '.join(DATA_FORMATS)}")
+    if device.DataFormat not in tuple(DataFormat):
+        raise ValueError(f"DataFormat {device.DataFormat!r}: use one of "
+                         f"{', '.join(each.value for each in DataFormat)}")
     shortest = 2 * device.HealthCheckPeriod + device.RedisTimeout
     lease_time = device.LeaseTime or max(DEFAULT_LEASE_TIME, shortest)
     if lease_time < shortest:
@@ -83,30 +85,27 @@ def create_manager(device: Any, on_change: NotificationCallback
                            socket_timeout=BLOCK_MS / 1000 + timeout, socket_connect_timeout=timeout)
     session = Session(device.Session, redis_url=device.RedisURL, base_path=device.BasePath,
                       expiration=expiration, client=client)
-    if device.DataFormat == "bliss2":
+    if device.DataFormat == DataFormat.BLISS2:
         watch_client.close()
-        return _bliss2_manager(device, session, credentials, on_change)
+        return _bliss2_service(device, session, credentials, on_change)
 
-    def bliss1(callback: NotificationCallback) -> Manager:
-        return Manager(session, device.RedisURL, owner=device.get_name(),
-                       watch_client=watch_client, end_timeout=device.EndTimeout,
-                       recovery=device.RecoveryMode, on_change=callback)
+    def bliss1(callback: NotificationCallback) -> Bliss1Service:
+        return Bliss1Service(session, device.RedisURL, owner=device.get_name(),
+                             watch_client=watch_client, end_timeout=device.EndTimeout,
+                             recovery=device.RecoveryMode, on_change=callback)
 
-    if device.DataFormat == "bliss1":
+    if device.DataFormat == DataFormat.BLISS1:
         return bliss1(on_change)
-    from tango_groups.service.both_manager import BothManager  # imports blissdata 2.x
-
-    both = BothManager(on_change)
-    return both.attach(bliss1(both.from_first),
-                       _bliss2_manager(device, session, credentials, both.from_second))
+    return BothService(bliss1, functools.partial(_bliss2_service, device, session, credentials),
+                       on_change)
 
 
-def _bliss2_manager(device: Any, session: Session, credentials: PasswordFile | None,
-                    on_change: NotificationCallback) -> Bliss2Manager:
+def _bliss2_service(device: Any, session: Session, credentials: PasswordFile | None,
+                    on_change: NotificationCallback) -> Bliss2Service:
     """blissdata 2.x is an extra (``tango_groups[bliss2]``): imported only for this model."""
     try:
         from tango_groups.bliss2 import data_store, store_client
-        from tango_groups.service.bliss2_manager import Bliss2Manager
+        from tango_groups.service.bliss2 import Bliss2Service
     except ImportError as error:
         raise ValueError(f"DataFormat {device.DataFormat} needs blissdata 2.x ({error}): pip install "
                          "'tango_groups[bliss2]'") from None
@@ -125,7 +124,7 @@ def _bliss2_manager(device: Any, session: Session, credentials: PasswordFile | N
     if credentials is not None:
         for each in (store, watch_store):
             use_credentials(store_client(each), credentials)
-    return Bliss2Manager(session, device.RedisURL, owner=device.get_name(), store=store,
+    return Bliss2Service(session, device.RedisURL, owner=device.get_name(), store=store,
                          watch_store=watch_store, timeout=timeout, block=block,
                          end_timeout=device.EndTimeout, on_change=on_change)
 

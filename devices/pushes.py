@@ -1,6 +1,6 @@
 """``Pushes``: the SequenceManager's event dispatcher, the one thread that pushes Tango events.
 
-The device queues (attribute, value) pairs the moment the manager reports a change (so events
+The device queues (attribute, value) pairs the moment the service reports a change (so events
 keep the order of the changes); this thread pushes them while holding the device monitor, so that
 no push races a read of the same attribute inside libtango (pushing from other threads without
 the monitor is what made the first, gevent-based device segfault).

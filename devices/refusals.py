@@ -1,9 +1,10 @@
+
 """``refusals``: how a SequenceManager command fails, the same way for every command.
 
-A refused request (``ManagerError``) becomes a ``DevFailed`` with the manager's stable reason
+A refused request (``ManagerError``) becomes a ``DevFailed`` with the service's stable reason
 (``SequenceManager_*``) and message, logged as a warning; anything unforeseen becomes
 ``SequenceManager_InternalError`` with its traceback in the log: a client never sees a bare Python
-error (``PyDs_PythonError``). Commands of a device without a manager (invalid properties) fail
+error (``PyDs_PythonError``). Commands of a device without a service (invalid properties) fail
 with ``SequenceManager_NotConfigured`` and the device's status.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from tango import DevFailed, Except
 
-from tango_groups.service.requests import ManagerError
+from tango_groups.service.reasons import ManagerError
 
 __all__ = ["REASON_PREFIX", "refusals"]
 
@@ -32,7 +33,7 @@ def refusals(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any) -> Any:
         where = f"SequenceManager.{method.__name__}"
-        if self.manager is None:
+        if self.service is None:
             Except.throw_exception("SequenceManager_NotConfigured", self.dev_status(), where)
         try:
             with self._pushes.command():  # its changes are pushed from this thread

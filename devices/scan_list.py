@@ -1,5 +1,5 @@
 """``ScanList``: the scans of the device's sequence, as its ``ScanNumbers`` / ``ScanNames``
-attributes show them, kept from the manager's ``ScansAdded`` notifications.
+attributes show them, kept from the service's ``ScansAdded`` notifications.
 
 Appending costs the same with ten scans or with ten thousand: numbers go to a numpy buffer that
 doubles when full, and an attribute value is a view of its filled part (later appends never

@@ -1,18 +1,18 @@
 """The SequenceManager Tango device: a thin Tango layer over ``tango_groups.service``.
 
-Commands map to manager calls (``configuration`` builds the manager from the properties); a
-refused request becomes a ``DevFailed`` with a stable ``SequenceManager_*`` reason
+Commands map to calls of a ``SequenceService`` (``configuration`` builds it from the
+properties); a refused request becomes a ``DevFailed`` with a stable ``SequenceManager_*`` reason
 (``refusals``). All attributes (named in ``interface``) are read-only and pushed (change events,
 detect off; channel attributes, ``channels``, also data-ready events); nothing is polled.
 
 Threads and locks: the device runs in Tango's synchronous mode, where the device monitor
-serialises commands, attribute reads and the subscriptions' first reads. The manager reports
+serialises commands, attribute reads and the subscriptions' first reads. The service reports
 every change as a typed notification that carries the new values
 (``tango_groups.service.notifications``), from command threads and from its own threads
 (pending-scan followers, health check). The device keeps those values (attribute reads, State
 and Status return them: a client sees what a command left without waiting for the events) and
 queues the pushes *at once*, so events come in the order of the changes; one dispatcher thread
-(``pushes``) pushes them while holding the device monitor. The device never asks the manager for
+(``pushes``) pushes them while holding the device monitor. The device never asks the service for
 a value.
 
 Tango state: ON (idle), RUNNING (a sequence runs), FAULT (Redis unreachable, the sequence lost,
@@ -26,7 +26,7 @@ import faulthandler
 import json
 import logging
 import signal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy
 from tango import DevState, DispLevel, Util
@@ -39,14 +39,14 @@ from tango_groups.devices.channels import PointWindow, channel_attribute, same_c
 from tango_groups.devices.configuration import (
     DEFAULT_LEASE_TIME,
     MAX_REDIS_TIMEOUT,
-    create_manager,
+    create_service,
 )
 from tango_groups.devices.interface import RESERVED_NAMES, Attribute
 from tango_groups.devices.pushes import Pushes
 from tango_groups.devices.refusals import refusals
 from tango_groups.devices.scan_list import ScanList
+from tango_groups.devices.state import tango_state
 from tango_groups.scanning.scan import ScanState
-from tango_groups.service.manager import Manager
 from tango_groups.service.notifications import (
     Notification,
     PendingChanged,
@@ -56,17 +56,14 @@ from tango_groups.service.notifications import (
     SequenceStarted,
     StateChanged,
 )
+from tango_groups.service.protocol import SequenceService
+from tango_groups.service.reasons import ManagerError, Reason
 from tango_groups.service.requests import (
-    ManagerError,
     decode_npy,
     parse_channels,
     parse_start_request,
 )
-from tango_groups.service.states import Phase, tango_state
-
-if TYPE_CHECKING:  # blissdata 2.x is an extra: imported only for DataFormat bliss2
-    from tango_groups.service.bliss2_manager import Bliss2Manager
-    from tango_groups.service.both_manager import BothManager
+from tango_groups.service.states import Phase
 
 __all__ = ["SequenceManager"]
 
@@ -151,7 +148,7 @@ class SequenceManager(Device):
         doc="What the device does at start-up with a sequence a previous run left open (a "
             "crash, a kill): 'close' ends it as KILLED, 'resume' takes it over (RUNNING).")
 
-    manager: Manager | Bliss2Manager | BothManager | None = None
+    service: SequenceService | None = None
 
     # -- init & delete ----------------------------------------------------------------------
     def init_device(self) -> None:
@@ -166,33 +163,33 @@ class SequenceManager(Device):
         self._pushes = Pushes(self, self._push)
         try:
             self._create_channel_attributes(parse_channels(list(self.Channels), RESERVED_NAMES))
-            manager = create_manager(self, self._on_change)
+            service = create_service(self, self._on_change)
         except (ManagerError, OSError, ValueError) as error:
             self._create_channel_attributes({})  # none until the server restarts
-            self.manager = None
+            self.service = None
             self._invalid = (f"Invalid property: {getattr(error, 'message', error)}. Fix the "
                              "device properties, then run Init.")
             self.error_stream(self._invalid)
             self._on_change(StateChanged(Phase.IDLE, False, self._invalid))
             return
         self._sequence_values(SequenceStarted("", 0, "", ScanState.IDLE, (), {}))
-        self.manager = manager
-        manager.open(self.HealthCheckPeriod)  # may close or resume what a run left open
+        self.service = service
+        service.open(self.HealthCheckPeriod)  # may close or resume what a run left open
         self.info_stream(f"session {self.Session!r} in {redact(self.RedisURL)}, "
                          f"scans in {self.BasePath}: {self.dev_status()}")
 
     def delete_device(self) -> None:
-        if self.manager is not None:
+        if self.service is not None:
             running = self.get_state() == DevState.RUNNING
             try:
-                self.manager.close()  # ends a running sequence KILLED: say so in the log
+                self.service.close()  # ends a running sequence KILLED: say so in the log
                 if running:
                     logger.warning("sequence %s ended %s: the device stops",
                                    self._values[Attribute.SEQUENCE_NAME],
                                    ScanState(self._values[Attribute.SEQUENCE_STATE]).name)
             finally:
-                self.manager.release()
-                self.manager = None
+                self.service.release()
+                self.service = None
         # at shutdown the device is destroyed next: wait until nothing pushes any more (Init
         # holds the monitor and keeps the device: the closed dispatcher just drains)
         self._pushes.close(wait=Util.instance().is_svr_shutting_down())
@@ -200,14 +197,14 @@ class SequenceManager(Device):
     # -- state --------------------------------------------------------------------------------
     def dev_state(self) -> DevState:
         phase, connected, _ = self._values["State"]
-        return DevState.names[tango_state(phase, connected)]
+        return tango_state(phase, connected)
 
     def dev_status(self) -> str:
-        return self._values["State"][2] + ("" if self.manager is None else self._restart_note)
+        return self._values["State"][2] + ("" if self.service is None else self._restart_note)
 
     # -- notifications -> kept values and queued pushes -> dispatcher thread ------------------
     def _on_change(self, notification: Notification) -> None:
-        """Called with the manager's (or its sequence's) lock held: keep the values, queue the
+        """Called with the service's (or its sequence's) lock held: keep the values, queue the
         pushes (in order), never call back."""
         match notification:
             case StateChanged(phase, connected, _):
@@ -342,7 +339,7 @@ class SequenceManager(Device):
     @refusals
     def Start(self, request: str) -> str:
         """Start a sequence; refused while one runs. Nothing is written when it is refused."""
-        return self.manager.start(
+        return self.service.start(
             parse_start_request(request, RESERVED_NAMES, self._channel_attributes))
 
     @command(dtype_in=str, dtype_out=str,
@@ -353,7 +350,7 @@ class SequenceManager(Device):
     @refusals
     def AddScan(self, reference: str) -> str:
         """Reference a scan in the running sequence."""
-        return self.manager.add_scan(reference)
+        return self.service.add_scan(reference)
 
     @command(dtype_in="DevVarDoubleStringArray", dtype_out=int,
              doc_in="([points...], [channel name]); points are flattened for channels whose "
@@ -364,8 +361,9 @@ class SequenceManager(Device):
         """Append points to a custom channel (converted to its dtype without loss, or refused)."""
         values, names = argin
         if len(names) != 1:
-            raise ManagerError("BadRequest", "give exactly one channel name in the string part")
-        return self.manager.emit(names[0], numpy.asarray(values), flat=True)
+            raise ManagerError(Reason.BAD_REQUEST,
+                               "give exactly one channel name in the string part")
+        return self.service.emit(names[0], numpy.asarray(values), flat=True)
 
     @command(dtype_in="DevEncoded", dtype_out=int,
              doc_in="(channel name, .npy bytes as numpy.save writes them): one point or a block "
@@ -375,19 +373,19 @@ class SequenceManager(Device):
     def EmitChannelEncoded(self, argin: tuple[str, bytes]) -> int:
         """Append points to a custom channel without going through doubles."""
         name, payload = argin
-        return self.manager.emit(name, decode_npy(bytes(payload)))
+        return self.service.emit(name, decode_npy(bytes(payload)))
 
     @command(dtype_out=str, doc_out="Final state of the sequence (DONE, KILLED, USER_ABORTED)")
     @refusals
     def End(self) -> str:
         """End the sequence; fails (after ending it) if scans added by number never started."""
-        return self.manager.end()
+        return self.service.end()
 
     @command(dtype_out=str, doc_out="USER_ABORTED")
     @refusals
     def Abort(self) -> str:
         """End the sequence as USER_ABORTED without waiting for pending scans."""
-        return self.manager.abort()
+        return self.service.abort()
 
     @command(dtype_in=str, dtype_out=str,
              doc_in='Scans as JSON {"scans": [12, "<db_name>"], "title": str, "scan_info": {}} '
@@ -396,4 +394,4 @@ class SequenceManager(Device):
     @refusals
     def CreateGroup(self, request: str) -> str:
         """Group existing scans in one call (independent of the running sequence)."""
-        return self.manager.create_group(request)
+        return self.service.create_group(request)

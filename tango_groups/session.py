@@ -33,13 +33,13 @@ from .data import keys
 from .data.channel import ChannelSpec
 from .data.connection import Redis, connect
 from .data.writer import DataWriter, Expiration, GroupWriter, ScanWriter
+from .formats import SESSION_FORMATS
 
 if TYPE_CHECKING:
     from .bliss2.writer import Bliss2Writer
 
-__all__ = ["DATA_FORMATS", "Config", "Session", "current_session", "get_current_session"]
+__all__ = ["Config", "Session", "current_session", "get_current_session"]
 
-DATA_FORMATS = ("bliss1", "bliss2")
 
 _current: Session | None = None
 
@@ -79,8 +79,9 @@ class Session:
         data_format: str = "bliss1",
     ) -> None:
         keys.check_local_name(name)
-        if data_format not in DATA_FORMATS:
-            raise ValueError(f"data_format must be one of {DATA_FORMATS}, not {data_format!r}")
+        if data_format not in SESSION_FORMATS:
+            raise ValueError(f"data_format must be one of {[str(f) for f in SESSION_FORMATS]}, "
+                             f"not {data_format!r}")
         self.name = name
         self.base_path = base_path
         self.data_format = data_format

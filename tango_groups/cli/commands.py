@@ -62,6 +62,7 @@ from typing import NamedTuple, NoReturn
 import tango
 
 from ..data.connection import redact
+from ..formats import DataFormat
 from ..runtime.device_server import DeviceServer
 from ..runtime.fixtures import (
     check_database,
@@ -81,9 +82,6 @@ from .gui import add_gui
 from .listen import add_listen
 from .loopscan import add_loopscan
 from .options import (
-    BLISS1,
-    BLISS2,
-    DATA_FORMATS,
     DEFAULT_BASE_PATH,
     DEFAULT_SESSION,
     add_data_format_option,
@@ -184,8 +182,8 @@ def _start(args: argparse.Namespace, started: contextlib.ExitStack) -> Served:
     if args.tango_host:
         check_database(args.tango_host)
     data_format = args.data_format or (args.tango_host and registered_property(
-        args.tango_host, device_names(args.instance)[0], "DataFormat")) or BLISS1
-    bliss2 = data_format != BLISS1
+        args.tango_host, device_names(args.instance)[0], "DataFormat")) or DataFormat.BLISS1
+    bliss2 = data_format != DataFormat.BLISS1
     redis_url = args.redis_url or _start_redis(bliss2, started)
     if bliss2:  # the db set up for blissdata 2 (db 0; the 1.x data nodes are in db 1)
         bliss2_store(redis_url, set_up=True)
@@ -232,7 +230,7 @@ def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
     served = _start(args, started)
     tango_host, redis_url, server = served.tango_host, served.redis_url, served.server
     session = served.property("Session", DEFAULT_SESSION)
-    data_format = served.property("DataFormat", BLISS1)
+    data_format = served.property("DataFormat", DataFormat.BLISS1)
     lines = registration_lines(served.registered)
     lines += [f"TANGO_HOST={tango_host}", f"REDIS_URL={redact(redis_url)}"]
     lines += [f"DEVICE={device}" for device in server.devices]
@@ -252,11 +250,11 @@ def _serve(args: argparse.Namespace, started: contextlib.ExitStack) -> NoReturn:
     command = runnable("tango-groups")
     lines += ["Drive it from itango:",
               f"    {runnable('itango3')} -i -c \"d = Device('{device}')\""]
-    if data_format != BLISS2:
+    if data_format != DataFormat.BLISS2:
         lines += ["Write a simulated scan (numbered where the device counts, for AddScan):",
                   f"    {command} loopscan {redis_options} --base-path {shlex.quote(base_path)}",
                   "Follow its scans and sequences:", f"    {command} listen {redis_options}"]
-    if data_format != BLISS1:
+    if data_format != DataFormat.BLISS1:
         lines += ["Write a simulated Bliss 2 scan:",
                   f"    {command} loopscan --data-format bliss2 {redis_options}",
                   "Follow its Bliss 2 scans and sequences:",
@@ -282,7 +280,7 @@ def _add_register(commands: argparse._SubParsersAction) -> None:
                              "$TANGO_HOST)")
     add_redis_options(parser, session_default=None)
     parser.add_argument("--base-path", help="the BasePath property (scan-saving base path)")
-    parser.add_argument("--data-format", choices=DATA_FORMATS,
+    parser.add_argument("--data-format", choices=[each.value for each in DataFormat],
                         help="the DataFormat property: bliss1, bliss2 or both")
     _add_server_options(parser)
     parser.set_defaults(run=register)
@@ -341,7 +339,8 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
                                           "environment, or a full tango:// name)")
     parser.add_argument("--tango-host", default=None, help=argparse.SUPPRESS)
     add_redis_options(parser, session_default=None)
-    parser.set_defaults(run=run_demo, instance="demo", devices=1, data_format=BLISS1)
+    parser.set_defaults(run=run_demo, instance="demo", devices=1,
+                        data_format=DataFormat.BLISS1.value)
 
 
 def run_demo(args: argparse.Namespace) -> int:

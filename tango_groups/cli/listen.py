@@ -20,6 +20,7 @@ from collections.abc import Callable
 from ..data import keys
 from ..data.connection import redact
 from ..data.node import GroupScanNode, get_node, get_session_node, sessions_list
+from ..formats import DataFormat
 from . import options
 from .formatting import follow
 
@@ -38,7 +39,7 @@ def add_listen(commands: argparse._SubParsersAction) -> None:
     options.add_redis_options(parser, session_default=options.DEFAULT_SESSION)
     options.add_data_format_option(parser, "the data to follow (one model at a time: for a device "
                                            "in DataFormat both, run one listen of each)",
-                                   choices=(options.BLISS1, options.BLISS2))
+                                   choices=(DataFormat.BLISS1.value, DataFormat.BLISS2.value))
     follow_one = parser.add_mutually_exclusive_group()
     follow_one.add_argument(
         "--filter", default=None, type=lambda text: text.split(","),
@@ -52,7 +53,7 @@ def add_listen(commands: argparse._SubParsersAction) -> None:
 
 def listen(args: argparse.Namespace) -> int:
     """Print events until interrupted (Ctrl-C is the normal way to stop: exit code 0)."""
-    if args.data_format == options.BLISS2 and args.filter:
+    if args.data_format == DataFormat.BLISS2 and args.filter:
         raise RuntimeError("--filter chooses Bliss 1.x node types: bliss2 shows every scan's "
                            "states, and a sequence's sub-scans and points")
     url = options.required_redis_url(args)
@@ -60,7 +61,7 @@ def listen(args: argparse.Namespace) -> int:
     write = functools.partial(print, flush=True)
     waiting = functools.partial(_say_waiting, args, url)
     try:
-        if args.data_format == options.BLISS1:
+        if args.data_format == DataFormat.BLISS1:
             _listen_bliss1(args, url, write, waiting)
         else:
             _listen_bliss2(args, url, write, waiting)
@@ -103,11 +104,11 @@ def _listen_bliss2(args: argparse.Namespace, url: str, write: Write,
 
 def _say_waiting(args: argparse.Namespace, url: str, replayed: int) -> None:
     """After the replay, on stderr: what was found and that listen now waits."""
-    what = "scans" if args.data_format == options.BLISS2 and not args.sequence else "events"
+    what = "scans" if args.data_format == DataFormat.BLISS2 and not args.sequence else "events"
     found = f"{replayed} {what} of {args.sequence or 'session ' + repr(args.session)} so far"
     if not replayed and not args.sequence:
         found = f"nothing in session {args.session!r} of the Redis at {redact(url)} yet"
-        if args.data_format == options.BLISS1:
+        if args.data_format == DataFormat.BLISS1:
             others = ", ".join(node.db_name for node in sessions_list(connection=url))
             found += f" (sessions there: {others or 'none'})"
     print(f"tango-groups listen: {found}; waiting for new events (Ctrl-C stops)",

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..formats import DataFormat
 from ..scanning.simulation import loopscan
 from ..session import Session
 from .options import (
-    BLISS1,
-    BLISS2,
     DEFAULT_BASE_PATH,
     DEFAULT_SESSION,
     add_data_format_option,
@@ -38,7 +37,8 @@ def add_loopscan(commands: argparse._SubParsersAction) -> None:
                         help="the scan-saving base path, the device's BasePath (default: "
                              f"{DEFAULT_BASE_PATH}): Bliss 1.x scans are numbered in its "
                              "container (/data/id00 -> <session>:data:id00)")
-    add_data_format_option(parser, "the data to write", choices=(BLISS1, BLISS2))
+    add_data_format_option(parser, "the data to write",
+                           choices=(DataFormat.BLISS1.value, DataFormat.BLISS2.value))
     parser.add_argument("--npoints", type=int, default=10, help="points (default: 10)")
     parser.add_argument("--count-time", type=float, default=0.1,
                         help="seconds per point (default: 0.1)")
@@ -56,7 +56,7 @@ def run_loopscan(args: argparse.Namespace) -> int:
             counters = [session.config.get(name) for name in args.counters]
         except KeyError as error:
             raise ValueError(error.args[0]) from None
-        if args.data_format == BLISS2:
+        if args.data_format == DataFormat.BLISS2:
             from .bliss2.simulation import loopscan as bliss2_loopscan  # blissdata 2: only now
 
             print(*bliss2_loopscan(bliss2_store(url), args.session, args.npoints,

@@ -15,8 +15,9 @@ import os
 from typing import Any
 
 from ..data.connection import RedisError, ping, redact
+from ..formats import DataFormat
 
-__all__ = ["BLISS1", "BLISS2", "BOTH", "DATA_FORMATS", "DEFAULT_BASE_PATH", "DEFAULT_SESSION", "REDIS_URL_VARIABLE",
+__all__ = ["DEFAULT_BASE_PATH", "DEFAULT_SESSION", "REDIS_URL_VARIABLE",
            "add_data_format_option", "add_redis_options", "bliss2_store", "check_redis",
            "required_redis_url"]
 
@@ -24,8 +25,6 @@ DEFAULT_SESSION = "tango_groups"  # the SequenceManager's default Session proper
 DEFAULT_BASE_PATH = "/tmp/scans"  # its default BasePath property
 REDIS_URL_VARIABLE = "TANGO_GROUPS_REDIS_URL"
 SERVED_REDIS_URL = "REDIS_URL"  # the name serve prints it under: read too, after the first
-BLISS1, BLISS2, BOTH = "bliss1", "bliss2", "both"
-DATA_FORMATS = (BLISS1, BLISS2, BOTH)  # the values of the device's DataFormat property
 
 
 def add_redis_options(parser: argparse.ArgumentParser, session_default: str | None) -> None:
@@ -41,10 +40,10 @@ def add_redis_options(parser: argparse.ArgumentParser, session_default: str | No
 
 
 def add_data_format_option(parser: argparse.ArgumentParser, what: str,
-                           choices: tuple[str, ...] = DATA_FORMATS,
-                           default: str | None = BLISS1) -> None:
+                           choices: tuple[str, ...] = tuple(each.value for each in DataFormat),
+                           default: str | None = DataFormat.BLISS1.value) -> None:
     """``--data-format`` with ``choices`` (``both`` only where it works)."""
-    both = ", or both" if BOTH in choices else ""
+    both = ", or both" if DataFormat.BOTH in choices else ""
     parser.add_argument(
         "--data-format", choices=choices, default=default,
         help=f"{what}: bliss1 (Bliss 1.x data nodes), bliss2 (the Bliss 2 model of blissdata 2, "

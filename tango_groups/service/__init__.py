@@ -1,9 +1,12 @@
-"""The SequenceManager's Tango-free core: one live sequence at a time, driven by commands.
+"""The SequenceManager's Tango-free core: sequence services, one per data model, side by side.
 
-``requests`` parses and validates what clients send (nothing is written before a request is
-known to be acceptable), ``states`` is the state model (which command each phase accepts, and
-the transitions), ``manager`` runs sequences through ``tango_groups.scanning`` and reports every
-change through one callback, and ``watchers`` holds its background threads (pending scans, the
-health of the Redis connection). The Tango device (``tango_groups.devices``) is a thin layer
-over ``manager.Manager``.
+``protocol`` says what a sequence service is (``SequenceService``: start, add_scan, emit, end,
+abort, create_group, and the typed ``notifications`` it sends); ``bliss1`` (Bliss 1.x data nodes)
+and ``bliss2`` (blissdata 2.x scans) implement it over ``core``, what they share (phases,
+locking, failures and re-reads, idempotent retries, the running record, the lease of
+``lease_guard``, the health check, ``messages``); ``both`` composes the two through the
+interface. ``requests`` parses and checks what clients send (nothing is written before a request
+is known to be acceptable), ``reasons`` names why a request is refused, ``states`` is the state
+model and ``watchers`` the periodic thread. The Tango device (``tango_groups.devices``) is a
+thin layer over a ``SequenceService``.
 """

@@ -22,7 +22,7 @@ from typing import Any
 from ..data.connection import RedisError
 from ..data.lease import Lease, LeaseLostError
 from ..session import Session
-from .requests import ManagerError
+from .reasons import ManagerError, Reason
 
 __all__ = ["LeaseGuard"]
 
@@ -51,12 +51,12 @@ class LeaseGuard:
         message = (f"Standing by: another SequenceManager ({holder.name}, lease token "
                    f"{holder.token}) writes this device's sequences, its lease runs until "
                    f"{until} (renewed while it runs). This device takes over once it expired.")
-        self._fault(ManagerError("LeaseHeld", message))
+        self._fault(ManagerError(Reason.LEASE_HELD, message))
         raise self._lease_refusal
 
     def _lease_lost(self, error: LeaseLostError) -> ManagerError:
         """Another server took the lease over: FAULT for good, nothing more is written."""
-        if self._lease_refusal is None or self._lease_refusal.reason != "LeaseLost":
+        if self._lease_refusal is None or self._lease_refusal.reason is not Reason.LEASE_LOST:
             token, _, name = error.holder.partition(":")
             who = f" ({name}, lease token {token})" if error.holder else ""
             now = datetime.datetime.now().isoformat(" ", "seconds")
@@ -65,7 +65,7 @@ class LeaseGuard:
                        "Init it to stand by.")
             logger.error(message)
             self._abandon()
-            self._fault(ManagerError("LeaseLost", message))
+            self._fault(ManagerError(Reason.LEASE_LOST, message))
         return self._lease_refusal
 
     def _fault(self, refusal: ManagerError) -> None:

@@ -24,13 +24,12 @@ from typing import Any
 import numpy
 
 from ..data.channel import ChannelSpec
+from .reasons import ManagerError, Reason
 
 __all__ = [
-    "DUPLICATE_SCAN",
     "MAX_POINT_SIZE",
     "SCAN_KEY_PREFIX",
     "SUPPORTED_DTYPES",
-    "ManagerError",
     "StartRequest",
     "channel_json",
     "decode_npy",
@@ -50,24 +49,13 @@ MAX_TITLE = 255
 SCAN_KEY_PREFIX = "esrf:scan:"  # a Bliss 2 scan (blissdata 2.x's ESRF identity model)
 MAX_NESTING = 32  # levels of lists and objects in scan_info
 _DIGITS = re.compile(r"[0-9]+")
-DUPLICATE_SCAN = "DuplicateScan"  # the scan is referenced (or pending) already
-
-
-class ManagerError(Exception):
-    """A refused request: ``reason`` is stable (``DuplicateScan``; the device prefixes it), the
-    message says why."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 def scans_never_started(sequence: str, state: str, numbers: list[int],
                         timeout: float) -> ManagerError:
     """End's answer when scans added by number did not start within EndTimeout: the sequence
     is ended (``state``) without them."""
-    return ManagerError("ScansNotFinished",
+    return ManagerError(Reason.SCANS_NOT_FINISHED,
                         f"sequence {sequence} ended {state} without scans {numbers}: they did "
                         f"not start within EndTimeout ({timeout:g} s); add them to another "
                         "sequence once they run, or raise EndTimeout")
@@ -81,15 +69,15 @@ def parse_channel(item: Any, declared: dict[str, ChannelSpec] | None = None) -> 
     if isinstance(item, str):
         item = {"name": item}
     if not isinstance(item, dict) or "name" not in item:
-        raise ManagerError("BadChannel", f"a channel is a name or an object with a \"name\", "
+        raise ManagerError(Reason.BAD_CHANNEL, f"a channel is a name or an object with a \"name\", "
                                          f"not {item!r:.80}")
     unknown = set(item) - {"name", "dtype", "shape", "unit"}
     if unknown:
-        raise ManagerError("BadChannel", f"unknown channel field(s) {sorted(unknown)}: use "
+        raise ManagerError(Reason.BAD_CHANNEL, f"unknown channel field(s) {sorted(unknown)}: use "
                                          "name, dtype, shape, unit")
     name = item["name"]
     if not isinstance(name, str) or not CHANNEL_NAME.fullmatch(name):
-        raise ManagerError("BadChannel", f"invalid channel name {name!r:.80}: use a letter "
+        raise ManagerError(Reason.BAD_CHANNEL, f"invalid channel name {name!r:.80}: use a letter "
                                          "then letters, digits or '_' (it names a Tango "
                                          "attribute)")
     known = (declared or {}).get(name)
@@ -97,27 +85,27 @@ def parse_channel(item: Any, declared: dict[str, ChannelSpec] | None = None) -> 
         fixed = {key: value for key, value in channel_json(known).items() if key != "name"}
         for field, value in fixed.items():
             if item.get(field, value) != value:
-                raise ManagerError("BadChannel", f"channel {name!r} is declared with "
+                raise ManagerError(Reason.BAD_CHANNEL, f"channel {name!r} is declared with "
                                                  f"{field} {value} on this device, not "
                                                  f"{item[field]!r:.40}: leave it out or "
                                                  "choose another name")
         item = {**fixed, **item}
     dtype_name = item.get("dtype", "float64")
     if dtype_name not in SUPPORTED_DTYPES:
-        raise ManagerError("BadChannel", f"channel {name!r}: unsupported dtype "
+        raise ManagerError(Reason.BAD_CHANNEL, f"channel {name!r}: unsupported dtype "
                                          f"{dtype_name!r:.40}: use one of "
                                          f"{', '.join(SUPPORTED_DTYPES)}")
     shape = item.get("shape", [])
     if (not isinstance(shape, list) or len(shape) > 2
             or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
             or math.prod(shape) > MAX_POINT_SIZE):
-        raise ManagerError("BadChannel", f"channel {name!r}: shape must be [] (scalar points), "
+        raise ManagerError(Reason.BAD_CHANNEL, f"channel {name!r}: shape must be [] (scalar points), "
                                          f"[n] or [n, m] with positive sizes and at most "
                                          f"{MAX_POINT_SIZE} values per point, not "
                                          f"{shape!r:.80}")
     unit = item.get("unit")
     if unit is not None and not isinstance(unit, str):
-        raise ManagerError("BadChannel", f"channel {name!r}: unit must be a string")
+        raise ManagerError(Reason.BAD_CHANNEL, f"channel {name!r}: unit must be a string")
     if unit is not None:
         _utf8(unit, f"channel {name!r}: unit", "BadChannel")
     return ChannelSpec((), name, dtype_name, tuple(shape), unit)
@@ -146,7 +134,7 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
     attributes); ``declared`` as in ``parse_channel``."""
     text = text.strip()
     if text.startswith("[") and text.endswith("]"):  # channels meant, most likely
-        raise ManagerError("BadRequest", f"Start takes a title or a JSON object, not the list "
+        raise ManagerError(Reason.BAD_REQUEST, f"Start takes a title or a JSON object, not the list "
                                          f"{text:.80}: channels go in {{\"channels\": "
                                          "[\"sum\"]}, a title in brackets in {\"title\": "
                                          "\"[...]\"}")
@@ -156,20 +144,20 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
     title = request.get("title")
     if title is not None:
         if not isinstance(title, str) or not title.strip():
-            raise ManagerError("BadRequest", "\"title\" must be a non-empty string")
+            raise ManagerError(Reason.BAD_REQUEST, "\"title\" must be a non-empty string")
         title = _title(title)
     channels = request.get("channels", [])
     if not isinstance(channels, list):
-        raise ManagerError("BadRequest", "\"channels\" must be a list of channel names or "
+        raise ManagerError(Reason.BAD_REQUEST, "\"channels\" must be a list of channel names or "
                                          "objects: [\"sum\"] or [{\"name\": \"sum\", "
                                          "\"unit\": \"V\"}]")
     decls = tuple(parse_channel(item, declared) for item in channels)
     names = [decl.name.lower() for decl in decls]
     if len(set(names)) != len(names):
-        raise ManagerError("BadChannel", "channel names must be unique (case-insensitively)")
+        raise ManagerError(Reason.BAD_CHANNEL, "channel names must be unique (case-insensitively)")
     for decl in decls:
         if decl.name.lower() in reserved_names:
-            raise ManagerError("BadChannel", f"channel name {decl.name!r} is taken by a device "
+            raise ManagerError(Reason.BAD_CHANNEL, f"channel name {decl.name!r} is taken by a device "
                                              "attribute: choose another name")
     return StartRequest(title, _scan_info(request), decls)
 
@@ -183,7 +171,7 @@ def parse_channels(items: list[str], reserved_names: frozenset[str] = frozenset(
         text = text.strip()
         decl = parse_channel(_json(text, "Channels") if text.startswith("{") else text)
         if decl.name.lower() in reserved_names or decl.name.lower() in map(str.lower, decls):
-            raise ManagerError("BadChannel", f"Channels: channel name {decl.name!r} is taken "
+            raise ManagerError(Reason.BAD_CHANNEL, f"Channels: channel name {decl.name!r} is taken "
                                              "(declared twice, or a device attribute's name)")
         decls[decl.name] = decl
     return decls
@@ -195,18 +183,18 @@ def parse_scan_reference(reference: Any) -> int | str:
     if isinstance(reference, int) and not isinstance(reference, bool):
         reference = str(reference)
     if not isinstance(reference, str) or not reference.strip():
-        raise ManagerError("BadRequest", f"give a scan number or a scan db_name, not "
+        raise ManagerError(Reason.BAD_REQUEST, f"give a scan number or a scan db_name, not "
                                          f"{reference!r:.80}")
     reference = reference.strip()
     if _DIGITS.fullmatch(reference):
         number = int(reference)
         if not 1 <= number <= MAX_NUMBER:
-            raise ManagerError("BadRequest", f"scan number {reference:.40} is out of range "
+            raise ManagerError(Reason.BAD_REQUEST, f"scan number {reference:.40} is out of range "
                                              f"(1 to {MAX_NUMBER})")
         return number
     _utf8(reference, "scan reference")
     if ":" not in reference or any(not part for part in reference.split(":")):
-        raise ManagerError("BadRequest", f"{reference!r:.80} is neither a scan number (digits) "
+        raise ManagerError(Reason.BAD_REQUEST, f"{reference!r:.80} is neither a scan number (digits) "
                                          "nor a scan db_name (session:...:12_loopscan)")
     return reference
 
@@ -221,7 +209,7 @@ def parse_group_request(text: str) -> tuple[list[int | str], str | None, dict[st
         scans, title = request.get("scans"), request.get("title")
         if title is not None:
             if not isinstance(title, str):
-                raise ManagerError("BadRequest", "\"title\" must be a string")
+                raise ManagerError(Reason.BAD_REQUEST, "\"title\" must be a string")
             title = _title(title)
         scan_info = _scan_info(request)
     elif text.startswith("["):
@@ -229,11 +217,11 @@ def parse_group_request(text: str) -> tuple[list[int | str], str | None, dict[st
     else:
         scans = text.replace(",", " ").split()
     if not isinstance(scans, list) or not scans:
-        raise ManagerError("BadRequest", "give at least one scan: numbers or db_names, e.g. "
+        raise ManagerError(Reason.BAD_REQUEST, "give at least one scan: numbers or db_names, e.g. "
                                          "'12 13' or '{\"scans\": [12, 13], \"title\": \"t\"}'")
     references = [parse_scan_reference(scan) for scan in scans]
     if len(set(references)) != len(references):
-        raise ManagerError(DUPLICATE_SCAN, "a scan is listed twice")
+        raise ManagerError(Reason.DUPLICATE_SCAN, "a scan is listed twice")
     return references, title, scan_info
 
 
@@ -242,14 +230,14 @@ def decode_npy(payload: bytes) -> numpy.ndarray:
     try:
         return numpy.load(io.BytesIO(payload), allow_pickle=False)
     except Exception as error:  # numpy raises ValueError, EOFError, OSError... on bad bytes
-        raise ManagerError("BadData", f"not .npy data without pickles ({type(error).__name__}: "
+        raise ManagerError(Reason.BAD_DATA, f"not .npy data without pickles ({type(error).__name__}: "
                                       f"{error}): send the bytes numpy.save writes") from error
 
 
 def _title(title: str) -> str:
     """A title names a node and is read back through Tango strings (Latin-1, C strings)."""
     if len(title) > MAX_TITLE:
-        raise ManagerError("BadRequest", f"the title has {len(title)} characters; at most "
+        raise ManagerError(Reason.BAD_REQUEST, f"the title has {len(title)} characters; at most "
                                          f"{MAX_TITLE}")
     try:
         title.encode("latin-1")
@@ -258,7 +246,7 @@ def _title(title: str) -> str:
     else:
         unfit = any(unicodedata.category(c) == "Cc" for c in title)
     if unfit:
-        raise ManagerError("BadRequest", f"the title {title!r:.80} holds characters a Tango "
+        raise ManagerError(Reason.BAD_REQUEST, f"the title {title!r:.80} holds characters a Tango "
                                          "string cannot carry: use Latin-1 text without control "
                                          "characters")
     return title
@@ -267,7 +255,7 @@ def _title(title: str) -> str:
 def _scan_info(request: dict[str, Any]) -> dict[str, Any]:
     scan_info = request.get("scan_info", {})
     if not isinstance(scan_info, dict):
-        raise ManagerError("BadRequest", "\"scan_info\" must be a JSON object")
+        raise ManagerError(Reason.BAD_REQUEST, "\"scan_info\" must be a JSON object")
     _storable(scan_info, "scan_info")
     return scan_info
 
@@ -300,12 +288,12 @@ def _utf8(text: str, where: str, reason: str = "BadRequest") -> None:
 
 
 def _json(text: str, command: str) -> Any:
-    too_deep = ManagerError("BadRequest", f"{command}: JSON nested deeper than {MAX_NESTING} "
+    too_deep = ManagerError(Reason.BAD_REQUEST, f"{command}: JSON nested deeper than {MAX_NESTING} "
                                           "levels")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ManagerError("BadRequest", f"{command}: invalid JSON: {error}") from None
+        raise ManagerError(Reason.BAD_REQUEST, f"{command}: invalid JSON: {error}") from None
     except RecursionError:
         raise too_deep from None
     if _nesting(value) > MAX_NESTING:
@@ -316,10 +304,10 @@ def _json(text: str, command: str) -> Any:
 def _json_object(text: str, command: str, fields: set[str]) -> dict[str, Any]:
     request = _json(text, command)
     if not isinstance(request, dict):
-        raise ManagerError("BadRequest", f"{command}: expected a JSON object")
+        raise ManagerError(Reason.BAD_REQUEST, f"{command}: expected a JSON object")
     unknown = set(request) - fields
     if unknown:
-        raise ManagerError("BadRequest", f"{command}: unknown field(s) {sorted(unknown)}; "
+        raise ManagerError(Reason.BAD_REQUEST, f"{command}: unknown field(s) {sorted(unknown)}; "
                                          f"allowed: {sorted(fields)}")
     return request
 

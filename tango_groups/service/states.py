@@ -17,15 +17,16 @@ does not answer stops no phase: the phase resumes when it answers again)::
 
 A failure while a command writes never changes the phase: the command can be given again (End
 after Redis came back ends the sequence; a write that timed out is checked before the next one).
-The Tango state follows from phase and connection (``tango_state``): FAULT when Redis does not
-answer or the sequence was lost, else RUNNING or ON.
+The Tango device shows phase and connection as its state (``tango_groups.devices``).
 """
 
 from __future__ import annotations
 
 import enum
 
-__all__ = ["Command", "Phase", "refusal", "tango_state", "transition"]
+from .reasons import Reason
+
+__all__ = ["Command", "Phase", "Transition", "refusal", "transition"]
 
 
 class Phase(enum.Enum):
@@ -35,45 +36,47 @@ class Phase(enum.Enum):
 
 
 class Command(enum.Enum):
-    START = "Start"
-    ADD = "AddScan"
-    EMIT = "EmitChannel"
-    END = "End"
+    """The requests a phase may refuse (group requests are independent of the phase)."""
+
+    START = "start"
+    ADD = "add a scan"
+    EMIT = "emit points"
+    END = "end or abort"
+
+
+class Transition(enum.Enum):
+    STARTED = "started"
+    ENDED = "ended"
+    LOST = "lost"
 
 
 # the reason a phase refuses a command with; absent: accepted
-_REFUSALS: dict[Phase, dict[Command, str]] = {
-    Phase.IDLE: {Command.ADD: "NotRunning", Command.EMIT: "NotRunning",
-                 Command.END: "NotRunning"},
-    Phase.RUNNING: {Command.START: "AlreadyRunning"},
-    Phase.LOST: {Command.START: "SequenceLost", Command.ADD: "SequenceLost",
-                 Command.EMIT: "SequenceLost"},
+_REFUSALS: dict[Phase, dict[Command, Reason]] = {
+    Phase.IDLE: {Command.ADD: Reason.NOT_RUNNING, Command.EMIT: Reason.NOT_RUNNING,
+                 Command.END: Reason.NOT_RUNNING},
+    Phase.RUNNING: {Command.START: Reason.ALREADY_RUNNING},
+    Phase.LOST: {Command.START: Reason.SEQUENCE_LOST, Command.ADD: Reason.SEQUENCE_LOST,
+                 Command.EMIT: Reason.SEQUENCE_LOST},
 }
 
-_TRANSITIONS: dict[tuple[Phase, str], Phase] = {
-    (Phase.IDLE, "started"): Phase.RUNNING,
-    (Phase.RUNNING, "ended"): Phase.IDLE,
-    (Phase.LOST, "ended"): Phase.IDLE,
-    (Phase.RUNNING, "lost"): Phase.LOST,
+_TRANSITIONS: dict[tuple[Phase, Transition], Phase] = {
+    (Phase.IDLE, Transition.STARTED): Phase.RUNNING,
+    (Phase.RUNNING, Transition.ENDED): Phase.IDLE,
+    (Phase.LOST, Transition.ENDED): Phase.IDLE,
+    (Phase.RUNNING, Transition.LOST): Phase.LOST,
 }
 
 
-def refusal(phase: Phase, command: Command) -> str | None:
+def refusal(phase: Phase, command: Command) -> Reason | None:
     """The reason ``phase`` refuses ``command`` with, None when it accepts it."""
     return _REFUSALS[phase].get(command)
 
 
-def transition(phase: Phase, event: str) -> Phase:
-    """The phase after ``event`` (``started``, ``ended``, ``lost``); ValueError when ``event``
-    cannot happen in ``phase`` (a bug of the caller, never a client's mistake)."""
+def transition(phase: Phase, event: Transition) -> Phase:
+    """The phase after ``event``; ValueError when ``event`` cannot happen in ``phase`` (a bug of
+    the caller, never a client's mistake)."""
     try:
         return _TRANSITIONS[phase, event]
     except KeyError:
-        raise ValueError(f"no transition {event!r} from {phase.name}") from None
+        raise ValueError(f"no transition {event.value!r} from {phase.name}") from None
 
-
-def tango_state(phase: Phase, connected: bool) -> str:
-    """The device state name: FAULT, RUNNING or ON."""
-    if not connected or phase is Phase.LOST:
-        return "FAULT"
-    return "RUNNING" if phase is Phase.RUNNING else "ON"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from tango import DevState
 
-from tango_groups.service.states import Command, Phase, refusal, tango_state, transition
+from tango_groups.devices.state import tango_state
+from tango_groups.service.reasons import Reason
+from tango_groups.service.states import Command, Phase, Transition, refusal, transition
 
 
 def test_each_phase_accepts_exactly_its_commands() -> None:
@@ -15,28 +18,30 @@ def test_each_phase_accepts_exactly_its_commands() -> None:
         Phase.RUNNING: {Command.ADD, Command.EMIT, Command.END},
         Phase.LOST: {Command.END},
     }
-    assert refusal(Phase.IDLE, Command.END) == "NotRunning"
-    assert refusal(Phase.RUNNING, Command.START) == "AlreadyRunning"
-    assert refusal(Phase.LOST, Command.ADD) == "SequenceLost"
+    assert refusal(Phase.IDLE, Command.END) is Reason.NOT_RUNNING
+    assert refusal(Phase.RUNNING, Command.START) is Reason.ALREADY_RUNNING
+    assert refusal(Phase.LOST, Command.ADD) is Reason.SEQUENCE_LOST
 
 
 def test_every_phase_reaches_idle_through_end() -> None:
     """No phase is a dead end: End (or Abort, Init) always leads back to IDLE."""
-    assert transition(Phase.IDLE, "started") is Phase.RUNNING
-    assert transition(Phase.RUNNING, "lost") is Phase.LOST
+    assert transition(Phase.IDLE, Transition.STARTED) is Phase.RUNNING
+    assert transition(Phase.RUNNING, Transition.LOST) is Phase.LOST
     for phase in (Phase.RUNNING, Phase.LOST):
         assert refusal(phase, Command.END) is None
-        assert transition(phase, "ended") is Phase.IDLE
+        assert transition(phase, Transition.ENDED) is Phase.IDLE
 
 
-@pytest.mark.parametrize("phase, event", [(Phase.IDLE, "ended"), (Phase.IDLE, "lost"),
-                                          (Phase.RUNNING, "started"), (Phase.LOST, "lost"),
-                                          (Phase.LOST, "started")])
-def test_impossible_transitions_are_bugs(phase: Phase, event: str) -> None:
-    with pytest.raises(ValueError, match=event):
+@pytest.mark.parametrize("phase, event", [
+    (Phase.IDLE, Transition.ENDED), (Phase.IDLE, Transition.LOST),
+    (Phase.RUNNING, Transition.STARTED), (Phase.LOST, Transition.LOST),
+    (Phase.LOST, Transition.STARTED)])
+def test_impossible_transitions_are_bugs(phase: Phase, event: Transition) -> None:
+    with pytest.raises(ValueError, match=event.value):
         transition(phase, event)
 
 
 def test_tango_state_follows_phase_and_connection() -> None:
-    assert [tango_state(phase, True) for phase in Phase] == ["ON", "RUNNING", "FAULT"]
-    assert {tango_state(phase, False) for phase in Phase} == {"FAULT"}
+    assert [tango_state(phase, True) for phase in Phase] == [
+        DevState.ON, DevState.RUNNING, DevState.FAULT]
+    assert {tango_state(phase, False) for phase in Phase} == {DevState.FAULT}

@@ -1,37 +1,32 @@
-"""``Manager``: the SequenceManager's core, one live sequence at a time, driven by commands.
+"""``Bliss1Service``: the sequence service in Bliss 1.x data nodes (``DataFormat bliss1``).
 
 It takes checked requests (``requests``), runs them through ``tango_groups.scanning`` (Redis
 holds exactly what the Python API writes: sequence, references, pending scans and channels live
-in one ``Sequence``) and reports every change as a typed notification (``notifications``) to one
-callback. The phase and what each phase accepts are ``states``'s.
+in one ``Sequence``) and reports every change as a typed notification (``notifications``).
+``core`` holds what every model shares (phases, failures and re-reads, retries, the running
+record, the lease, the health check); this module the 1.x specifics:
 
-Faults, and what the manager guarantees (``link`` holds the Redis side of it):
-
-* A Redis that fails (down, hung past the client's timeout, restarting) makes the command fail with
-  ``RedisUnavailable`` and leaves the phase as it was. Before the next write, the manager re-reads
-  what Redis holds of the open sequence: points or references that landed after the timeout are
-  taken in, and repeating the command that failed does not write them twice.
-* A sequence whose node vanished (Redis restarted without its data) puts the manager in LOST.
-* The sequence that runs is recorded in Redis (``tango_groups.data.running``): a manager that
-  starts while a record of its owner exists closes that sequence (END, KILLED, TTLs) or, with
-  ``recovery="resume"``, takes it over.
-* A scan that cannot be read safely (refused pickle, missing number) is refused on its own
-  (``NotAScan`` / ``UnknownScan`` with the reason); it never stops a command, a follower or End.
+* scans are referenced by number (in the scan-saving container; pending until they start,
+  followed by ``scanning.pending``) or by db_name; a scan that cannot be read safely (refused
+  pickle, missing number) is refused on its own (``NotAScan`` / ``UnknownScan``);
+* after a failure, the open sequence is re-read (``Sequence.resync``): what landed after a
+  timeout is taken in, so a repeated command does not write it twice; a vanished node is LOST;
+* a sequence a previous run left open is closed (END, KILLED, TTLs) or, with
+  ``recovery="resume"``, taken over with its pending numbers.
 
 Threads: commands come from the owner's threads (one at a time), pending-scan followers and the
-health check run in threads of their own; one re-entrant lock serialises the manager, and the
+health check run in threads of their own; one re-entrant lock serialises the service, and the
 sequence has its own (followers take only the sequence's, so they never wait for a command).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import numpy
 
-from ..data import lookup, running
+from ..data import keys, lookup, running
 from ..data.channel import ChannelSpec, emit_blocks
 from ..data.connection import Redis
 from ..data.lookup import ScanFacts, UnreadableScan
@@ -41,7 +36,7 @@ from ..scanning.group import Group, ScanSequenceError, Sequence
 from ..scanning.scan import ScanState
 from ..scanning.sequence import SequenceContext, SequenceListener
 from ..session import Session
-from .link import RECOVERY_MODES, Link, Points
+from .core import Points, RetryKey, RetryKind, ServiceCore
 from .notifications import (
     NotificationCallback,
     PendingChanged,
@@ -50,24 +45,22 @@ from .notifications import (
     SequenceEnded,
     SequenceStarted,
 )
+from .protocol import Write
+from .reasons import ManagerError, Reason
 from .requests import (
-    DUPLICATE_SCAN,
     SCAN_KEY_PREFIX,
-    ManagerError,
     StartRequest,
-    parse_scan_reference,
+    parse_channel,
     scans_never_started,
 )
-from .states import Command, Phase, transition
+from .states import Command, Phase, Transition, transition
 
-__all__ = ["RECOVERY_MODES", "Manager"]
-
-FAR_BEYOND = 100  # a pending number this far beyond the counter is named in the status
+__all__ = ["Bliss1Service"]
 
 logger = logging.getLogger(__name__)
 
 
-class Manager(Link, SequenceListener):
+class Bliss1Service(ServiceCore, SequenceListener):
     """One sequence at a time in ``session``; see the module docstring.
 
     ``owner`` names this manager in the running record (the Tango device name);
@@ -87,7 +80,7 @@ class Manager(Link, SequenceListener):
         self.state = ScanState.IDLE
         self.sequence_name = ""
         self.sequence_number = 0
-        self._far: dict[tuple[str, int], int] = {}  # pending numbers far beyond the counter
+        self._counted_in = session.scan_saving_db_name
 
     # -- what the sequence reports (SequenceListener: called with the sequence's lock) --------
     def scans_published(self, numbers: tuple[int, ...], names: tuple[str, ...]) -> None:
@@ -98,8 +91,7 @@ class Manager(Link, SequenceListener):
         self._notify_state()  # the status names what is awaited
         # no _redis here (a follower holds the sequence's lock, not ours): a failure reaches
         # the command's _redis, or the follower's follow_failed
-        record = running.RunningRecord(self.sequence_name, tuple(self._channel_json()), numbers)
-        running.save(self.session.client, self._record_key, record)
+        self._save_record(numbers)
 
     def follow_failed(self, error: Exception) -> None:
         with self._lock:
@@ -131,16 +123,45 @@ class Manager(Link, SequenceListener):
         self.session.close()
         self.watch_client.close()
 
-    def _open_sequence(self) -> Sequence | None:
-        return self._sequence if self.phase is Phase.RUNNING else None
-
     def _abandon(self) -> None:
         if self._sequence is not None:
             self._sequence.abandon()
 
-    def _sequence_lost(self) -> None:
-        self._sequence.abandon()
-        super()._sequence_lost()
+    # -- what the core asks of the model --------------------------------------------------------
+    def _probe(self, name: str | None) -> bool:
+        return lookup.probe(self.session.client, name)
+
+    def _resync_open(self) -> None:
+        sequence = self._sequence
+        if not self._redis(lambda: self._probe(sequence.db_name)):
+            self._sequence_lost()
+            return
+        found = self._redis(sequence.resync)
+        self._resynced(found)
+        uncertain = self._uncertain
+        if uncertain is not None:
+            target = uncertain.key.target
+            self._landed(target in [str(name) for name in found.get(keys.SCANS_CHANNEL, ())]
+                         or target in [int(n) for n in found.get(keys.SCAN_NUMBERS_CHANNEL, ())]
+                         if uncertain.key.kind is RetryKind.ADD else target in found)
+
+    def _left_open(self, record: running.RunningRecord) -> None:
+        try:
+            specs = [parse_channel(item) for item in record.channels]
+            sequence = self._take_over(record, specs)
+        except (ManagerError, ScanSequenceError) as error:
+            if isinstance(error, ManagerError) and error.reason is Reason.REDIS_UNAVAILABLE:
+                raise
+            logger.warning("not recovering %s: %s", record.db_name, error)
+            self._redis(lambda: running.clear(self.session.client, self._record_key))
+            return
+        if self.recovery == "resume" and sequence.state is ScanState.STARTING:
+            logger.warning("resumed sequence %s left open by a previous run", record.db_name)
+            for number in record.pending:
+                self._redis(lambda n=number: self._context.add_number(n))
+        else:  # a sequence that never reached STARTING cannot be resumed: close it too
+            logger.warning("closing sequence %s left open by a previous run", record.db_name)
+            self._finish(ScanState.KILLED)
 
     def _take_over(self, record: running.RunningRecord, specs: list[ChannelSpec]) -> Sequence:
         """Re-open the sequence a previous run left open (crash recovery)."""
@@ -151,15 +172,11 @@ class Manager(Link, SequenceListener):
         self._resynced(sequence.recovered)  # its points, read once by reopen
         return sequence
 
-    def _resume_pending(self, numbers: tuple[int, ...]) -> None:
-        for number in numbers:
-            self._redis(lambda n=number: self._context.add_number(n))
-
     def _adopt(self, sequence: Sequence, specs: list[ChannelSpec]) -> None:
         """Make ``sequence`` (started, or re-opened from Redis) the running one."""
         self._sequence, self._context = sequence, SequenceContext(sequence)
         self._specs = {spec.name: spec for spec in specs}
-        self.phase = transition(self.phase, "started")
+        self.phase = transition(self.phase, Transition.STARTED)
         self.state = sequence.state
         self.sequence_name = sequence.db_name
         self.sequence_number = sequence.scan_nb
@@ -201,19 +218,13 @@ class Manager(Link, SequenceListener):
             self._adopt(sequence, list(request.channels))
             return self.sequence_name
 
-    def add_scan(self, text: str) -> str:
-        """Reference a scan by number or db_name; returns its db_name, or ``pending:<n>``."""
-        reference = parse_scan_reference(text)
-        with self._lock:
-            return self.plan_add(reference)()
-
-    def plan_add(self, reference: int | str) -> Callable[[], str]:
+    def plan_add(self, reference: int | str) -> Write:
         """Every check of ``add_scan`` (a refusal writes nothing); returns the write, which
         returns what ``add_scan`` does."""
         with self._lock:
             self._begin(Command.ADD)
             sequence = self._sequence
-            retried = self._retried(("add", reference))
+            retried = self._retried(RetryKey(RetryKind.ADD, reference))
             if isinstance(reference, int):
                 facts = self._find_number(reference, retried)
                 if facts is None:
@@ -223,10 +234,10 @@ class Manager(Link, SequenceListener):
             if sequence.references(facts.db_name):
                 if retried:
                     return lambda: facts.db_name
-                raise ManagerError(DUPLICATE_SCAN,
+                raise ManagerError(Reason.DUPLICATE_SCAN,
                                    f"{facts.db_name} is already in sequence {self.sequence_name}")
             if facts.number in sequence.pending_numbers:
-                raise ManagerError(DUPLICATE_SCAN, f"scan {facts.number} is already pending in "
+                raise ManagerError(Reason.DUPLICATE_SCAN, f"scan {facts.number} is already pending in "
                                                    f"sequence {self.sequence_name}")
             if not facts.prepared:
                 return lambda: self._add_pending(facts.number, facts)
@@ -236,7 +247,7 @@ class Manager(Link, SequenceListener):
         with self._lock:
             self._redis(lambda: self._context.add_node(facts.node(self.session.client),
                                                        facts.number, facts.ended),
-                        uncertain=("add", reference))
+                        uncertain=RetryKey(RetryKind.ADD, reference))
             return facts.db_name
 
     def _add_pending(self, number: int, facts: ScanFacts | None) -> str:
@@ -245,29 +256,19 @@ class Manager(Link, SequenceListener):
         client, container = self.session.client, self.session.scan_saving_db_name
         with self._lock:
             last = self._redis(lambda: lookup.allocated_number(client, container))
-            if number > last + FAR_BEYOND:
-                self._far[(self.sequence_name, number)] = last
+            self._note_far(number, last)
             self._redis(lambda: self._context.add_number(number, facts))
             return f"pending:{number}"
-
-    def status(self) -> str:
-        far = {n: self._far[(self.sequence_name, n)] for n in self.pending
-               if (self.sequence_name, n) in self._far}
-        if not far or self.phase is not Phase.RUNNING:
-            return super().status()
-        return (f"{super().status()} Scan {', '.join(map(str, far))} is far beyond the last "
-                f"scan number of {self.session.scan_saving_db_name} ({max(far.values())}): a "
-                "typo? It stays pending until a scan of that number starts.")
 
     def _find_number(self, number: int, retried: bool | None) -> ScanFacts | None:
         """The scan numbered ``number``; None when it is not registered yet (pending)."""
         if number == self.sequence_number:
-            raise ManagerError("NotAScan", f"scan {number} is the running sequence itself")
+            raise ManagerError(Reason.NOT_A_SCAN, f"scan {number} is the running sequence itself")
         if number in self._sequence.pending_numbers:
-            raise ManagerError(DUPLICATE_SCAN, f"scan {number} is already pending in sequence "
+            raise ManagerError(Reason.DUPLICATE_SCAN, f"scan {number} is already pending in sequence "
                                                f"{self.sequence_name}")
         if self._sequence.references(number) and not retried:
-            raise ManagerError(DUPLICATE_SCAN,
+            raise ManagerError(Reason.DUPLICATE_SCAN,
                                f"scan {number} is already in sequence {self.sequence_name}")
         client, container = self.session.client, self.session.scan_saving_db_name
         search = self._lookup(lambda: lookup.search_number(client, container, number))
@@ -275,31 +276,31 @@ class Manager(Link, SequenceListener):
             return search.facts
         if search.registered or (search.settled and number <= self._redis(
                 lambda: lookup.allocated_number(client, container))):
-            raise ManagerError("UnknownScan",
+            raise ManagerError(Reason.UNKNOWN_SCAN,
                                f"no scan number {number} in {container} (expired, not a scan, or "
                                "never written); add it by db_name if it lives elsewhere")
         return None  # not allocated yet, or allocated and its node not registered yet
 
     def _find_name(self, db_name: str) -> ScanFacts:
         if db_name == self.sequence_name:
-            raise ManagerError("NotAScan", f"{db_name} is the running sequence itself")
+            raise ManagerError(Reason.NOT_A_SCAN, f"{db_name} is the running sequence itself")
         if db_name.startswith(SCAN_KEY_PREFIX):
-            raise ManagerError("UnknownScan", f"{db_name} is a Bliss 2 scan key: this device "
+            raise ManagerError(Reason.UNKNOWN_SCAN, f"{db_name} is a Bliss 2 scan key: this device "
                                               "writes Bliss 1.x data nodes (DataFormat bliss1); "
                                               "give a scan number or a scan db_name")
         facts = self._lookup(lambda: lookup.scan_facts(self.session.client, db_name))
         if facts is None:
-            raise ManagerError("UnknownScan", f"no node {db_name!r} in Redis (expired, or never "
+            raise ManagerError(Reason.UNKNOWN_SCAN, f"no node {db_name!r} in Redis (expired, or never "
                                               "written): give a scan number or a scan db_name")
         if not facts.is_scan:
-            raise ManagerError("NotAScan", f"{db_name} is a {facts.node_type} node, not a scan")
+            raise ManagerError(Reason.NOT_A_SCAN, f"{db_name} is a {facts.node_type} node, not a scan")
         return facts
 
     def _lookup(self, action: Any) -> Any:
         try:
             return self._redis(action)
         except UnreadableScan as error:
-            raise ManagerError("NotAScan", f"{error}: it cannot be referenced") from None
+            raise ManagerError(Reason.NOT_A_SCAN, f"{error}: it cannot be referenced") from None
 
     def emit(self, channel: str, data: Any, flat: bool = False) -> int:
         """Append points to a custom channel; ``flat`` data is reshaped to the channel's point
@@ -308,7 +309,7 @@ class Manager(Link, SequenceListener):
             self._begin(Command.EMIT)
             block = self._points(channel, data, flat)
             writer = self._sequence.writer.channels[_fullname(channel)]
-            key = ("emit", _fullname(channel), Points(block))
+            key = RetryKey(RetryKind.EMIT, _fullname(channel), Points(block))
             if self._retried(key):
                 return len(block)
             if len(block):
@@ -324,21 +325,18 @@ class Manager(Link, SequenceListener):
             if self.phase is Phase.LOST:
                 message = self.lost_message
                 self._ended(ScanState.KILLED)
-                raise ManagerError("SequenceLost", message)
+                raise ManagerError(Reason.SEQUENCE_LOST, message)
             sequence = self._sequence
         if state is None:
             sequence.wait_pending(self.end_timeout)  # what is still pending is reported
         with self._lock:
             if self._sequence is not sequence or self.phase is not Phase.RUNNING:
-                raise ManagerError("NotRunning", "the sequence was ended meanwhile")
+                raise ManagerError(Reason.NOT_RUNNING, "the sequence was ended meanwhile")
             name, final = self.sequence_name, self._finish(state)
             unfinished = [n for n in sequence.unfinished if isinstance(n, int)]
             if unfinished and state is None:
                 raise scans_never_started(name, final.name, unfinished, self.end_timeout)
             return final.name
-
-    def abort(self) -> str:
-        return self.end(ScanState.USER_ABORTED)
 
     def _finish(self, state: ScanState | None) -> ScanState:
         """End the running sequence in Redis and go IDLE (the phase stays when Redis fails)."""
@@ -347,25 +345,24 @@ class Manager(Link, SequenceListener):
             self._redis(lambda: sequence.end(state))
         except ScanSequenceError:
             pass  # ended; the caller reports the scans that never started
-        try:
-            self._redis(lambda: running.clear(self.session.client, self._record_key))
-        except ManagerError:
-            self._recovered = False  # the record names an ended sequence: cleared later
+        self._clear_record()
         self._ended(sequence.state)
         return sequence.state
 
     def _ended(self, final: ScanState) -> None:
         """The sequence is over (ended in Redis, or lost with Redis's data): IDLE again."""
         sequence = self._sequence
-        self.phase = transition(self.phase, "ended")
+        self.phase = transition(self.phase, Transition.ENDED)
         self._sequence = self._context = None
         self.state = final
         self._notify(PendingChanged(()))  # what it waited for is dropped, then it is over
         self._notify_state()
         self._notify(SequenceEnded(final, sequence.scan_info))
 
-    def group_members(self, references: list[int | str]) -> list[ScanNode]:
-        """The node of each scan a group is asked for; refused before anything is written."""
+    def plan_group(self, references: list[int | str], title: str | None,
+                   scan_info: dict[str, Any]) -> Write:
+        """The node of each scan a group is asked for, found before anything is written; the
+        write of the ``Group`` returns its db_name."""
         with self._lock:
             self._sync()
             nodes = []
@@ -374,26 +371,24 @@ class Manager(Link, SequenceListener):
                     facts = self._lookup(lambda n=reference: lookup.find_scan(
                         self.session.client, self.session.scan_saving_db_name, n))
                     if facts is None:
-                        raise ManagerError("UnknownScan", f"no scan number {reference} in "
-                                                          f"{self.session.scan_saving_db_name}")
+                        raise ManagerError(Reason.UNKNOWN_SCAN, f"no scan number {reference} "
+                                           f"in {self.session.scan_saving_db_name}")
                 else:
                     facts = self._find_name(reference)
                 nodes.append(facts.node(self.session.client))
             if len({node.db_name for node in nodes}) != len(nodes):
-                raise ManagerError(DUPLICATE_SCAN, "a scan is listed twice")
-            return nodes
+                raise ManagerError(Reason.DUPLICATE_SCAN, "a scan is listed twice")
+        return lambda: self._write_group(nodes, title, scan_info)
 
-    def write_group(self, members: list[ScanNode], title: str | None,
-                    scan_info: dict[str, Any]) -> str:
-        """Write the ``Group`` of ``members`` (from ``group_members``); returns its db_name."""
+    def _write_group(self, members: list[ScanNode], title: str | None,
+                     scan_info: dict[str, Any]) -> str:
         with self._lock:
             try:
                 group = self._redis(lambda: Group(*members, title=title, scan_info=scan_info,
                                                   session=self.session))
             except ScanSequenceError as error:
-                raise ManagerError("NotAScan", str(error)) from None
+                raise ManagerError(Reason.NOT_A_SCAN, str(error)) from None
             return group.db_name
-
 
 def _fullname(name: str) -> str:
     """A custom channel's fullname in the sequence (Bliss renames the two reserved names)."""

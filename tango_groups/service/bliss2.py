@@ -1,19 +1,19 @@
-"""``Bliss2Manager``: the SequenceManager's core in the Bliss 2 data model (``DataFormat bliss2``).
+"""``Bliss2Service``: the sequence service in the Bliss 2 data model (``DataFormat bliss2``).
 
-The commands, phases, notifications and Redis link (``link``) of ``Manager``, written through
-blissdata 2.x (``tango_groups.bliss2``): sequences and groups are sequence scans, references
-go by key or by number (the session's scan, pending until PREPARED: ``bliss2.pending``). Every
-Redis request and every wait on blissdata's stream sinks gives up after ``RedisTimeout``
+The commands of ``bliss1.Bliss1Service`` over the same ``core``, written through blissdata 2.x
+(``tango_groups.bliss2``): sequences and groups are sequence scans, references go by key or by
+number (the session's scan, pending until PREPARED: ``bliss2.pending``). Every Redis request and
+every wait on blissdata's stream sinks gives up after ``RedisTimeout``
 (``bliss2.store.bounded``); a failed write of the running sequence leaves it LOST (blissdata
 2.4.5's stream writers cannot go on), End or Abort then closes it once Redis answers. A sequence
-a previous run left open is closed at start; a running one is LOST when Redis restarts. README.rst ("Bliss 2") tells the whole contract.
+a previous run left open is closed at start; a running one is LOST when Redis restarts. The
+documentation (docs/bliss.rst, "Bliss 2") tells the whole contract.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import numpy
@@ -32,14 +32,14 @@ from ..bliss2 import (
     store_client,
     stream_tails,
 )
+from ..bliss2.groups import write_group
 from ..bliss2.pending import Awaited
 from ..bliss2.scan import END_REASONS
 from ..data import lookup, running
 from ..data.connection import RedisConnectionError, RedisError
 from ..scanning.scan import ScanState
 from ..session import Session
-from .bliss2_groups import Bliss2Groups
-from .link import Link
+from .core import ServiceCore
 from .notifications import (
     NotificationCallback,
     PendingChanged,
@@ -48,24 +48,23 @@ from .notifications import (
     SequenceEnded,
     SequenceStarted,
 )
+from .protocol import Write
+from .reasons import ManagerError, Reason
 from .requests import (
-    DUPLICATE_SCAN,
     SCAN_KEY_PREFIX,
-    ManagerError,
     StartRequest,
-    parse_scan_reference,
     scans_never_started,
 )
-from .states import Command, Phase, transition
+from .states import Command, Phase, Transition, transition
 
-__all__ = ["Bliss2Manager"]
+__all__ = ["Bliss2Service"]
 
 logger = logging.getLogger(__name__)
 
 WRITERS_GONE = "blissdata's stream writers cannot go on after that."
 
 
-class Bliss2Manager(Bliss2Groups, Link):
+class Bliss2Service(ServiceCore):
     """One Bliss 2 sequence at a time in ``session.name``; see the module docstring.
 
     ``store`` writes (its requests fail after ``timeout``); ``watch_store`` follows pending
@@ -88,6 +87,7 @@ class Bliss2Manager(Bliss2Groups, Link):
         self._server = ""  # the run_id of the Redis the writers are connected to
         self._closing = ""  # what closing a LOST sequence did (End's answer says it)
         self.state, self.sequence_name, self.sequence_number = ScanState.IDLE, "", 0
+        self._counted_in = f"session {session.name}"
 
     @property
     def pending(self) -> tuple[int, ...]:
@@ -132,29 +132,18 @@ class Bliss2Manager(Bliss2Groups, Link):
         self._server = server
         return exists
 
-    def _open_sequence(self) -> SequenceScan | None:
-        return self._sequence if self.phase is Phase.RUNNING else None
-
-    def _resync(self, sequence: SequenceScan) -> None:
-        if not self._redis(lambda: self._probe(sequence.key)):
+    def _resync_open(self) -> None:
+        if not self._redis(lambda: self._probe(self._sequence.key)):
             self._sequence_lost()
 
-    def _recover(self) -> None:
-        """Close the sequence a previous run of this owner left open (never resumed)."""
-        record = self._redis(lambda: running.load(self.session.client, self._record_key))
-        if record is not None:
-            try:
-                if self._redis(lambda: close_left_open(self.store, record.db_name)):
-                    logger.warning("closed sequence %s left open by a previous run",
-                                   record.db_name)
-            except ScanNotFoundError:
-                pass  # expired or deleted meanwhile: nothing to close
-            self._redis(lambda: running.clear(self.session.client, self._record_key))
-        self._recovered = True
-
-    def _sequence_lost(self) -> None:
-        self._forget_awaited()
-        super()._sequence_lost()
+    def _left_open(self, record: running.RunningRecord) -> None:
+        """Close it (never resumed)."""
+        try:
+            if self._redis(lambda: close_left_open(self.store, record.db_name)):
+                logger.warning("closed sequence %s left open by a previous run", record.db_name)
+        except ScanNotFoundError:
+            pass  # expired or deleted meanwhile: nothing to close
+        self._redis(lambda: running.clear(self.session.client, self._record_key))
 
     # -- commands ------------------------------------------------------------------------------
     def start(self, request: StartRequest) -> str:
@@ -177,7 +166,7 @@ class Bliss2Manager(Bliss2Groups, Link):
                 self._recovered = False  # a record may be left: close it once Redis answers
                 raise
             self._sequence, self._keys, self._shown = sequence, [], {}
-            self.phase = transition(self.phase, "started")
+            self.phase = transition(self.phase, Transition.STARTED)
             self.state, self.sequence_name, self.sequence_number = (
                 ScanState.STARTING, sequence.key, number)
             self._notify_state()
@@ -190,13 +179,7 @@ class Bliss2Manager(Bliss2Groups, Link):
         ensure_set_up(self.store)
         return next_number(self.store, self.session.name)
 
-    def add_scan(self, text: str) -> str:
-        """Reference a scan by key or number; returns its key, or ``pending:<n>``."""
-        reference = parse_scan_reference(text)
-        with self._lock:
-            return self.plan_add(reference)()
-
-    def plan_add(self, reference: int | str) -> Callable[[], str]:
+    def plan_add(self, reference: int | str) -> Write:
         """Every check of ``add_scan`` (a refusal writes nothing); returns the write, which
         returns what ``add_scan`` does."""
         with self._lock:
@@ -217,35 +200,35 @@ class Bliss2Manager(Bliss2Groups, Link):
         """The key of scan ``number`` of the session (None: not created yet) and the moment of
         the search (to follow new scans from)."""
         if number == self.sequence_number:
-            raise ManagerError("NotAScan", f"scan {number} is the running sequence itself")
+            raise ManagerError(Reason.NOT_A_SCAN, f"scan {number} is the running sequence itself")
         self._not_pending(number)
         key, since = self._redis(lambda: scan_of_number(self.store, self.session.name, number))
         if key in self._keys:
-            raise ManagerError(DUPLICATE_SCAN,
+            raise ManagerError(Reason.DUPLICATE_SCAN,
                                f"scan {number} is already in sequence {self.sequence_name}")
         return key, since
 
     def _not_pending(self, number: int) -> int:
         if number in self._awaited:
-            raise ManagerError(DUPLICATE_SCAN, f"scan {number} is already pending in sequence "
+            raise ManagerError(Reason.DUPLICATE_SCAN, f"scan {number} is already pending in sequence "
                                                f"{self.sequence_name}")
         return number
 
     def _checked_key(self, key: str) -> str:
         if not key.startswith(SCAN_KEY_PREFIX):
-            raise ManagerError("UnknownScan", f"{key!r} is not a Bliss 2 scan key: DataFormat "
+            raise ManagerError(Reason.UNKNOWN_SCAN, f"{key!r} is not a Bliss 2 scan key: DataFormat "
                                               f"bliss2 takes {SCAN_KEY_PREFIX}<id> or numbers")
         if key == self.sequence_name:
-            raise ManagerError("NotAScan", f"{key} is the running sequence itself")
+            raise ManagerError(Reason.NOT_A_SCAN, f"{key} is the running sequence itself")
         if key in self._keys:
-            raise ManagerError(DUPLICATE_SCAN, f"{key} is in sequence {self.sequence_name}")
+            raise ManagerError(Reason.DUPLICATE_SCAN, f"{key} is in sequence {self.sequence_name}")
         return key
 
     def _lookup(self, action: Any) -> Any:
         try:
             return self._redis(action)
         except ScanNotFoundError as error:
-            raise ManagerError("UnknownScan", f"{error} (expired, deleted, never written)") from None
+            raise ManagerError(Reason.UNKNOWN_SCAN, f"{error} (expired, deleted, never written)") from None
 
     def _await(self, number: int, *, since: str | None, key: str | None) -> str:
         with self._lock:
@@ -285,9 +268,8 @@ class Bliss2Manager(Bliss2Groups, Link):
         self._notify_state()  # the status names what is awaited
         if not numbers:
             self._settled.notify_all()
-        record = running.RunningRecord(self.sequence_name, tuple(self._channel_json()), numbers)
         try:
-            self._redis(lambda: running.save(self.session.client, self._record_key, record))
+            self._redis(lambda: self._save_record(numbers))
         except ManagerError as error:
             logger.warning("running record not updated: %s", error.message)
 
@@ -308,19 +290,6 @@ class Bliss2Manager(Bliss2Groups, Link):
         except ManagerError:
             self.give_up(f"Writing it failed (Redis did not answer): {WRITERS_GONE}")
             raise
-
-    def give_up(self, why: str) -> None:
-        """The running sequence can no longer be written as it should (``why``): LOST, End or
-        Abort closes it."""
-        with self._lock:
-            if self.phase is not Phase.RUNNING:
-                return
-            self._forget_awaited()
-            self.phase = transition(self.phase, "lost")
-            self.lost_message = (f"Sequence {self.sequence_name}: {why} End or Abort closes it "
-                                 "once Redis answers; then Start a new sequence.")
-            logger.error(self.lost_message)
-            self._notify_state()
 
     def emit(self, channel: str, data: Any, flat: bool = False) -> int:
         """Append points to a custom channel; returns the number of points written."""
@@ -343,19 +312,16 @@ class Bliss2Manager(Bliss2Groups, Link):
             if state is None and self.phase is Phase.RUNNING:
                 self._settled.wait_for(lambda: not self._awaited, self.end_timeout)
             if self.phase is Phase.IDLE:
-                raise ManagerError("NotRunning", "the sequence was ended meanwhile")
+                raise ManagerError(Reason.NOT_RUNNING, "the sequence was ended meanwhile")
             lost = self.lost_message if self.phase is Phase.LOST else ""
             unfinished = sorted(self._awaited)
             final = self._finish(state or (ScanState.KILLED if lost else ScanState.DONE))
             if lost:
-                raise ManagerError("SequenceLost", f"{lost} {self._closing}")
+                raise ManagerError(Reason.SEQUENCE_LOST, f"{lost} {self._closing}")
             if unfinished and state is None:
                 raise scans_never_started(self.sequence_name, final.name, unfinished,
                                           self.end_timeout)
             return final.name
-
-    def abort(self) -> str:
-        return self.end(ScanState.USER_ABORTED)
 
     def _finish(self, state: ScanState) -> ScanState:
         """Close the sequence in Redis and go IDLE (the phase stays when Redis fails)."""
@@ -371,11 +337,8 @@ class Bliss2Manager(Bliss2Groups, Link):
         else:
             self._written(lambda: bounded(lambda: sequence.end(reason), self.timeout))
         self._forget_awaited()
-        try:
-            self._redis(lambda: running.clear(self.session.client, self._record_key))
-        except ManagerError:
-            self._recovered = False  # the record names a closed sequence: cleared later
-        self.phase = transition(self.phase, "ended")
+        self._clear_record()
+        self.phase = transition(self.phase, Transition.ENDED)
         self.state, self._sequence = state, None
         self._notify(PendingChanged(()))
         self._notify_state()
@@ -396,3 +359,35 @@ class Bliss2Manager(Bliss2Groups, Link):
         for awaited in self._awaited.values():
             awaited.cancel()
         self._awaited.clear()
+
+    # -- groups ----------------------------------------------------------------------------------
+    def plan_group(self, references: list[int | str], title: str | None,
+                   scan_info: dict[str, Any]) -> Write:
+        """The (key, number) of each scan a group is asked for, found before anything is written
+        (``UnknownScan``, ``DuplicateScan``); the write returns the group's key."""
+        with self._lock:
+            self._sync()
+            self._redis(lambda: ensure_set_up(self.store))
+            found: list[tuple[str, int]] = []
+            for reference in references:
+                if isinstance(reference, int):
+                    key, _ = self._redis(lambda n=reference: scan_of_number(
+                        self.store, self.session.name, n))
+                    if key is None:
+                        raise ManagerError(Reason.UNKNOWN_SCAN, f"no scan number {reference} "
+                                           f"in session {self.session.name}")
+                else:
+                    key = reference if reference.startswith(SCAN_KEY_PREFIX) else (
+                        self._checked_key(reference))  # raises: not a Bliss 2 key
+                scan = self._lookup(lambda k=key: self.store.load_scan(k))
+                found.append((key, int(scan.number)))
+            if len({key for key, _ in found}) != len(found):
+                raise ManagerError(Reason.DUPLICATE_SCAN, "a scan is listed twice")
+        return lambda: self._write_group(found, title, scan_info)
+
+    def _write_group(self, members: list[tuple[str, int]], title: str | None,
+                     scan_info: dict[str, Any]) -> str:
+        with self._lock:
+            number = self._redis(self._next_number)
+            return self._redis(lambda: write_group(self.store, self.session.name, number,
+                                                   members, title, scan_info, self.timeout))

@@ -1,8 +1,9 @@
-"""``BothManager``: one sequence written in both data models at once (``DataFormat both``).
+"""``BothService``: one sequence written in both data models at once (``DataFormat both``).
 
-It drives a ``Manager`` (Bliss 1.x data nodes, the *first* model: its db_name is what ``Start``
-returns and what the device shows) and a ``Bliss2Manager`` (the *second*: its key is the
-sequence's ``ScanKey``), each referencing the scans of its own generation:
+It is composed, through the ``SequenceService`` interface only, of two services built by the
+factories it is given: the *first* writes Bliss 1.x data nodes (its db_name is what ``Start``
+returns and what the device shows), the *second* Bliss 2 scans (its key is the sequence's
+``ScanKey``), each referencing the scans of its own generation:
 
 * ``start``: the Bliss 2 sequence, then the 1.x one (a 1.x refusal closes the Bliss 2 one again);
 * ``add_scan``: a number goes to both (the 1.x scan of that number in the container, the Bliss 2
@@ -16,7 +17,7 @@ sequence's ``ScanKey``), each referencing the scans of its own generation:
   still succeeds, so that a client's retry never writes the 1.x points twice;
 * ``end`` / ``abort``: both (each closed even when the other fails; the first error's reason is
   raised, its message saying what became of each side);
-* ``create_group``: both groups' scans are checked before either is written.
+* ``create_group``: both groups' scans are checked (``plan_group``) before either is written.
 
 Notifications: the first model's reach the owner (with the key of the Bliss 2 sequence in
 ``SequenceStarted``); of the second's, only what it adds to the picture: its state merged into
@@ -29,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..scanning.scan import ScanState
 from .notifications import (
@@ -39,81 +40,89 @@ from .notifications import (
     SequenceStarted,
     StateChanged,
 )
-from .requests import (
-    DUPLICATE_SCAN,
-    SCAN_KEY_PREFIX,
-    ManagerError,
-    StartRequest,
-    parse_group_request,
-    parse_scan_reference,
-)
+from .protocol import SequenceService, ServiceFactory, Write
+from .reasons import ManagerError, Reason
+from .requests import SCAN_KEY_PREFIX, StartRequest, parse_group_request, parse_scan_reference
 from .states import Phase
 
-if TYPE_CHECKING:  # built by the device's configuration; blissdata is imported there
-    from .bliss2_manager import Bliss2Manager
-    from .manager import Manager
-
-__all__ = ["BothManager"]
+__all__ = ["BothService"]
 
 logger = logging.getLogger(__name__)
 
 
-class BothManager:
-    """``first`` (1.x) and ``second`` (Bliss 2) as one manager; see the module docstring. Build
-    them with ``on_change=both.from_first`` / ``both.from_second`` (``attach``)."""
+@dataclasses.dataclass
+class _Side:
+    """One of the two services, with what it last reported of its state and pending numbers."""
 
-    def __init__(self, on_change: NotificationCallback) -> None:
+    model: str  # as the merged messages name it
+    service: SequenceService
+    state: StateChanged | None = None
+    pending: tuple[int, ...] = ()
+
+
+class BothService:
+    """The services ``first`` (1.x) and ``second`` (Bliss 2) build, as one; see the module
+    docstring."""
+
+    def __init__(self, first: ServiceFactory, second: ServiceFactory,
+                 on_change: NotificationCallback) -> None:
         self.on_change = on_change
         self._merge = threading.Lock()  # serialises the merged notifications
-        self._states: dict[str, StateChanged] = {}
-        self._pending: dict[str, tuple[int, ...]] = {"first": (), "second": ()}
-        self._key = ""
-        self.first: Manager
-        self.second: Bliss2Manager
+        self._key = ""  # the second's sequence key, shown with the first's SequenceStarted
+        self._first = _Side("1.x", first(self._from_first))
+        self._second = _Side("Bliss 2", second(self._from_second))
+        self.first, self.second = self._first.service, self._second.service
 
-    def attach(self, first: Manager, second: Bliss2Manager) -> BothManager:
-        self.first, self.second = first, second
-        return self
+    @property
+    def phase(self) -> Phase:
+        return self.first.phase
+
+    @property
+    def sequence_name(self) -> str:
+        return self.first.sequence_name
+
+    def status(self) -> str:
+        return self.first.status()
 
     # -- notifications -------------------------------------------------------------------------
-    def from_first(self, notification: Notification) -> None:
+    def _from_first(self, notification: Notification) -> None:
         with self._merge:
             match notification:
                 case StateChanged():
-                    self._state("first", notification)
+                    self._state(self._first, notification)
                 case PendingChanged(numbers):
-                    self._pending_of("first", numbers)
+                    self._pending(self._first, numbers)
                 case SequenceStarted():
                     self.on_change(dataclasses.replace(notification, key=self._key))
                 case _:
                     self.on_change(notification)
 
-    def from_second(self, notification: Notification) -> None:
+    def _from_second(self, notification: Notification) -> None:
         with self._merge:
             match notification:
                 case StateChanged():
-                    self._state("second", notification)
+                    self._state(self._second, notification)
                 case PendingChanged(numbers):
-                    self._pending_of("second", numbers)
+                    self._pending(self._second, numbers)
                 case SequenceStarted(key=key):
                     self._key = key  # shown with the first's SequenceStarted, which follows
 
-    def _state(self, side: str, state: StateChanged) -> None:
-        self._states[side] = state
-        first, second = self._states.get("first"), self._states.get("second")
+    def _state(self, side: _Side, state: StateChanged) -> None:
+        side.state = state
+        first, second = self._first.state, self._second.state
         if first is None or second is None:
             return  # both report their state when they open
-        failing = [(name, each) for name, each in (("", first), ("Bliss 2: ", second))
+        failing = [(name, each) for name, each in (("", first), (f"{self._second.model}: ", second))
                    if not each.connected or each.phase is Phase.LOST]
         phase = Phase.LOST if any(each.phase is Phase.LOST for _, each in failing) else (
             first.phase if first.phase is not Phase.IDLE else second.phase)
         status = " ".join(f"{name}{each.status}" for name, each in failing) or first.status
         self.on_change(StateChanged(phase, first.connected and second.connected, status))
 
-    def _pending_of(self, side: str, numbers: tuple[int, ...]) -> None:
-        self._pending[side] = numbers
-        self.on_change(PendingChanged(tuple(sorted({*self._pending["first"],
-                                                    *self._pending["second"]}))))
+    def _pending(self, side: _Side, numbers: tuple[int, ...]) -> None:
+        side.pending = numbers
+        self.on_change(PendingChanged(tuple(sorted({*self._first.pending,
+                                                    *self._second.pending}))))
 
     # -- life cycle ----------------------------------------------------------------------------
     def open(self, health_period: float) -> None:
@@ -148,7 +157,7 @@ class BothManager:
             try:
                 writes.append(side.plan_add(reference))  # checks: nothing written yet
             except ManagerError as error:
-                if error.reason != DUPLICATE_SCAN:
+                if error.reason is not Reason.DUPLICATE_SCAN:
                     raise  # refused by either side: nothing written in either model
                 held.append(error)  # a side that holds it already (a repeated command)
         if not writes:
@@ -174,21 +183,21 @@ class BothManager:
     def end(self, state: ScanState | None = None) -> str:
         """Both sides, each ended even when the other fails; a failure (one side LOST, scans
         not finished...) is raised with what became of each side."""
-        running = [side for side in (self.first, self.second) if side.phase is not Phase.IDLE]
+        running = [side for side in (self._first, self._second)
+                   if side.service.phase is not Phase.IDLE]
         if not running:
             return self.first.end(state)  # its refusal: NotRunning
         final, errors, outcomes = None, [], []
         for side in running:
-            model = "1.x" if side is self.first else "Bliss 2"
-            name = side.sequence_name
+            name = side.service.sequence_name
             try:
-                result = side.end(state)
+                result = side.service.end(state)
             except ManagerError as error:
                 errors.append(error)
-                outcomes.append(f"{model}: {error.message}")
+                outcomes.append(f"{side.model}: {error.message}")
             else:
-                final = result if final is None or side is self.first else final
-                outcomes.append(f"{model}: sequence {name} ended {result}.")
+                final = result if final is None or side is self._first else final
+                outcomes.append(f"{side.model}: sequence {name} ended {result}.")
         if errors and len(running) > 1:
             raise ManagerError(errors[0].reason, " ".join(outcomes))
         if errors:
@@ -205,16 +214,28 @@ class BothManager:
             logger.warning("Bliss 2 sequence %s left to its recovery: %s",
                            self.second.sequence_name, error.message)
 
+    def give_up(self, why: str) -> None:
+        self.first.give_up(why)
+        self.second.give_up(why)
+
     def create_group(self, request: str) -> str:
-        """The 1.x group of the numbers and db_names, the Bliss 2 group of the numbers and keys;
-        every scan of both is checked before either is written. Returns the 1.x db_name (the
-        Bliss 2 group alone when only keys are given)."""
         references, title, scan_info = parse_group_request(request)
+        return self.plan_group(references, title, scan_info)()
+
+    def plan_group(self, references: list[int | str], title: str | None,
+                   scan_info: dict[str, Any]) -> Write:
+        """The 1.x group of the numbers and db_names, the Bliss 2 group of the numbers and keys;
+        every scan of both is checked before either is written. The write returns the 1.x
+        db_name (the Bliss 2 group's key when only keys are given)."""
         keys = [ref for ref in references
                 if isinstance(ref, str) and ref.startswith(SCAN_KEY_PREFIX)]
         first_refs = [ref for ref in references if ref not in keys]
         second_refs = [ref for ref in references if isinstance(ref, int) or ref in keys]
-        first = self.first.group_members(first_refs) if first_refs else None
-        second = self.second.group_members(second_refs) if second_refs else None
-        name = self.second.write_group(second, title, scan_info) if second else ""
-        return self.first.write_group(first, title, scan_info) if first else name
+        first = self.first.plan_group(first_refs, title, scan_info) if first_refs else None
+        second = self.second.plan_group(second_refs, title, scan_info) if second_refs else None
+
+        def write() -> str:
+            name = second() if second else ""
+            return first() if first else name
+
+        return write

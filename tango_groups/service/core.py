@@ -1,65 +1,82 @@
-"""The manager's link to the data Redis: failures, re-reads after them, crash recovery, health.
+"""``ServiceCore``: what every sequence service shares, whatever data model it writes.
 
-``Link`` is the part of ``Manager`` that deals with a Redis that fails or was left in an unknown
-state; the manager adds the commands. It keeps:
+The model-neutral half of ``bliss1.Bliss1Service`` and ``bliss2.Bliss2Service``; each adds its
+commands and the few hooks declared abstract at the end of the class. It keeps:
 
+* the phase (``states``), the lock that serialises a service, the notifications
+  (``notifications``) and the status text;
 * the connection flag and the message a refused command gets (``RedisUnavailable``): ``_redis``
   runs every Redis action of a command and turns a failure into that refusal;
-* the *uncertain* write: a write that failed without telling whether it landed, re-read before
-  the next write (``_sync``), so that repeating the command that failed writes nothing twice;
+* the *uncertain* write: a write that failed without telling whether it landed (``RetryKey``),
+  re-read before the next write (``_sync``, the model's ``_resync_open``), so that repeating the
+  command that failed writes nothing twice;
 * crash recovery: the running record of this owner (``tango_groups.data.running``) names a
-  sequence a previous run left open, closed (END, KILLED) or, with ``recovery="resume"``, taken
-  over (``_recover``);
-* the device's lease (``tango_groups.data.lease``, when the session's client is fenced): acquired
-  before anything is recovered or written (a server whose lease another holds stands by, FAULT,
-  commands refused with ``LeaseHeld``, and takes over once that lease expired), renewed by the
-  health check. Once lost (another server took over), the device is FAULT for good, commands are
-  refused with ``LeaseLost`` and the fenced client writes nothing more: Init or a restart makes
-  it stand by;
+  sequence a previous run left open, which the model closes or resumes (``_left_open``);
+* the device's lease (``lease_guard``): acquired before anything is recovered or written,
+  renewed by the health check;
 * the health check (``open``): every period, renew the lease, ping Redis and check that the open
-  sequence still exists (LOST when it vanished), then re-read after a failure. While Redis is known to fail,
-  commands are refused at once (a hung Redis would make each wait ``RedisTimeout``, and Tango
-  clients queued behind them time out): only the health check tries Redis again.
+  sequence still exists (LOST when it vanished), then re-read after a failure. While Redis is
+  known to fail, commands are refused at once (a hung Redis would make each wait
+  ``RedisTimeout``, and clients queued behind them time out): only the health check tries Redis
+  again.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
+import enum
 import logging
 import math
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy
 
-from ..data import keys, lookup, running
+from ..data import running
 from ..data.channel import ChannelDataError, ChannelSpec
-from ..data.connection import RedisAuthenticationError, RedisError, RedisTimeoutError, redact
+from ..data.connection import RedisError, redact
 from ..data.lease import LeaseLostError
 from ..scanning.scan import ScanState
-from ..scanning.sequence import ScanSequenceError, Sequence
 from ..session import Session
 from .lease_guard import LeaseGuard
+from .messages import FAR_BEYOND, far_beyond, redis_failure
 from .notifications import Notification, NotificationCallback, StateChanged
-from .requests import ManagerError, channel_json, parse_channel, parse_group_request
-from .states import Command, Phase, refusal, transition
+from .protocol import Write
+from .reasons import ManagerError, Reason
+from .requests import channel_json, parse_group_request, parse_scan_reference
+from .states import Command, Phase, Transition, refusal, transition
 from .watchers import Periodic
 
-__all__ = ["RECOVERY_MODES", "Link", "Points"]
+__all__ = ["RECOVERY_MODES", "Points", "RetryKey", "RetryKind", "ServiceCore"]
 
 logger = logging.getLogger(__name__)
 
 RECOVERY_MODES = ("close", "resume")
 
 
+class RetryKind(enum.Enum):
+    ADD = "add"  # a reference to a scan
+    EMIT = "emit"  # points of a custom channel
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryKey:
+    """What a write is, to recognise a client repeating it: its kind, its target (the scan
+    reference, the channel) and what it wrote (``Points``; None for a reference)."""
+
+    kind: RetryKind
+    target: Any
+    payload: Any = None
+
+
 @dataclasses.dataclass(frozen=True)
 class _Uncertain:
-    """A write that failed without telling whether it landed: the request that made it (``key``),
-    and whether the re-read after the failure found it in Redis."""
+    """A write that failed without telling whether it landed, and whether the re-read after the
+    failure found it in Redis."""
 
-    key: tuple[Any, ...]
+    key: RetryKey
     landed: bool = False
 
 
@@ -77,26 +94,8 @@ class Points:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _refused_credentials(url: str, error: Exception) -> str:
-    """The status while Redis refuses the credentials (each new connection reads the password
-    file again: fixing it is enough). ``url`` is redacted; redis-py's text names no password."""
-    user = urlsplit(url).username or "default"
-    return (f"Redis at {url} refused the credentials of user {user!r} ({error}). Fix the "
-            "password in RedisPasswordFile (its first line) or the user in RedisURL: the device "
-            "retries every HealthCheckPeriod and recovers by itself once Redis accepts them.")
-
-
-def _untrusted_certificate(url: str, error: Exception) -> str:
-    """The status while TLS verification of Redis's certificate fails (``url`` is redacted)."""
-    return (f"Redis at {url} presented a TLS certificate that was not verified ({error}). Check "
-            "that ssl_ca_certs in RedisURL names the file of the CA that signed the server's "
-            "certificate and that the certificate names the host of RedisURL. The device retries "
-            "every HealthCheckPeriod (each connection reads the CA file again) and recovers by "
-            "itself once the certificate is verified; a changed RedisURL needs Init.")
-
-
-class Link(LeaseGuard):
-    """See the module docstring; ``Manager`` provides the hooks at the end of the class."""
+class ServiceCore(LeaseGuard, abc.ABC):
+    """See the module docstring; a data model's service provides the abstract hooks."""
 
     def __init__(self, session: Session, redis_url: str, *, owner: str, recovery: str,
                  on_change: NotificationCallback) -> None:
@@ -117,6 +116,7 @@ class Link(LeaseGuard):
         self.connection_error = ""
         self.lost_message = ""
         self._closed = False  # no notification after close (threads may still be finishing)
+        self._far: dict[tuple[str, int], int] = {}  # pending numbers far beyond the counter
         self._guard_with(getattr(session.client, "lease", None))
 
     # -- notifications ---------------------------------------------------------------------------
@@ -136,8 +136,11 @@ class Link(LeaseGuard):
         if self.phase is Phase.RUNNING:
             pending = self.pending
             waiting = f" Waiting for scans {list(pending)}." if pending else ""
+            far = {n: self._far[self.sequence_name, n] for n in pending
+                   if (self.sequence_name, n) in self._far}
             return (f"Running sequence {self.sequence_name}: add scans, emit channel points, "
-                    f"then End or Abort it.{waiting}")
+                    f"then End or Abort it.{waiting}"
+                    + (far_beyond(far, self._counted_in) if far else ""))
         last = (f" Last sequence: {self.sequence_name} ({self.state.name})."
                 if self.sequence_name else "")
         return f"Idle: Start a sequence in session {self.session.name!r} ({self.redis_url}).{last}"
@@ -190,24 +193,15 @@ class Link(LeaseGuard):
         """Record a Redis failure (Redis is re-read before the next write) and the refusal."""
         if isinstance(error, LeaseLostError):
             return self._lease_lost(error)
-        timed_out = isinstance(error, RedisTimeoutError)
-        message = (_refused_credentials(self.redis_url, error)
-                   if isinstance(error, RedisAuthenticationError) else
-                   _untrusted_certificate(self.redis_url, error)
-                   if "CERTIFICATE_VERIFY_FAILED" in str(error) else  # OpenSSL's reason
-                   f"Redis at {self.redis_url} is unreachable ({type(error).__name__}: {error}). "
-                   + ("A write that timed out may still land: the device re-reads Redis before "
-                      "writing again, so repeating the command is safe. " if timed_out else "")
-                   + "Check that the data Redis runs and that the RedisURL property is right; the "
-                     "device recovers by itself once it answers.")
+        message = redis_failure(self.redis_url, error)
         changed = self.connected or self.connection_error != message
         self._checked = False
         self.connected, self.connection_error = False, message
         if changed:
             self._notify_state()
-        return ManagerError("RedisUnavailable", message)
+        return ManagerError(Reason.REDIS_UNAVAILABLE, message)
 
-    def _redis(self, action: Callable[[], Any], uncertain: tuple[Any, ...] | None = None) -> Any:
+    def _redis(self, action: Callable[[], Any], uncertain: RetryKey | None = None) -> Any:
         """Run a Redis action; a failure becomes ``RedisUnavailable``. ``uncertain``: the key of
         the request, when the action writes (a retry of it is recognised after the re-read)."""
         try:
@@ -221,58 +215,56 @@ class Link(LeaseGuard):
         """Before writing after a failure (or at start): Redis answers, a sequence left open by a
         previous run is dealt with, and the open sequence is re-read from Redis."""
         refusal = self._lease_refusal
-        if refusal is not None and (refusal.reason == "LeaseLost" or not probe):
+        if refusal is not None and (refusal.reason is Reason.LEASE_LOST or not probe):
             raise refusal
         if self._checked:
             return
         if not (self.connected or probe):
-            raise ManagerError("RedisUnavailable", self.connection_error)
+            raise ManagerError(Reason.REDIS_UNAVAILABLE, self.connection_error)
         self._redis(lambda: self._probe(None))
         self._hold_lease()
         if not self._recovered:
             self._recover()
-        sequence = self._open_sequence()
-        if sequence is not None:
-            self._resync(sequence)
+        if self.phase is Phase.RUNNING:
+            self._resync_open()
         self._checked = True
         if not self.connected:
             self.connected, self.connection_error = True, ""
             self._notify_state()
 
-    def _probe(self, name: str | None) -> bool:
-        """Ping Redis; with ``name``: whether the sequence of that name still exists there."""
-        return lookup.probe(self.session.client, name)
-
-    def _resync(self, sequence: Sequence) -> None:
-        if not self._redis(lambda: self._probe(sequence.db_name)):
-            self._sequence_lost()
-            return
-        found = self._redis(sequence.resync)
-        self._resynced(found)
+    def _landed(self, landed: bool) -> None:
+        """The re-read of the open sequence found the uncertain write in Redis, or not."""
         if self._uncertain is not None:
-            kind, target = self._uncertain.key[:2]
-            if kind == "add":
-                landed = target in [str(name) for name in found.get(keys.SCANS_CHANNEL, ())] or (
-                    target in [int(n) for n in found.get(keys.SCAN_NUMBERS_CHANNEL, ())])
-            else:
-                landed = target in found
             self._uncertain = dataclasses.replace(self._uncertain, landed=landed)
 
-    def _retried(self, key: tuple[Any, ...]) -> bool | None:
+    def _retried(self, key: RetryKey) -> bool | None:
         """For a request on the target of the write whose outcome was unknown: whether it repeats
         that request and the write landed (the repeat must not write again). None otherwise."""
         uncertain = self._uncertain
-        if uncertain is None or uncertain.key[:2] != key[:2]:
+        if uncertain is None or (uncertain.key.kind, uncertain.key.target) != (key.kind,
+                                                                                key.target):
             return None
         self._uncertain = None
         return uncertain.key == key and uncertain.landed
 
     def _sequence_lost(self) -> None:
-        self.phase = transition(self.phase, "lost")
-        self.lost_message = (f"Redis no longer holds sequence {self.sequence_name} (restarted "
-                             "without its data?): its scans and points are gone for its readers. "
-                             "End or Abort to clear it, then Start a new sequence.")
-        logger.error(self.lost_message)
+        self._lose(f"Redis no longer holds sequence {self.sequence_name} (restarted without its "
+                   "data?): its scans and points are gone for its readers. End or Abort to clear "
+                   "it, then Start a new sequence.")
+
+    def give_up(self, why: str) -> None:
+        """The running sequence can no longer be written as it should (``why``): LOST; End or
+        Abort closes it once Redis answers."""
+        with self._lock:
+            if self.phase is Phase.RUNNING:
+                self._lose(f"Sequence {self.sequence_name}: {why} End or Abort closes it once "
+                           "Redis answers; then Start a new sequence.")
+
+    def _lose(self, message: str) -> None:
+        self._abandon()
+        self.phase = transition(self.phase, Transition.LOST)
+        self.lost_message = message
+        logger.error(message)
         self._notify_state()
 
     # -- what every command checks ---------------------------------------------------------------
@@ -283,12 +275,12 @@ class Link(LeaseGuard):
             self._check_lease()
         self._sync()
         reason = refusal(self.phase, command)
-        if reason == "AlreadyRunning":
+        if reason is Reason.ALREADY_RUNNING:
             raise ManagerError(reason, f"sequence {self.sequence_name} is running: End or Abort "
                                        "it first")
-        if reason == "NotRunning":
+        if reason is Reason.NOT_RUNNING:
             raise ManagerError(reason, "no sequence is running: Start one first")
-        if reason == "SequenceLost":
+        if reason is Reason.SEQUENCE_LOST:
             raise ManagerError(reason, self.lost_message)
 
     def _points(self, channel: str, data: Any, flat: bool) -> numpy.ndarray:
@@ -296,7 +288,7 @@ class Link(LeaseGuard):
         (``flat`` data reshaped to the channel's point shape, as a DevVarDoubleArray carries it)."""
         spec = self._specs.get(channel)
         if spec is None:
-            raise ManagerError("UnknownChannel",
+            raise ManagerError(Reason.UNKNOWN_CHANNEL,
                                f"sequence {self.sequence_name} has no channel {channel!r} "
                                f"(its channels: {', '.join(self._specs) or 'none'}): a "
                                "sequence takes points on the channels listed in Start's "
@@ -306,73 +298,102 @@ class Link(LeaseGuard):
         if flat:
             size = math.prod(spec.shape)
             if block.ndim != 1 or block.size % size:
-                raise ManagerError("BadData",
+                raise ManagerError(Reason.BAD_DATA,
                                    f"channel {channel!r} takes points of shape {spec.shape}: "
                                    f"send a multiple of {size} values, not {block.size}")
             block = block.reshape((-1,) + spec.shape)
         try:
             return spec.points(block)
         except ChannelDataError as error:
-            raise ManagerError("BadData", str(error)) from None
+            raise ManagerError(Reason.BAD_DATA, str(error)) from None
+
+    def add_scan(self, text: str) -> str:
+        """Reference a scan (number, db_name, key); returns its name, or ``pending:<n>``."""
+        reference = parse_scan_reference(text)
+        with self._lock:
+            return self.plan_add(reference)()
+
+    def abort(self) -> str:
+        return self.end(ScanState.USER_ABORTED)
 
     def create_group(self, request: str) -> str:
         """A group of existing scans in one call, independent of the running sequence: every
-        scan is checked (``group_members``) before anything is written; returns its name."""
+        scan is checked (``plan_group``) before anything is written; returns its name."""
         references, title, scan_info = parse_group_request(request)
-        return self.write_group(self.group_members(references), title, scan_info)
+        return self.plan_group(references, title, scan_info)()
 
     # -- crash recovery ------------------------------------------------------------------------
     def _recover(self) -> None:
         """Close (or resume) the sequence a previous run of this owner left open."""
         record = self._redis(lambda: running.load(self.session.client, self._record_key))
-        if record is None:
-            self._recovered = True
-            return
-        try:
-            specs = [parse_channel(item) for item in record.channels]
-            sequence = self._take_over(record, specs)
-        except (ManagerError, ScanSequenceError) as error:
-            if isinstance(error, ManagerError) and error.reason.endswith("RedisUnavailable"):
-                raise
-            logger.warning("not recovering %s: %s", record.db_name, error)
-            self._redis(lambda: running.clear(self.session.client, self._record_key))
-            self._recovered = True
-            return
+        if record is not None:
+            self._left_open(record)
         self._recovered = True
-        if self.recovery == "resume" and sequence.state is ScanState.STARTING:
-            logger.warning("resumed sequence %s left open by a previous run", record.db_name)
-            self._resume_pending(record.pending)
-        else:  # a sequence that never reached STARTING cannot be resumed: close it too
-            logger.warning("closing sequence %s left open by a previous run", record.db_name)
-            self._finish(ScanState.KILLED)
+
+    def _save_record(self, pending: tuple[int, ...] = ()) -> None:
+        """The running record of the open sequence (what the next run recovers)."""
+        running.save(self.session.client, self._record_key, running.RunningRecord(
+            self.sequence_name, tuple(self._channel_json()), pending))
+
+    def _clear_record(self) -> None:
+        """No sequence open: no record (when Redis fails, the next ``_sync`` clears it)."""
+        try:
+            self._redis(lambda: running.clear(self.session.client, self._record_key))
+        except ManagerError:
+            self._recovered = False
+
+    def _note_far(self, number: int, last: int) -> None:
+        """A pending ``number`` beyond the last allocated one (``last``) by far (a typo, most
+        likely) is named in the status."""
+        if number > last + FAR_BEYOND:
+            self._far[self.sequence_name, number] = last
 
     def _channel_json(self) -> list[dict[str, Any]]:
         return [channel_json(spec) for spec in self._specs.values()]
 
-    # -- hooks of the manager --------------------------------------------------------------------
-    _specs: dict[str, ChannelSpec]
+    # -- the data model's side -------------------------------------------------------------------
+    _specs: dict[str, ChannelSpec]  # the custom channels of the open sequence
     sequence_name: str
-    state: ScanState
-    pending: tuple[int, ...]
+    state: ScanState  # of the current (or last) sequence
+    _counted_in: str  # where the scan numbers are counted (named in the status)
 
-    def _open_sequence(self) -> Sequence | None:
-        raise NotImplementedError
+    @property
+    @abc.abstractmethod
+    def pending(self) -> tuple[int, ...]:
+        """The scan numbers added to the open sequence that it still waits for."""
 
-    def _take_over(self, record: running.RunningRecord, specs: list[ChannelSpec]) -> Sequence:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def plan_add(self, reference: int | str) -> Write:
+        """Every check of ``add_scan`` (a refusal writes nothing); the write, not done yet."""
 
-    def _resume_pending(self, numbers: tuple[int, ...]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def end(self, state: ScanState | None = None) -> str:
+        """End the sequence (``state`` forced, or after waiting for pending scans); returns the
+        final state's name."""
 
-    def _resynced(self, found: dict[str, Any]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _probe(self, name: str | None) -> bool:
+        """Ping Redis; with ``name``: whether the sequence of that name still exists there."""
 
+    @abc.abstractmethod
+    def _resync_open(self) -> None:
+        """Re-read the open sequence after a failure (``_sequence_lost`` when it vanished,
+        ``_landed`` for the uncertain write)."""
+
+    @abc.abstractmethod
+    def _left_open(self, record: running.RunningRecord) -> None:
+        """Close, or resume, the sequence of a previous run's record (and clear the record
+        unless the sequence runs again)."""
+
+    @abc.abstractmethod
+    def _abandon(self) -> None:
+        """Follow nothing more for the open sequence (it is lost, or the lease is)."""
+
+    @abc.abstractmethod
     def _finish(self, state: ScanState | None) -> ScanState:
-        raise NotImplementedError
+        """End the open sequence in Redis and go IDLE (the phase stays when Redis fails)."""
 
-    def group_members(self, references: list[int | str]) -> list[Any]:
-        raise NotImplementedError
-
-    def write_group(self, members: list[Any], title: str | None,
-                    scan_info: dict[str, Any]) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def plan_group(self, references: list[int | str], title: str | None,
+                   scan_info: dict[str, Any]) -> Write:
+        """Every check of a group of these scans; the write, not done yet."""
