@@ -57,7 +57,7 @@ def run_loopscan(args: argparse.Namespace) -> int:
         except KeyError as error:
             raise ValueError(error.args[0]) from None
         if args.data_format == DataFormat.BLISS2:
-            from .bliss2.simulation import loopscan as bliss2_loopscan  # blissdata 2: only now
+            from ..bliss2.simulation import loopscan as bliss2_loopscan  # blissdata 2: only now
 
             print(*bliss2_loopscan(bliss2_store(url), args.session, args.npoints,
                                    args.count_time, counters), flush=True)
