@@ -1,4 +1,5 @@
-"""Shared fixtures: a real redis-server on a free loopback port, one per test session.
+"""Shared fixtures: a real redis-server on a free loopback port, one per test session, and
+``modules_redis``, a second one with the modules Bliss 2 data needs.
 
 Each test gets its own Redis client on a flushed data db (1), and a unique session name, so tests
 never see each other's nodes. The report header names the ``redis-server`` binary the run uses
@@ -55,6 +56,22 @@ def soak(request: pytest.FixtureRequest) -> float:
 def redis_server():
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def modules_redis():
+    """A Redis with RedisJSON and RediSearch for Bliss 2 data (skipped, with the reason, where
+    it cannot start or blissdata 2.x is not installed)."""
+    pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (the bliss2 extra)")
+    server = RedisServer(modules=True)
+    try:
+        server.start()
+    except RuntimeError as error:  # ModulesUnavailable, or the server refused a module
+        pytest.skip(f"no Redis with RedisJSON and RediSearch here: {error}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Fixtures of the Bliss 2 tests: a Redis with RedisJSON and RediSearch (skipped, with the reason,
-where it cannot start), a blissdata 2.x ``DataStore`` on it, live blissdata readers, and
+"""Fixtures of the Bliss 2 tests: a blissdata 2.x ``DataStore`` on the Redis with RedisJSON and
+RediSearch (``modules_redis``, tests/conftest.py), live blissdata readers, and
 SequenceManager processes in ``DataFormat bliss2`` (``start_device``).
 """
 
@@ -19,19 +19,6 @@ from tango_groups.runtime.redis_server import RedisServer
 
 _sessions = itertools.count(1)
 CHANNELS = ['{"name": "sum", "unit": "count"}', '{"name": "spectrum", "shape": [4]}']
-
-
-@pytest.fixture(scope="session")
-def modules_redis() -> Iterator[RedisServer]:
-    server = RedisServer(modules=True)
-    try:
-        server.start()
-    except RuntimeError as error:  # ModulesUnavailable, or the server refused a module
-        pytest.skip(f"no Redis with RedisJSON and RediSearch here: {error}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -148,21 +148,10 @@ def test_every_python_block_is_found_and_run_or_skipped_with_a_reason():
     assert any(BLISS2 in block.code for block in STANDALONE)
 
 
-@pytest.fixture(scope="module")
-def modules_redis_url() -> Iterator[str]:
-    """A Redis with RedisJSON and RediSearch (the Bliss 2 blocks); skipped where it cannot run."""
-    from tango_groups.runtime.redis_server import RedisServer
-
-    pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (the bliss2 extra)")
-    server = RedisServer(modules=True)
-    try:
-        server.start()
-    except RuntimeError as error:
-        pytest.skip(f"no Redis with RedisJSON and RediSearch here: {error}")
-    try:
-        yield server.url
-    finally:
-        server.stop()
+@pytest.fixture
+def modules_redis_url(modules_redis) -> str:
+    """The Redis of the Bliss 2 blocks (tests/conftest.py)."""
+    return modules_redis.url
 
 
 @pytest.mark.parametrize("block", STANDALONE, ids=[block.where for block in STANDALONE])

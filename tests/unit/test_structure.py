@@ -277,7 +277,7 @@ def test_the_eager_import_finder_skips_functions_and_type_checking():
 
 def _is_bliss2_side(name: str) -> bool:
     """Modules of the Bliss 2 side are named so: the package ``tango_groups.bliss2`` and modules
-    such as ``tango_groups.service.bliss2_manager``."""
+    such as ``tango_groups.service.bliss2``."""
     return "bliss2" in name.split(".")[-1] or _in_package(name, BLISS2)
 
 
@@ -321,3 +321,26 @@ def test_bliss1_modules_never_load_blissdata():
         if seen & direct:
             loads[name] = sorted(seen & direct)
     assert not loads, f"these modules load blissdata when imported (through): {loads}"
+
+
+SERVICES = {model: f"tango_groups.service.{model}" for model in ("bliss1", "bliss2", "both")}
+
+
+def test_each_models_service_never_imports_the_other_model():
+    graph = import_graph()
+    bliss1, bliss2 = SERVICES["bliss1"], SERVICES["bliss2"]
+    assert not sorted(target for target in graph[bliss1] if _is_bliss2_side(target))
+    assert not sorted(target for target in graph[bliss2]
+                      if target == bliss1 or _in_package(target, "tango_groups.bliss1"))
+
+
+def test_services_are_reached_through_their_interface():
+    """``both`` is composed through ``SequenceService`` (factories given to it), and the device
+    knows that interface only: its configuration alone builds the services."""
+    graph = import_graph()
+    implementations = {*SERVICES.values(), "tango_groups.service.core"}
+    assert not graph[SERVICES["both"]] & implementations
+    assert "tango_groups.service.protocol" in graph[SERVICES["both"]]
+    users = {name for name, targets in graph.items()
+             if targets & implementations and _in_package(name, "tango_groups.devices")}
+    assert users == {"tango_groups.devices.configuration"}
