@@ -39,6 +39,7 @@ from tango_groups.formats import DataFormat
 from tango_groups.service.bliss1 import Bliss1Service
 from tango_groups.service.both import BothService
 from tango_groups.service.core import RECOVERY_MODES
+from tango_groups.service.messages import Names
 from tango_groups.service.notifications import NotificationCallback
 from tango_groups.service.protocol import SequenceService
 from tango_groups.session import Session
@@ -46,7 +47,12 @@ from tango_groups.session import Session
 if TYPE_CHECKING:  # blissdata 2.x is an extra: imported only for DataFormat bliss2
     from tango_groups.service.bliss2 import Bliss2Service
 
-__all__ = ["DEFAULT_LEASE_TIME", "MAX_REDIS_TIMEOUT", "create_service"]
+__all__ = ["DEFAULT_LEASE_TIME", "MAX_REDIS_TIMEOUT", "NAMES", "create_service"]
+
+# how the service's messages name what to change: the device's properties and commands
+NAMES = Names(redis_url="RedisURL", password_file="RedisPasswordFile",
+              health_period="HealthCheckPeriod", end_timeout="EndTimeout",
+              reopen="restart the server or run Init")
 
 MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client gets our answer
 DEFAULT_LEASE_TIME = 5.0  # s: LeaseTime 0, unless 2 x HealthCheckPeriod + RedisTimeout is longer
@@ -92,7 +98,7 @@ def create_service(device: Any, on_change: NotificationCallback) -> SequenceServ
     def bliss1(callback: NotificationCallback) -> Bliss1Service:
         return Bliss1Service(session, device.RedisURL, owner=device.get_name(),
                              watch_client=watch_client, end_timeout=device.EndTimeout,
-                             recovery=device.RecoveryMode, on_change=callback)
+                             recovery=device.RecoveryMode, on_change=callback, names=NAMES)
 
     if device.DataFormat == DataFormat.BLISS1:
         return bliss1(on_change)
@@ -126,5 +132,5 @@ def _bliss2_service(device: Any, session: Session, credentials: PasswordFile | N
             use_credentials(store_client(each), credentials)
     return Bliss2Service(session, device.RedisURL, owner=device.get_name(), store=store,
                          watch_store=watch_store, timeout=timeout, block=block,
-                         end_timeout=device.EndTimeout, on_change=on_change)
+                         end_timeout=device.EndTimeout, on_change=on_change, names=NAMES)
 

@@ -37,6 +37,7 @@ from ..scanning.scan import ScanState
 from ..scanning.sequence import SequenceContext, SequenceListener
 from ..session import Session
 from .core import Points, RetryKey, RetryKind, ServiceCore
+from .messages import NEUTRAL, Names, scans_never_started
 from .notifications import (
     NotificationCallback,
     PendingChanged,
@@ -51,7 +52,6 @@ from .requests import (
     SCAN_KEY_PREFIX,
     StartRequest,
     parse_channel,
-    scans_never_started,
 )
 from .states import Command, Phase, Transition, transition
 
@@ -70,8 +70,10 @@ class Bliss1Service(ServiceCore, SequenceListener):
 
     def __init__(self, session: Session, redis_url: str, *, owner: str, watch_client: Redis,
                  end_timeout: float = 1.5, recovery: str = "close",
-                 on_change: NotificationCallback = lambda notification: None) -> None:
-        super().__init__(session, redis_url, owner=owner, recovery=recovery, on_change=on_change)
+                 on_change: NotificationCallback = lambda notification: None,
+                 names: Names = NEUTRAL) -> None:
+        super().__init__(session, redis_url, owner=owner, recovery=recovery, on_change=on_change,
+                         names=names)
         self.end_timeout = end_timeout
         self.watch_client = watch_client
         self._sequence: Sequence | None = None
@@ -335,7 +337,8 @@ class Bliss1Service(ServiceCore, SequenceListener):
             name, final = self.sequence_name, self._finish(state)
             unfinished = [n for n in sequence.unfinished if isinstance(n, int)]
             if unfinished and state is None:
-                raise scans_never_started(name, final.name, unfinished, self.end_timeout)
+                raise scans_never_started(name, final.name, unfinished, self.end_timeout,
+                                          self.names)
             return final.name
 
     def _finish(self, state: ScanState | None) -> ScanState:

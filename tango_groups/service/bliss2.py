@@ -40,6 +40,7 @@ from ..data.connection import RedisConnectionError, RedisError
 from ..scanning.scan import ScanState
 from ..session import Session
 from .core import ServiceCore
+from .messages import NEUTRAL, Names, scans_never_started
 from .notifications import (
     NotificationCallback,
     PendingChanged,
@@ -53,7 +54,6 @@ from .reasons import ManagerError, Reason
 from .requests import (
     SCAN_KEY_PREFIX,
     StartRequest,
-    scans_never_started,
 )
 from .states import Command, Phase, Transition, transition
 
@@ -74,9 +74,10 @@ class Bliss2Service(ServiceCore):
 
     def __init__(self, session: Session, redis_url: str, *, owner: str, store: DataStore,
                  watch_store: DataStore, timeout: float, end_timeout: float = 1.5,
-                 block: float = 0.5, on_change: NotificationCallback = lambda _: None) -> None:
+                 block: float = 0.5, on_change: NotificationCallback = lambda _: None,
+                 names: Names = NEUTRAL) -> None:
         super().__init__(session, redis_url, owner=f"{owner}#bliss2", recovery="close",
-                         on_change=on_change)
+                         on_change=on_change, names=names)
         self.store, self.watch_store = store, watch_store
         self.timeout, self.end_timeout, self.block = timeout, end_timeout, block
         self._sequence: SequenceScan | None = None
@@ -320,7 +321,7 @@ class Bliss2Service(ServiceCore):
                 raise ManagerError(Reason.SEQUENCE_LOST, f"{lost} {self._closing}")
             if unfinished and state is None:
                 raise scans_never_started(self.sequence_name, final.name, unfinished,
-                                          self.end_timeout)
+                                          self.end_timeout, self.names)
             return final.name
 
     def _finish(self, state: ScanState) -> ScanState:

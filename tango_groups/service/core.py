@@ -41,7 +41,7 @@ from ..data.lease import LeaseLostError
 from ..scanning.scan import ScanState
 from ..session import Session
 from .lease_guard import LeaseGuard
-from .messages import FAR_BEYOND, far_beyond, redis_failure
+from .messages import FAR_BEYOND, Names, far_beyond, redis_failure
 from .notifications import Notification, NotificationCallback, StateChanged
 from .protocol import Write
 from .reasons import ManagerError, Reason
@@ -98,13 +98,14 @@ class ServiceCore(LeaseGuard, abc.ABC):
     """See the module docstring; a data model's service provides the abstract hooks."""
 
     def __init__(self, session: Session, redis_url: str, *, owner: str, recovery: str,
-                 on_change: NotificationCallback) -> None:
+                 on_change: NotificationCallback, names: Names) -> None:
         if recovery not in RECOVERY_MODES:
             raise ValueError(f"recovery must be one of {RECOVERY_MODES}, not {recovery!r}")
         self.session = session
         self.redis_url = redact(redis_url)
         self.recovery = recovery
         self.on_change = on_change
+        self.names = names  # of the settings the status may tell to change
         self._record_key = running.record_key(session.name, owner)
         self._lock = threading.RLock()
         self.phase = Phase.IDLE
@@ -193,7 +194,7 @@ class ServiceCore(LeaseGuard, abc.ABC):
         """Record a Redis failure (Redis is re-read before the next write) and the refusal."""
         if isinstance(error, LeaseLostError):
             return self._lease_lost(error)
-        message = redis_failure(self.redis_url, error)
+        message = redis_failure(self.redis_url, error, self.names)
         changed = self.connected or self.connection_error != message
         self._checked = False
         self.connected, self.connection_error = False, message

@@ -22,6 +22,7 @@ from typing import Any
 from ..data.connection import RedisError
 from ..data.lease import Lease, LeaseLostError
 from ..session import Session
+from .messages import Names
 from .reasons import ManagerError, Reason
 
 __all__ = ["LeaseGuard"]
@@ -61,8 +62,8 @@ class LeaseGuard:
             who = f" ({name}, lease token {token})" if error.holder else ""
             now = datetime.datetime.now().isoformat(" ", "seconds")
             message = (f"Another SequenceManager{who} took over this device's sequences (lost "
-                       f"the lease, seen at {now}): this server writes nothing more. Restart or "
-                       "Init it to stand by.")
+                       f"the lease, seen at {now}): this server writes nothing more. To stand "
+                       f"by, {self.names.reopen}.")
             logger.error(message)
             self._abandon()
             self._fault(ManagerError(Reason.LEASE_LOST, message))
@@ -94,6 +95,7 @@ class LeaseGuard:
 
     # -- hooks of the link ----------------------------------------------------------------------
     session: Session
+    names: Names
     connected: bool
     connection_error: str
     _checked: bool

@@ -51,16 +51,6 @@ MAX_NESTING = 32  # levels of lists and objects in scan_info
 _DIGITS = re.compile(r"[0-9]+")
 
 
-def scans_never_started(sequence: str, state: str, numbers: list[int],
-                        timeout: float) -> ManagerError:
-    """End's answer when scans added by number did not start within EndTimeout: the sequence
-    is ended (``state``) without them."""
-    return ManagerError(Reason.SCANS_NOT_FINISHED,
-                        f"sequence {sequence} ended {state} without scans {numbers}: they did "
-                        f"not start within EndTimeout ({timeout:g} s); add them to another "
-                        "sequence once they run, or raise EndTimeout")
-
-
 def parse_channel(item: Any, declared: dict[str, ChannelSpec] | None = None) -> ChannelSpec:
     """A custom channel from its JSON: a name, or an object with name, dtype, shape, unit.
 
