@@ -38,9 +38,15 @@ class Stopped(BaseException):  # like KeyboardInterrupt: no "except Exception" s
         self.signum = signum
 
 
+_held: list[int | None] = []  # while a child is spawned: the stop signal that came meanwhile
+
+
 def _raise_stopped(signum: int, frame: object) -> None:
     for name in _STOP_SIGNALS:  # one signal is enough: shutdown is bounded
         signal.signal(name, signal.SIG_IGN)
+    if _held:  # raised by ``ChildProcess._spawn`` once the child is recorded
+        _held[-1] = signum
+        return
     raise Stopped(signum)
 
 
@@ -98,7 +104,15 @@ class ChildProcess:
         return Path(self._workdir.name) / self.log_name
 
     def _spawn(self, command: list[str], **popen: object) -> subprocess.Popen:
-        self._process = subprocess.Popen(command, process_group=0, **popen)
+        """Start it; a stop signal that arrives meanwhile raises ``Stopped`` once the child is
+        recorded (raised inside ``Popen``, it would leave a child that nobody stops)."""
+        _held.append(None)
+        try:
+            self._process = subprocess.Popen(command, process_group=0, **popen)
+        finally:
+            signum = _held.pop()
+        if signum is not None:
+            raise Stopped(signum)
         return self._process
 
     @property
