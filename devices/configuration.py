@@ -108,8 +108,8 @@ def _bliss2_manager(device: Any, session: Session, credentials: PasswordFile | N
         from tango_groups.bliss2 import data_store, store_client
         from tango_groups.service.bliss2_manager import Bliss2Manager
     except ImportError as error:
-        raise ValueError(f"DataFormat {device.DataFormat} needs blissdata 2.x ({error}): pip install "
-                         "'tango_groups[bliss2]'") from None
+        raise ValueError(f"DataFormat {device.DataFormat} needs blissdata 2.x ({error}): "
+                         "pip install 'tango_groups[bliss2]'") from None
     password = None if credentials is None else credentials.read()
     url, timeout, block = with_password(device.RedisURL, password), device.RedisTimeout, 0.5
     try:

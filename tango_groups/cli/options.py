@@ -16,9 +16,9 @@ from typing import Any
 
 from ..data.connection import RedisError, ping, redact
 
-__all__ = ["BLISS1", "BLISS2", "BOTH", "DATA_FORMATS", "DEFAULT_BASE_PATH", "DEFAULT_SESSION", "REDIS_URL_VARIABLE",
-           "add_data_format_option", "add_redis_options", "bliss2_store", "check_redis",
-           "required_redis_url"]
+__all__ = ["BLISS1", "BLISS2", "BOTH", "DATA_FORMATS", "DEFAULT_BASE_PATH", "DEFAULT_SESSION",
+           "REDIS_URL_VARIABLE", "add_data_format_option", "add_redis_options", "bliss2_store",
+           "check_redis", "required_redis_url"]
 
 DEFAULT_SESSION = "tango_groups"  # the SequenceManager's default Session property
 DEFAULT_BASE_PATH = "/tmp/scans"  # its default BasePath property

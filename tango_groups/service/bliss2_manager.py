@@ -6,7 +6,8 @@ go by key or by number (the session's scan, pending until PREPARED: ``bliss2.pen
 Redis request and every wait on blissdata's stream sinks gives up after ``RedisTimeout``
 (``bliss2.store.bounded``); a failed write of the running sequence leaves it LOST (blissdata
 2.4.5's stream writers cannot go on), End or Abort then closes it once Redis answers. A sequence
-a previous run left open is closed at start; a running one is LOST when Redis restarts. README.rst ("Bliss 2") tells the whole contract.
+a previous run left open is closed at start; a running one is LOST when Redis restarts. README.rst
+("Bliss 2") tells the whole contract.
 """
 
 from __future__ import annotations
@@ -245,7 +246,8 @@ class Bliss2Manager(Bliss2Groups, Link):
         try:
             return self._redis(action)
         except ScanNotFoundError as error:
-            raise ManagerError("UnknownScan", f"{error} (expired, deleted, never written)") from None
+            raise ManagerError("UnknownScan",
+                               f"{error} (expired, deleted, never written)") from None
 
     def _await(self, number: int, *, since: str | None, key: str | None) -> str:
         with self._lock:

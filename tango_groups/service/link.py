@@ -17,9 +17,10 @@ state; the manager adds the commands. It keeps:
   refused with ``LeaseLost`` and the fenced client writes nothing more: Init or a restart makes
   it stand by;
 * the health check (``open``): every period, renew the lease, ping Redis and check that the open
-  sequence still exists (LOST when it vanished), then re-read after a failure. While Redis is known to fail,
-  commands are refused at once (a hung Redis would make each wait ``RedisTimeout``, and Tango
-  clients queued behind them time out): only the health check tries Redis again.
+  sequence still exists (LOST when it vanished), then re-read after a failure. While Redis is
+  known to fail, commands are refused at once (a hung Redis would make each wait
+  ``RedisTimeout``, and Tango clients queued behind them time out): only the health check tries
+  Redis again.
 """
 
 from __future__ import annotations
