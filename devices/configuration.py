@@ -14,8 +14,9 @@ data it carries checks the lease in the same round trip.
 ``DataFormat`` picks the data model: ``bliss1`` (data nodes, ``Bliss1Service``), ``bliss2``
 (blissdata 2.x scans, ``Bliss2Service``: two blissdata stores on the same URL, logical db 0
 unless the URL names one, with the same timeouts; the running record stays with the 1.x client)
-or ``both`` (``BothService``, composed from the factories of the other two, sharing the session). blissdata connects when its
-store is made: a Redis that refuses it then is an invalid configuration (FAULT until Init).
+or ``both`` (``BothService``, composed from the factories of the other two, sharing the
+session). blissdata connects when its store is made: a Redis that refuses it then is an invalid
+configuration (FAULT until Init).
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ def _bliss2_service(device: Any, session: Session, credentials: PasswordFile | N
         from tango_groups.bliss2 import data_store, store_client
         from tango_groups.service.bliss2 import Bliss2Service
     except ImportError as error:
-        raise ValueError(f"DataFormat {device.DataFormat} needs blissdata 2.x ({error}): pip install "
-                         "'tango_groups[bliss2]'") from None
+        raise ValueError(f"DataFormat {device.DataFormat} needs blissdata 2.x ({error}): "
+                         "pip install 'tango_groups[bliss2]'") from None
     password = None if credentials is None else credentials.read()
     url, timeout, block = with_password(device.RedisURL, password), device.RedisTimeout, 0.5
     try:

@@ -17,7 +17,8 @@ a value.
 
 Tango state: ON (idle), RUNNING (a sequence runs), FAULT (Redis unreachable, the sequence lost,
 the lease another server's, or invalid properties; the Status says what to do). Run it as
-``SequenceManager <instance>`` (``tango_groups.devices.__main__``) or through ``tango-groups serve``.
+``SequenceManager <instance>`` (``tango_groups.devices.__main__``) or through
+``tango-groups serve``.
 """
 
 from __future__ import annotations

@@ -84,7 +84,8 @@ class DeviceReference(Directive):
             raise self.error(f"device-reference: {which!r} is none of {', '.join(TABLES)}")
         container = nodes.container()
         source = self.state_machine.get_source_and_line(self.lineno)[0]
-        content = StringList(list_table(TABLES[which](SequenceManager), WIDTHS[which]), source=source)
+        content = StringList(list_table(TABLES[which](SequenceManager), WIDTHS[which]),
+                             source=source)
         nested_parse_with_titles(self.state, content, container)
         return container.children
 

@@ -20,8 +20,8 @@ Store and scans (``blissdata.redis_engine``)
     state) seal the writer's streams. A reader: ``store.load_scan(key)``, ``scan.update()``
     (blocks until the next state), ``scan.streams[name]`` (from PREPARED on), ``stream.cursor()``.
 Streams (``blissdata.streams``)
-    ``Stream.make_definition(name, dtype, shape=None, info={})`` (``blissdata.streams.default``) is a
-    numeric stream (``info`` gets ``dtype`` and ``shape``), or JSON with ``dtype="json"``;
+    ``Stream.make_definition(name, dtype, shape=None, info={})`` (``blissdata.streams.default``) is
+    a numeric stream (``info`` gets ``dtype`` and ``shape``), or JSON with ``dtype="json"``;
     ``stream.send(point or batch)`` queues to a sink thread (a greenlet when gevent patched the
     process), ``join()`` waits for Redis, ``seal()`` ends the stream. Entries are ``esrf:stream:
     <ULID>`` Redis streams with position IDs; a reader's ``stream[:]`` or cursor gets numpy arrays.

@@ -100,7 +100,8 @@ def unreadable(key: str, entries: Sequence[StreamEntry], error: Exception, event
     """The error for ``entries`` of stream ``key`` that raised ``error`` while being decoded."""
     first, last = entries[0][0].decode(), entries[-1][0].decode()
     where = f"{key} entry {first}" if first == last else f"{key} entries {first}..{last}"
-    kind = UnsafeEntryError if isinstance(error, encoding.UnsafePickleError) else UnreadableEntryError
+    kind = (UnsafeEntryError if isinstance(error, encoding.UnsafePickleError)
+            else UnreadableEntryError)
     described = str(error) or type(error).__name__
     return kind(f"{where}: {described}", Event(event_type, node, None))
 

@@ -188,7 +188,8 @@ class SequencePanel(QMainWindow):
         if name == Attribute.SEQUENCE_STATE:
             index = int(value)
             return self.sequence_states[index] if index < len(self.sequence_states) else str(index)
-        if name in (Attribute.SCAN_NUMBERS, Attribute.SCAN_NAMES, Attribute.PENDING_SCANS, Attribute.CHANNEL_NAMES):
+        if name in (Attribute.SCAN_NUMBERS, Attribute.SCAN_NAMES, Attribute.PENDING_SCANS,
+                    Attribute.CHANNEL_NAMES):
             return ", ".join(str(item) for item in (value if value is not None else [])) or "-"
         return str(value)
 

@@ -239,8 +239,9 @@ class Bliss1Service(ServiceCore, SequenceListener):
                 raise ManagerError(Reason.DUPLICATE_SCAN,
                                    f"{facts.db_name} is already in sequence {self.sequence_name}")
             if facts.number in sequence.pending_numbers:
-                raise ManagerError(Reason.DUPLICATE_SCAN, f"scan {facts.number} is already pending in "
-                                                   f"sequence {self.sequence_name}")
+                raise ManagerError(Reason.DUPLICATE_SCAN,
+                                   f"scan {facts.number} is already pending in "
+                                   f"sequence {self.sequence_name}")
             if not facts.prepared:
                 return lambda: self._add_pending(facts.number, facts)
             return lambda: self._add_node(reference, facts)
@@ -267,8 +268,9 @@ class Bliss1Service(ServiceCore, SequenceListener):
         if number == self.sequence_number:
             raise ManagerError(Reason.NOT_A_SCAN, f"scan {number} is the running sequence itself")
         if number in self._sequence.pending_numbers:
-            raise ManagerError(Reason.DUPLICATE_SCAN, f"scan {number} is already pending in sequence "
-                                               f"{self.sequence_name}")
+            raise ManagerError(Reason.DUPLICATE_SCAN,
+                               f"scan {number} is already pending in sequence "
+                               f"{self.sequence_name}")
         if self._sequence.references(number) and not retried:
             raise ManagerError(Reason.DUPLICATE_SCAN,
                                f"scan {number} is already in sequence {self.sequence_name}")
@@ -288,14 +290,16 @@ class Bliss1Service(ServiceCore, SequenceListener):
             raise ManagerError(Reason.NOT_A_SCAN, f"{db_name} is the running sequence itself")
         if db_name.startswith(SCAN_KEY_PREFIX):
             raise ManagerError(Reason.UNKNOWN_SCAN, f"{db_name} is a Bliss 2 scan key: this device "
-                                              "writes Bliss 1.x data nodes (DataFormat bliss1); "
-                                              "give a scan number or a scan db_name")
+                               "writes Bliss 1.x data nodes (DataFormat bliss1); "
+                               "give a scan number or a scan db_name")
         facts = self._lookup(lambda: lookup.scan_facts(self.session.client, db_name))
         if facts is None:
-            raise ManagerError(Reason.UNKNOWN_SCAN, f"no node {db_name!r} in Redis (expired, or never "
-                                              "written): give a scan number or a scan db_name")
+            raise ManagerError(Reason.UNKNOWN_SCAN,
+                               f"no node {db_name!r} in Redis (expired, or never "
+                               "written): give a scan number or a scan db_name")
         if not facts.is_scan:
-            raise ManagerError(Reason.NOT_A_SCAN, f"{db_name} is a {facts.node_type} node, not a scan")
+            raise ManagerError(Reason.NOT_A_SCAN,
+                               f"{db_name} is a {facts.node_type} node, not a scan")
         return facts
 
     def _lookup(self, action: Any) -> Any:

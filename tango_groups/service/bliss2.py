@@ -211,14 +211,16 @@ class Bliss2Service(ServiceCore):
 
     def _not_pending(self, number: int) -> int:
         if number in self._awaited:
-            raise ManagerError(Reason.DUPLICATE_SCAN, f"scan {number} is already pending in sequence "
-                                               f"{self.sequence_name}")
+            raise ManagerError(Reason.DUPLICATE_SCAN,
+                               f"scan {number} is already pending in sequence "
+                               f"{self.sequence_name}")
         return number
 
     def _checked_key(self, key: str) -> str:
         if not key.startswith(SCAN_KEY_PREFIX):
-            raise ManagerError(Reason.UNKNOWN_SCAN, f"{key!r} is not a Bliss 2 scan key: DataFormat "
-                                              f"bliss2 takes {SCAN_KEY_PREFIX}<id> or numbers")
+            raise ManagerError(Reason.UNKNOWN_SCAN,
+                               f"{key!r} is not a Bliss 2 scan key: DataFormat "
+                               f"bliss2 takes {SCAN_KEY_PREFIX}<id> or numbers")
         if key == self.sequence_name:
             raise ManagerError(Reason.NOT_A_SCAN, f"{key} is the running sequence itself")
         if key in self._keys:
@@ -229,7 +231,8 @@ class Bliss2Service(ServiceCore):
         try:
             return self._redis(action)
         except ScanNotFoundError as error:
-            raise ManagerError(Reason.UNKNOWN_SCAN, f"{error} (expired, deleted, never written)") from None
+            raise ManagerError(Reason.UNKNOWN_SCAN,
+                               f"{error} (expired, deleted, never written)") from None
 
     def _await(self, number: int, *, since: str | None, key: str | None) -> str:
         with self._lock:

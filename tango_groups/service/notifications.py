@@ -8,7 +8,8 @@ the manager back:
 
 * ``StateChanged``: the phase, whether Redis answers, and the status text;
 * ``SequenceStarted``: a sequence started (or was taken over after a crash): what is shown of it
-  from now on (with its Bliss 2 key when written in that model); the scans, pending numbers and channel points of the previous one are gone;
+  from now on (with its Bliss 2 key when written in that model); the scans, pending numbers and
+  channel points of the previous one are gone;
 * ``SequenceEnded``: its final state and final scan_info;
 * ``ScansAdded``: the scans just referenced (numbers and db_names, in order), after those of
   earlier notifications (the owner keeps the list: no notification grows with the sequence);

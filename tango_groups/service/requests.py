@@ -60,39 +60,40 @@ def parse_channel(item: Any, declared: dict[str, ChannelSpec] | None = None) -> 
         item = {"name": item}
     if not isinstance(item, dict) or "name" not in item:
         raise ManagerError(Reason.BAD_CHANNEL, f"a channel is a name or an object with a \"name\", "
-                                         f"not {item!r:.80}")
+                           f"not {item!r:.80}")
     unknown = set(item) - {"name", "dtype", "shape", "unit"}
     if unknown:
         raise ManagerError(Reason.BAD_CHANNEL, f"unknown channel field(s) {sorted(unknown)}: use "
-                                         "name, dtype, shape, unit")
+                           "name, dtype, shape, unit")
     name = item["name"]
     if not isinstance(name, str) or not CHANNEL_NAME.fullmatch(name):
         raise ManagerError(Reason.BAD_CHANNEL, f"invalid channel name {name!r:.80}: use a letter "
-                                         "then letters, digits or '_' (it names a Tango "
-                                         "attribute)")
+                           "then letters, digits or '_' (it names a Tango "
+                           "attribute)")
     known = (declared or {}).get(name)
     if known is not None:
         fixed = {key: value for key, value in channel_json(known).items() if key != "name"}
         for field, value in fixed.items():
             if item.get(field, value) != value:
                 raise ManagerError(Reason.BAD_CHANNEL, f"channel {name!r} is declared with "
-                                                 f"{field} {value} on this device, not "
-                                                 f"{item[field]!r:.40}: leave it out or "
-                                                 "choose another name")
+                                   f"{field} {value} on this device, not "
+                                   f"{item[field]!r:.40}: leave it out or "
+                                   "choose another name")
         item = {**fixed, **item}
     dtype_name = item.get("dtype", "float64")
     if dtype_name not in SUPPORTED_DTYPES:
         raise ManagerError(Reason.BAD_CHANNEL, f"channel {name!r}: unsupported dtype "
-                                         f"{dtype_name!r:.40}: use one of "
-                                         f"{', '.join(SUPPORTED_DTYPES)}")
+                           f"{dtype_name!r:.40}: use one of "
+                           f"{', '.join(SUPPORTED_DTYPES)}")
     shape = item.get("shape", [])
     if (not isinstance(shape, list) or len(shape) > 2
             or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
             or math.prod(shape) > MAX_POINT_SIZE):
-        raise ManagerError(Reason.BAD_CHANNEL, f"channel {name!r}: shape must be [] (scalar points), "
-                                         f"[n] or [n, m] with positive sizes and at most "
-                                         f"{MAX_POINT_SIZE} values per point, not "
-                                         f"{shape!r:.80}")
+        raise ManagerError(Reason.BAD_CHANNEL,
+                           f"channel {name!r}: shape must be [] (scalar points), "
+                           f"[n] or [n, m] with positive sizes and at most "
+                           f"{MAX_POINT_SIZE} values per point, not "
+                           f"{shape!r:.80}")
     unit = item.get("unit")
     if unit is not None and not isinstance(unit, str):
         raise ManagerError(Reason.BAD_CHANNEL, f"channel {name!r}: unit must be a string")
@@ -124,10 +125,11 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
     attributes); ``declared`` as in ``parse_channel``."""
     text = text.strip()
     if text.startswith("[") and text.endswith("]"):  # channels meant, most likely
-        raise ManagerError(Reason.BAD_REQUEST, f"Start takes a title or a JSON object, not the list "
-                                         f"{text:.80}: channels go in {{\"channels\": "
-                                         "[\"sum\"]}, a title in brackets in {\"title\": "
-                                         "\"[...]\"}")
+        raise ManagerError(Reason.BAD_REQUEST,
+                           f"Start takes a title or a JSON object, not the list "
+                           f"{text:.80}: channels go in {{\"channels\": "
+                           "[\"sum\"]}, a title in brackets in {\"title\": "
+                           "\"[...]\"}")
     if not text.startswith("{"):
         return StartRequest(_title(text) if text else None)
     request = _json_object(text, "Start", {"title", "scan_info", "channels"})
@@ -139,16 +141,17 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
     channels = request.get("channels", [])
     if not isinstance(channels, list):
         raise ManagerError(Reason.BAD_REQUEST, "\"channels\" must be a list of channel names or "
-                                         "objects: [\"sum\"] or [{\"name\": \"sum\", "
-                                         "\"unit\": \"V\"}]")
+                           "objects: [\"sum\"] or [{\"name\": \"sum\", "
+                           "\"unit\": \"V\"}]")
     decls = tuple(parse_channel(item, declared) for item in channels)
     names = [decl.name.lower() for decl in decls]
     if len(set(names)) != len(names):
         raise ManagerError(Reason.BAD_CHANNEL, "channel names must be unique (case-insensitively)")
     for decl in decls:
         if decl.name.lower() in reserved_names:
-            raise ManagerError(Reason.BAD_CHANNEL, f"channel name {decl.name!r} is taken by a device "
-                                             "attribute: choose another name")
+            raise ManagerError(Reason.BAD_CHANNEL,
+                               f"channel name {decl.name!r} is taken by a device "
+                               "attribute: choose another name")
     return StartRequest(title, _scan_info(request), decls)
 
 
@@ -162,7 +165,7 @@ def parse_channels(items: list[str], reserved_names: frozenset[str] = frozenset(
         decl = parse_channel(_json(text, "Channels") if text.startswith("{") else text)
         if decl.name.lower() in reserved_names or decl.name.lower() in map(str.lower, decls):
             raise ManagerError(Reason.BAD_CHANNEL, f"Channels: channel name {decl.name!r} is taken "
-                                             "(declared twice, or a device attribute's name)")
+                               "(declared twice, or a device attribute's name)")
         decls[decl.name] = decl
     return decls
 
@@ -174,18 +177,19 @@ def parse_scan_reference(reference: Any) -> int | str:
         reference = str(reference)
     if not isinstance(reference, str) or not reference.strip():
         raise ManagerError(Reason.BAD_REQUEST, f"give a scan number or a scan db_name, not "
-                                         f"{reference!r:.80}")
+                           f"{reference!r:.80}")
     reference = reference.strip()
     if _DIGITS.fullmatch(reference):
         number = int(reference)
         if not 1 <= number <= MAX_NUMBER:
             raise ManagerError(Reason.BAD_REQUEST, f"scan number {reference:.40} is out of range "
-                                             f"(1 to {MAX_NUMBER})")
+                               f"(1 to {MAX_NUMBER})")
         return number
     _utf8(reference, "scan reference")
     if ":" not in reference or any(not part for part in reference.split(":")):
-        raise ManagerError(Reason.BAD_REQUEST, f"{reference!r:.80} is neither a scan number (digits) "
-                                         "nor a scan db_name (session:...:12_loopscan)")
+        raise ManagerError(Reason.BAD_REQUEST,
+                           f"{reference!r:.80} is neither a scan number (digits) "
+                           "nor a scan db_name (session:...:12_loopscan)")
     return reference
 
 
@@ -208,7 +212,7 @@ def parse_group_request(text: str) -> tuple[list[int | str], str | None, dict[st
         scans = text.replace(",", " ").split()
     if not isinstance(scans, list) or not scans:
         raise ManagerError(Reason.BAD_REQUEST, "give at least one scan: numbers or db_names, e.g. "
-                                         "'12 13' or '{\"scans\": [12, 13], \"title\": \"t\"}'")
+                           "'12 13' or '{\"scans\": [12, 13], \"title\": \"t\"}'")
     references = [parse_scan_reference(scan) for scan in scans]
     if len(set(references)) != len(references):
         raise ManagerError(Reason.DUPLICATE_SCAN, "a scan is listed twice")
@@ -220,15 +224,16 @@ def decode_npy(payload: bytes) -> numpy.ndarray:
     try:
         return numpy.load(io.BytesIO(payload), allow_pickle=False)
     except Exception as error:  # numpy raises ValueError, EOFError, OSError... on bad bytes
-        raise ManagerError(Reason.BAD_DATA, f"not .npy data without pickles ({type(error).__name__}: "
-                                      f"{error}): send the bytes numpy.save writes") from error
+        raise ManagerError(Reason.BAD_DATA,
+                           f"not .npy data without pickles ({type(error).__name__}: "
+                           f"{error}): send the bytes numpy.save writes") from error
 
 
 def _title(title: str) -> str:
     """A title names a node and is read back through Tango strings (Latin-1, C strings)."""
     if len(title) > MAX_TITLE:
         raise ManagerError(Reason.BAD_REQUEST, f"the title has {len(title)} characters; at most "
-                                         f"{MAX_TITLE}")
+                           f"{MAX_TITLE}")
     try:
         title.encode("latin-1")
     except UnicodeEncodeError:
@@ -237,8 +242,8 @@ def _title(title: str) -> str:
         unfit = any(unicodedata.category(c) == "Cc" for c in title)
     if unfit:
         raise ManagerError(Reason.BAD_REQUEST, f"the title {title!r:.80} holds characters a Tango "
-                                         "string cannot carry: use Latin-1 text without control "
-                                         "characters")
+                           "string cannot carry: use Latin-1 text without control "
+                           "characters")
     return title
 
 
@@ -279,7 +284,7 @@ def _utf8(text: str, where: str, reason: str = "BadRequest") -> None:
 
 def _json(text: str, command: str) -> Any:
     too_deep = ManagerError(Reason.BAD_REQUEST, f"{command}: JSON nested deeper than {MAX_NESTING} "
-                                          "levels")
+                            "levels")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
@@ -298,7 +303,7 @@ def _json_object(text: str, command: str, fields: set[str]) -> dict[str, Any]:
     unknown = set(request) - fields
     if unknown:
         raise ManagerError(Reason.BAD_REQUEST, f"{command}: unknown field(s) {sorted(unknown)}; "
-                                         f"allowed: {sorted(fields)}")
+                           f"allowed: {sorted(fields)}")
     return request
 
 

@@ -1,8 +1,8 @@
 """The seed page's examples in a ``Session(..., data_format="bliss2")``, read back by blissdata 2.
 
-The examples of tests/seed_examples.py (the bliss1 tests run them too), in a bliss2 session; what they
-wrote is read by blissdata 2.4.5's own reader (``bliss2_reader.py snapshot``, a subprocess): the
-sequence scan CLOSED, its sub-scans loaded through the ``scan_sequence`` plugin with their data,
+The examples of tests/seed_examples.py (the bliss1 tests run them too), in a bliss2 session; what
+they wrote is read by blissdata 2.4.5's own reader (``bliss2_reader.py snapshot``, a subprocess):
+the sequence scan CLOSED, its sub-scans loaded through the ``scan_sequence`` plugin with their data,
 custom channels, Group's references; and Sequence's pending rules, kept in bliss2.
 """
 

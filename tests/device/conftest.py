@@ -1,8 +1,8 @@
 """The SequenceManager in a real device server process (``DeviceTestContext(process=True)``).
 
 A server that no longer answers at the end of a test is asked for the stack of every thread
-(SIGUSR1: the device registers ``faulthandler`` for it) before it is stopped: the dump lands in the test's
-captured stderr, so a wedge seen once in CI says where it waited.
+(SIGUSR1: the device registers ``faulthandler`` for it) before it is stopped: the dump lands in the
+test's captured stderr, so a wedge seen once in CI says where it waited.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from tango_groups.session import Session
 _sessions = itertools.count()
 # the channels the tests use, declared so that each has its attribute (Channels property)
 CHANNELS = ['{"name": "sum", "unit": "count"}', '{"name": "counts", "dtype": "int32"}',
-            '{"name": "spectrum", "shape": [4]}', '{"name": "roi", "dtype": "uint16", "shape": [3]}',
+            '{"name": "spectrum", "shape": [4]}',
+            '{"name": "roi", "dtype": "uint16", "shape": [3]}',
             '{"name": "flag", "dtype": "bool"}', '{"name": "img", "shape": [64, 64]}']
 
 

@@ -1,6 +1,6 @@
-"""What the fault suites of both data models share (``test_faults.py``, bliss1;
-``test_faults_bliss2.py``, bliss2): the points of a sequence where a fault strikes, what the
-sequence must hold there (``Expected``), and ``reach``, which runs a sequence up to a point.
+"""What the fault suite (``test_faults.py``, in both data models) and ``test_lease.py`` share:
+the points of a sequence where a fault strikes, what the sequence must hold there
+(``Expected``), and ``reach``, which runs a sequence up to a point.
 
 * ``started``: right after ``Start``;
 * ``scan_added``: after ``AddScan`` of a finished scan;

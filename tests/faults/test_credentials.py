@@ -157,7 +157,8 @@ def test_bliss2_device_reconnects_with_a_rotated_password(sequence_server,
                                                           tmp_path: Path) -> None:
     """blissdata connects when its store is made: a wrong password then is FAULT until Init;
     it builds its clients from a URL, and their next connections read the file too."""
-    pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
+    pytest.importorskip("blissdata.redis_engine.store",
+                        reason="blissdata 2.x (tango_groups[bliss2])")
     secret = tmp_path / "redis_password"
     secret.write_text(WRONG + "\n")
     server: SequenceServer = sequence_server(data_format="bliss2")

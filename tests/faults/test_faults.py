@@ -1,53 +1,41 @@
-"""Faults with real processes: Redis crashed and restarted with and without its data, Redis frozen
-(SIGSTOP) past the device's RedisTimeout and past the 3 s Tango client timeout, the device server
-SIGKILLed and restarted (``RecoveryMode`` close and resume).
+"""Faults with real processes, in both data models (``DataFormat bliss1`` and ``bliss2``): Redis
+crashed and restarted with and without its data, Redis frozen (SIGSTOP) past the device's
+RedisTimeout and past the 3 s Tango client timeout, the device server SIGKILLed and restarted
+(``RecoveryMode`` close and resume).
 
-Each fault strikes at several points of a sequence (the steps are cumulative; the sequence has a
-custom channel ``x`` and a finished scan, ``spare``, that it does not reference yet):
-
-* ``started``: right after ``Start``;
-* ``scan_added``: after ``AddScan`` of a finished scan;
-* ``emitted``: after ``EmitChannel`` of two points;
-* ``pending``: while a scan number added before its scan exists is pending.
+Each scenario is written once and runs in each model through its adapter (``models``, which
+lists where the models differ on purpose: a Bliss 1.x sequence goes on after a Redis fault, a
+Bliss 2 one is LOST and closed FAILURE; ``RecoveryMode resume`` resumes 1.x only). Each fault
+strikes at several points of a sequence (``fault_points``: ``started``, ``scan_added``,
+``emitted``, ``pending``; the sequence has a custom channel ``x`` and a finished scan,
+``spare``, that it does not reference yet).
 
 After each: the device and Redis agree (``ScanNames``, ``ScanNumbers``, ``PendingScans``, the
-channel attribute == what Redis holds), every reference and point is there exactly once, also
-after the client retried the command that failed, and no scan or sequence is left without END
-(``redis_checker.problems``). Clients are proxies with Tango's default 3 s timeout: a command that
-Redis cannot serve must fail with ``SequenceManager_RedisUnavailable``, never time out.
+channel attribute == what the model's reader reads), every reference and point is there exactly
+once, also after the client retried the command that failed, and no scan or sequence is left
+without its end (``redis_checker.problems``, ``bliss2_data.problems``: a CLOSED Bliss 2 scan has
+every stream sealed and a reader's cursors end). Clients are proxies with Tango's default 3 s
+timeout: a command that Redis cannot serve fails with ``SequenceManager_RedisUnavailable`` (or
+``SequenceLost``), never times out; a command refused changes nothing in Redis.
 
-Every test starts its own server and Redis (``sequence_server``); waits are polls with deadlines.
+Every test starts its own server and Redis (``sequence_server``; the Bliss 2 one with RedisJSON
+and RediSearch, skipped with the reason where it cannot start); waits are polls with deadlines.
 The only sleep is the length of a Redis pause, which is the fault itself.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 import time
 
 import fault_points
 import pytest
 import tango
-from fault_points import (
-    CHANNEL,
-    CLIENT_TIMEOUT_S,
-    DETECTION,
-    LOST,
-    POINTS,
-    RECOVERY,
-    Expected,
-)
-from redis_checker import (
-    KeySnapshot,
-    channel_points,
-    has_end,
-    keys_without_ttl,
-    problems,
-    references,
-)
+from fault_points import CHANNEL, CLIENT_TIMEOUT_S, DETECTION, LOST, POINTS, RECOVERY, Expected
+from models import BLISS1, DataModel
+from redis_checker import KeySnapshot
 from sequence_server import (
+    DATA_FORMATS,
     UNAVAILABLE,
     SequenceServer,
     device_view,
@@ -57,189 +45,214 @@ from sequence_server import (
     spectrum,
 )
 
-from tango_groups.data import keys
-from tango_groups.data.connection import connect
-from tango_groups.data.node import EventType, get_node
 from tango_groups.scanning.scan import ScanState
 
 pytestmark = pytest.mark.slow  # every test starts a device server and a Redis of its own
 
 
-# -- helpers ----------------------------------------------------------------------------------------
-def state(proxy: tango.DeviceProxy) -> tango.DevState:
-    return proxy.State()
+@pytest.fixture(params=DATA_FORMATS)
+def model(request: pytest.FixtureRequest) -> DataModel:
+    """The data model of the test (``models``)."""
+    if request.param == BLISS1.data_format:
+        return BLISS1
+    pytest.importorskip("blissdata.redis_engine.store",
+                        reason="blissdata 2.x (tango_groups[bliss2])")
+    from model_bliss2 import BLISS2
+
+    return BLISS2
 
 
-def reach(server: SequenceServer, point: str) -> Expected:
+# -- helpers ---------------------------------------------------------------------------------------
+def reach(model: DataModel, server: SequenceServer, point: str) -> Expected:
     """Run a sequence up to ``point`` (``fault_points``); checks the device agrees."""
-    return fault_points.reach(server, point, functools.partial(assert_agree, running=True))
+    expected = fault_points.reach(
+        server, point, lambda server, expected: assert_agree(model, server, expected, True))
+    model.assert_named(expected.name, f"fault at {point}")
+    return expected
 
 
-def assert_agree(server: SequenceServer, expected: Expected, running: bool) -> None:
-    """Device == Redis == expected; no node without END but the running sequence."""
-    proxy, client = server.proxy, server.client
-    assert references(client, expected.name) == (expected.names, expected.numbers)
-    assert channel_points(client, expected.name, CHANNEL).tolist() == expected.points
-    assert proxy.SequenceName == expected.name
+def assert_agree(model: DataModel, server: SequenceServer, expected: Expected, running: bool,
+                 late: tuple[float, ...] = ()) -> None:
+    """Device == Redis == expected; nothing without its end but the running sequence. ``late``:
+    points of a write that failed, which Redis may hold once after the others (the device then
+    shows them too: ``test_points_that_landed_late_are_shown``)."""
+    proxy = server.proxy
+    assert model.references(server, expected.name) == (expected.names, expected.numbers)
+    stored = model.points(server, expected.name)
+    assert stored in (expected.points, expected.points + list(late))  # never twice
+    for attribute in model.name_attributes:
+        assert proxy.read_attribute(attribute).value == expected.name, attribute
     assert spectrum(proxy, "ScanNames") == expected.names
     assert spectrum(proxy, "ScanNumbers") == expected.numbers
-    assert spectrum(proxy, CHANNEL) == expected.points
+    assert spectrum(proxy, CHANNEL) == stored
     if running:
-        assert state(proxy) == tango.DevState.RUNNING, proxy.Status()
+        assert proxy.State() == tango.DevState.RUNNING, proxy.Status()
         assert spectrum(proxy, "PendingScans") == expected.pending
-    assert problems(client, server.session_name,
-                    running=expected.name if running else None) == []
+    assert model.problems(server, running=expected.name if running else None) == []
 
 
-def assert_ended(server: SequenceServer, db_name: str, final: ScanState) -> None:
-    """The sequence has exactly one END, its final state, and every key a TTL."""
-    client = server.client
-    assert client.xlen(db_name + keys.END) == 1
-    assert get_node(db_name, connection=client).info["state"] == final.name
-    assert keys_without_ttl(client, db_name) == []
-
-
-def finish(server: SequenceServer, expected: Expected) -> None:
-    """Use the sequence after the fault (spare scan, a point, the pending scan), End it: DONE,
-    everything exactly once."""
-    proxy = server.proxy
-    if expected.spare not in expected.names:
-        assert proxy.AddScan(expected.spare) == expected.spare
-        expected.names.append(expected.spare)
-        expected.numbers.append(int(get_node(expected.spare, connection=server.client)
-                                    .info["scan_nb"]))
-    assert proxy.EmitChannel(([9.0], [CHANNEL])) == 1
-    expected.points.append(9.0)
+def run_pending(server: SequenceServer, expected: Expected) -> list[tuple[str, int]]:
+    """Write the scans of the pending numbers (none may have run before): (name, number)s."""
+    ran = []
     for number in expected.pending:
         assert server.last_scan_number() < number, f"scan {number} ran before its time"
         while server.last_scan_number() < number:
             started = server.scan()
         assert started.scan_number == number
-        expected.names.append(started.db_name)
-        expected.numbers.append(number)
+        ran.append((started.db_name, number))
     expected.pending = []
+    return ran
+
+
+def finish(model: DataModel, server: SequenceServer, expected: Expected) -> None:
+    """Use the sequence after the fault (spare scan, a point, the pending scan), End it: DONE,
+    everything exactly once, ended as the model ends a sequence."""
+    proxy = server.proxy
+    if expected.spare not in expected.names:
+        assert proxy.AddScan(expected.spare) == expected.spare
+        expected.names.append(expected.spare)
+        expected.numbers.append(model.scan_number(server, expected.spare))
+    assert proxy.EmitChannel(([9.0], [CHANNEL])) == 1
+    expected.points.append(9.0)
+    for name, number in run_pending(server, expected):
+        expected.names.append(name)
+        expected.numbers.append(number)
     poll(lambda: spectrum(proxy, "ScanNames") == expected.names, DETECTION,
          "the pending scan referenced once it ran",
          lambda: f"{spectrum(proxy, 'ScanNames')}, pending {spectrum(proxy, 'PendingScans')}")
     assert proxy.End() == "DONE"
     assert proxy.SequenceState == ScanState.DONE
-    assert_ended(server, expected.name, ScanState.DONE)
-    assert_agree(server, expected, running=False)
+    model.assert_ended(server, expected.name, ScanState.DONE)
+    assert_agree(model, server, expected, running=False)
 
 
-class EndWaiter:
-    """A reader in a thread, following the sequence's events until its END (as Flint or
-    ``tango-groups listen --sequence`` do)."""
-
-    def __init__(self, url: str, db_name: str) -> None:
-        self.client = connect(url)
-        node = get_node(db_name, connection=self.client)
-        self.walk = node.walk_events(wait=True)
-        self.ended = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._follow, args=(db_name,), daemon=True)
-        self.thread.start()
-
-    def _follow(self, db_name: str) -> None:
-        try:
-            for event in self.walk:
-                if event.type is EventType.END_SCAN and event.node.db_name == db_name:
-                    self.ended.set()
-                    return
-        except BaseException as error:  # noqa: BLE001 (reported by released())
-            self.error = error
-
-    def released(self, timeout: float) -> bool:
-        self.ended.wait(timeout)
-        return self.ended.is_set()
-
-    def close(self) -> None:
-        self.walk.stop()
-        self.thread.join(5)
-        self.client.close()
-
-
-# -- Redis crashed ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("point", POINTS)
-def test_redis_restarted_with_its_data(sequence_server, point: str) -> None:
-    """Down: FAULT, commands refused quickly; back with its data: the sequence goes on, the
-    refused EmitChannel retried is stored once, pending numbers are still followed, End: DONE."""
-    server = sequence_server(Channels=[CHANNEL])
+def start_again(model: DataModel, server: SequenceServer, previous: str,
+                scan: object = None) -> None:
+    """Start works again: a new sequence with a scan (``scan``, else a new one) and a point,
+    ended DONE, nothing else left open."""
     proxy = server.proxy
-    expected = reach(server, point)
+    poll(lambda: proxy.State() == tango.DevState.ON, DETECTION, "ON", lambda: device_view(proxy))
+    name = proxy.Start(json.dumps({"title": "next", "channels": [CHANNEL]}))
+    assert name != previous
+    model.assert_named(name, "next")
+    scan = server.scan() if scan is None else scan
+    assert proxy.AddScan(scan.db_name) == scan.db_name
+    assert proxy.EmitChannel(([4.0], [CHANNEL])) == 1
+    assert proxy.End() == "DONE"
+    assert model.references(server, name) == ([scan.db_name], [scan.scan_number])
+    assert model.points(server, name) == [4.0]
+    model.assert_ended(server, name, ScanState.DONE)
+    assert model.problems(server) == []
+
+
+def close_lost(model: DataModel, server: SequenceServer, expected: Expected,
+               late: tuple[float, ...] = ()) -> None:
+    """The sequence is LOST: End answers SequenceLost and closes it (KILLED); the device is ON,
+    shows what Redis holds; Start works again."""
+    proxy = server.proxy
+    assert "closed now" in refused(LOST, proxy.End)
+    assert proxy.State() == tango.DevState.ON
+    assert proxy.SequenceState == ScanState.KILLED
+    model.assert_ended(server, expected.name, ScanState.KILLED)
+    expected.pending = []
+    assert_agree(model, server, expected, running=False, late=late)
+    start_again(model, server, expected.name)
+
+
+# -- Redis crashed ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("point", POINTS)
+def test_redis_restarted_with_its_data(sequence_server, model: DataModel, point: str) -> None:
+    """Down: FAULT, commands refused quickly (nothing written); back with its data: 1.x goes on
+    (the refused EmitChannel retried is stored once, pending numbers are still followed, End:
+    DONE); Bliss 2 is LOST (EmitChannel answers SequenceLost storing nothing, End closes it with
+    what it held, FAILURE, and Start works again)."""
+    server = model.start(sequence_server)
+    proxy = server.proxy
+    expected = reach(model, server, point)
     server.redis.crash(keep_data=True)
-    poll(lambda: state(proxy) == tango.DevState.FAULT, DETECTION, "FAULT while Redis is down",
+    poll(lambda: proxy.State() == tango.DevState.FAULT, DETECTION, "FAULT while Redis is down",
          lambda: device_view(proxy))
     refused(UNAVAILABLE, lambda: proxy.EmitChannel(([3.0], [CHANNEL])))
     server.redis.start()
-    poll(lambda: state(proxy) == tango.DevState.RUNNING, DETECTION, "RUNNING once Redis is back",
-         lambda: device_view(proxy))
-    assert retried(lambda: proxy.EmitChannel(([3.0], [CHANNEL]))) == 1
-    expected.points.append(3.0)
-    assert_agree(server, expected, running=True)
-    finish(server, expected)
+    if model.goes_on_after_redis_fault:
+        poll(lambda: proxy.State() == tango.DevState.RUNNING, DETECTION,
+             "RUNNING once Redis is back", lambda: device_view(proxy))
+        assert retried(lambda: proxy.EmitChannel(([3.0], [CHANNEL]))) == 1
+        expected.points.append(3.0)
+        assert_agree(model, server, expected, running=True)
+        finish(model, server, expected)
+        return
+    poll(lambda: proxy.Status().startswith("Sequence "),  # not "Redis ... is unreachable"
+         DETECTION, "the LOST status once Redis is back", lambda: device_view(proxy))
+    assert proxy.State() == tango.DevState.FAULT
+    refused(LOST, lambda: proxy.EmitChannel(([3.0], [CHANNEL])))
+    assert model.points(server, expected.name) == expected.points
+    close_lost(model, server, expected)
 
 
 @pytest.mark.parametrize(("point", "closer"), [*((point, "End") for point in POINTS),
                                                ("emitted", "Abort")])
-def test_redis_restarted_without_its_data(sequence_server, point: str, closer: str) -> None:
+def test_redis_restarted_without_its_data(sequence_server, model: DataModel, point: str,
+                                          closer: str) -> None:
     """The sequence is gone: FAULT naming it, SequenceLost for AddScan / EmitChannel (nothing
-    written), End / Abort say SequenceLost and clear it; nothing of it comes back; Start works."""
-    server = sequence_server(Channels=[CHANNEL])
-    proxy, client = server.proxy, server.client
-    expected = reach(server, point)
+    written), End / Abort say SequenceLost and clear it; nothing of it comes back; Start works
+    (once Bliss 2's db is set up again, as the beamline's Bliss does on its empty Redis)."""
+    server = model.start(sequence_server)
+    proxy = server.proxy
+    expected = reach(model, server, point)
     server.redis.restart(keep_data=False)
 
     def lost() -> bool:
         status = proxy.Status()
-        return state(proxy) == tango.DevState.FAULT and (
+        return proxy.State() == tango.DevState.FAULT and (
             expected.name in status or "lost" in status.lower())
 
     poll(lost, DETECTION, "FAULT with a Status naming the lost sequence",
          lambda: device_view(proxy))
+    model.renew(server)
     # scans numbered from 1 again, up to the number that was pending: none may join the lost one
     new = [server.scan() for _ in range(max(expected.pending, default=1))]
-    before = KeySnapshot.take(client)
+    before = KeySnapshot.take(server.data_client)
     refused(LOST, lambda: proxy.AddScan(new[0].db_name))
     refused(LOST, lambda: proxy.EmitChannel(([3.0], [CHANNEL])))
-    assert KeySnapshot.take(client).diff(before) == []
+    assert KeySnapshot.take(server.data_client).diff(before) == []
     refused(LOST, getattr(proxy, closer))
-    poll(lambda: state(proxy) == tango.DevState.ON, DETECTION, "ON once the loss is cleared",
+    poll(lambda: proxy.State() == tango.DevState.ON, DETECTION, "ON once the loss is cleared",
          lambda: device_view(proxy))
-    assert list(client.scan_iter(match=keys.glob_escape(expected.name) + "*")) == []
-    assert problems(client, server.session_name) == []
-
-    db_name = proxy.Start(json.dumps({"title": "after the loss", "channels": [CHANNEL]}))
-    assert db_name != expected.name
-    assert proxy.AddScan(new[0].db_name) == new[0].db_name
-    assert proxy.EmitChannel(([4.0], [CHANNEL])) == 1
-    assert proxy.End() == "DONE"
-    assert references(client, db_name) == ([new[0].db_name], [new[0].scan_number])
-    assert channel_points(client, db_name, CHANNEL).tolist() == [4.0]
-    assert problems(client, server.session_name) == []
+    model.assert_gone(server, expected.name)
+    assert model.problems(server) == []
+    start_again(model, server, expected.name, new[0])
 
 
-# -- Redis frozen -----------------------------------------------------------------------------------
+# -- Redis frozen ----------------------------------------------------------------------------------
 PAUSES = [pytest.param(2.2, id="past_RedisTimeout"), pytest.param(4.0, id="past_client_timeout")]
 
 
 @pytest.mark.parametrize("pause", PAUSES)
 @pytest.mark.parametrize("point", POINTS)
-def test_redis_paused_then_resumed(sequence_server, point: str, pause: float) -> None:
-    """A frozen Redis: commands fail with RedisUnavailable within the client timeout (the XADD
-    may land on SIGCONT), FAULT; resumed: the retried EmitChannel is stored exactly once, the next
-    one works, a retried AddScan references the scan once, the sequence ends DONE."""
-    server = sequence_server(Channels=[CHANNEL])
+def test_redis_paused_then_resumed(sequence_server, model: DataModel, point: str,
+                                   pause: float) -> None:
+    """A frozen Redis meets an EmitChannel: RedisUnavailable within the client timeout (the XADD
+    may land on SIGCONT), FAULT; the next commands are refused. Resumed: 1.x stores the retried
+    EmitChannel exactly once, the next one works, a retried AddScan references the scan once,
+    the sequence ends DONE; Bliss 2 answers SequenceLost to the retried EmitChannel and AddScan
+    (storing nothing more), End closes it (FAILURE) and Start works again."""
+    server = model.start(sequence_server)
     proxy = server.proxy
-    expected = reach(server, point)
+    expected = reach(model, server, point)
     frozen = time.monotonic()
     with server.redis.paused():
         refused(UNAVAILABLE, lambda: proxy.EmitChannel(([5.0, 6.0], [CHANNEL])))
-        poll(lambda: state(proxy) == tango.DevState.FAULT, pause, "FAULT while Redis hangs",
+        poll(lambda: proxy.State() == tango.DevState.FAULT, pause, "FAULT while Redis hangs",
              lambda: device_view(proxy))
         if pause > CLIENT_TIMEOUT_S:
             refused(UNAVAILABLE, lambda: proxy.AddScan(expected.spare))
         time.sleep(max(0.0, frozen + pause - time.monotonic()))  # the fault lasts `pause`
+    if not model.goes_on_after_redis_fault:
+        refused(LOST, lambda: retried(lambda: proxy.EmitChannel(([5.0, 6.0], [CHANNEL]))))
+        refused(LOST, lambda: proxy.AddScan(expected.spare))
+        close_lost(model, server, expected, late=(5.0, 6.0))
+        return
     assert retried(lambda: proxy.EmitChannel(([5.0, 6.0], [CHANNEL]))) == 2
     assert proxy.EmitChannel(([7.0], [CHANNEL])) == 1
     expected.points += [5.0, 6.0, 7.0]
@@ -249,105 +262,128 @@ def test_redis_paused_then_resumed(sequence_server, point: str, pause: float) ->
         except tango.DevFailed as error:
             assert error.args[0].reason == "SequenceManager_DuplicateScan", error.args[0].desc
         expected.names.append(expected.spare)
-        expected.numbers.append(int(get_node(expected.spare, connection=server.client)
-                                    .info["scan_nb"]))
-    poll(lambda: state(proxy) == tango.DevState.RUNNING, DETECTION, "RUNNING once Redis answers",
+        expected.numbers.append(model.scan_number(server, expected.spare))
+    poll(lambda: proxy.State() == tango.DevState.RUNNING, DETECTION, "RUNNING once Redis answers",
          lambda: device_view(proxy))
-    assert_agree(server, expected, running=True)
-    finish(server, expected)
+    assert_agree(model, server, expected, running=True)
+    finish(model, server, expected)
 
 
-# -- End and Abort retried ----------------------------------------------------------------------
+def test_points_that_landed_late_are_shown(sequence_server, model: DataModel) -> None:
+    """A write met a frozen Redis; once End closed the sequence, the device's channel attribute
+    == what the model's reader reads."""
+    server = model.start(sequence_server)
+    proxy = server.proxy
+    expected = reach(model, server, "emitted")
+    frozen = time.monotonic()
+    with server.redis.paused():
+        refused(UNAVAILABLE, lambda: proxy.EmitChannel(([5.0, 6.0], [CHANNEL])))
+        time.sleep(max(0.0, frozen + 2.2 - time.monotonic()))  # the fault lasts 2.2 s
+    if model.goes_on_after_redis_fault:
+        assert retried(proxy.End) == "DONE"
+    else:
+        refused(LOST, lambda: retried(proxy.End))
+    assert spectrum(proxy, CHANNEL) == model.points(server, expected.name)
+
+
+# -- End and Abort retried -------------------------------------------------------------------------
 @pytest.mark.parametrize("fault", ["crashed", "paused"])
 @pytest.mark.parametrize(("command", "final"), [("End", ScanState.DONE),
                                                 ("Abort", ScanState.USER_ABORTED)],
                          ids=["End", "Abort"])
-def test_end_or_abort_retried_once_redis_is_back(sequence_server, fault: str, command: str,
-                                                 final: ScanState) -> None:
-    """End / Abort refused because Redis is down or hangs works when retried: one END, the final
-    state in Redis and on the device, TTLs set, the device ON and ready for the next sequence."""
-    server = sequence_server(Channels=[CHANNEL])
+def test_end_or_abort_retried_once_redis_is_back(sequence_server, model: DataModel, fault: str,
+                                                 command: str, final: ScanState) -> None:
+    """End / Abort refused because Redis is down or hangs closes the sequence once when retried:
+    its reply and SequenceState say how (the final state, or what the model allows instead:
+    ``closed_anyway``), and Redis agrees (one end, TTLs / end reason); the device is ON, nothing
+    is left open, and Start works again."""
+    server = model.start(sequence_server)
     proxy = server.proxy
-    expected = reach(server, "emitted")
+    expected = reach(model, server, "emitted")
     if fault == "crashed":
         server.redis.crash(keep_data=True)
         refused(UNAVAILABLE, getattr(proxy, command))
         server.redis.start()
-        assert retried(getattr(proxy, command)) == final.name
     else:
         frozen = time.monotonic()
         with server.redis.paused():
             refused(UNAVAILABLE, getattr(proxy, command))
-            time.sleep(max(0.0, frozen + 1.5 - time.monotonic()))  # the END may land on SIGCONT
-        try:
-            assert retried(getattr(proxy, command)) == final.name
-        except tango.DevFailed as error:  # the END landed: the device read it back
-            assert error.args[0].reason == "SequenceManager_NotRunning", error.args[0].desc
-    poll(lambda: state(proxy) == tango.DevState.ON, DETECTION, "ON after the retried " + command,
+            time.sleep(max(0.0, frozen + 1.5 - time.monotonic()))  # writes may land on SIGCONT
+    try:
+        assert retried(getattr(proxy, command)) == final.name
+        shown = final
+    except tango.DevFailed as error:
+        shown = model.closed_anyway(fault, command, final, error)
+    poll(lambda: proxy.State() == tango.DevState.ON, DETECTION, "ON after the retried " + command,
          lambda: device_view(proxy))
-    assert proxy.SequenceState == final
-    assert_ended(server, expected.name, final)
-    assert_agree(server, expected, running=False)
-    assert proxy.Start("next").endswith("_next")
-    assert proxy.End() == "DONE"
-    assert problems(server.client, server.session_name) == []
+    assert proxy.SequenceState == shown
+    model.assert_ended(server, expected.name, shown)
+    assert_agree(model, server, expected, running=False)
+    start_again(model, server, expected.name)
 
 
-# -- the server SIGKILLed ---------------------------------------------------------------------------
-@pytest.mark.parametrize("point", POINTS)
-def test_server_killed_then_restarted_closes_the_sequence(sequence_server, point: str) -> None:
-    """RecoveryMode close (the default): within seconds of the restart the sequence has its END
-    (KILLED, TTLs), a reader waiting for it is released, the device is ON showing it as KILLED,
-    references and points are untouched, a pending number is no longer followed."""
-    server = sequence_server(Channels=[CHANNEL])
-    client = server.client
-    expected = reach(server, point)
-    waiter = EndWaiter(server.redis.url, expected.name)
+# -- the server SIGKILLed --------------------------------------------------------------------------
+def killed_and_closed(model: DataModel, server: SequenceServer, expected: Expected) -> None:
+    """SIGKILL, restart: within seconds the sequence has its end (KILLED), a reader following it
+    is released, the device is ON (showing it as KILLED: ``shows_recovered_sequence``),
+    references and points are untouched, a pending number is no longer followed; Start works
+    again."""
+    waiter = model.waiter(server, expected.name)
     try:
         server.kill()
-        assert not has_end(client, expected.name)  # nothing ran at the kill
+        model.assert_open(server, expected.name)  # nothing ran at the kill
         server.start()
-        poll(lambda: has_end(client, expected.name), RECOVERY,
-             "the END of the sequence the killed server left open",
+        poll(lambda: model.ended(server, expected.name), RECOVERY,
+             "the end of the sequence the killed server left open",
              lambda: device_view(server.proxy))
-        assert_ended(server, expected.name, ScanState.KILLED)
+        model.assert_ended(server, expected.name, ScanState.KILLED)
         assert waiter.released(DETECTION), waiter.error
     finally:
         waiter.close()
     proxy = server.proxy
-    poll(lambda: (state(proxy) == tango.DevState.ON
-                  and proxy.SequenceName == expected.name
-                  and proxy.SequenceState == ScanState.KILLED), DETECTION,
-         "the restarted device ON, showing the KILLED sequence", lambda: device_view(proxy))
-    assert references(client, expected.name) == (expected.names, expected.numbers)
-    assert channel_points(client, expected.name, CHANNEL).tolist() == expected.points
-    for number in expected.pending:  # runs now: must not join the closed sequence
-        while server.last_scan_number() < number:
-            server.scan()
-    db_name = proxy.Start("after the crash")
-    assert proxy.End() == "DONE"
-    assert references(client, expected.name) == (expected.names, expected.numbers)
-    assert_ended(server, db_name, ScanState.DONE)
-    assert problems(client, server.session_name) == []
+    shown = ((expected.name, ScanState.KILLED) if model.shows_recovered_sequence
+             else ("", ScanState.IDLE))
+    poll(lambda: (proxy.State() == tango.DevState.ON
+                  and (proxy.SequenceName, proxy.SequenceState) == shown), DETECTION,
+         f"the restarted device ON, showing {shown}", lambda: device_view(proxy))
+    assert model.references(server, expected.name) == (expected.names, expected.numbers)
+    assert model.points(server, expected.name) == expected.points
+    run_pending(server, expected)  # runs now: must not join the closed sequence
+    assert model.references(server, expected.name) == (expected.names, expected.numbers)
+    start_again(model, server, expected.name)
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_server_killed_then_restarted_resumes_the_sequence(sequence_server, point: str) -> None:
-    """RecoveryMode resume: the restarted device is RUNNING on the same sequence with its scans,
-    pending numbers and channel points restored from Redis; it goes on and ends DONE."""
-    server = sequence_server(RecoveryMode="resume", Channels=[CHANNEL])
-    expected = reach(server, point)
-    waiter = EndWaiter(server.redis.url, expected.name)
+def test_server_killed_then_restarted_closes_the_sequence(sequence_server, model: DataModel,
+                                                          point: str) -> None:
+    """RecoveryMode close (the default): the killed server's sequence is closed by its next
+    start (``killed_and_closed``)."""
+    server = model.start(sequence_server)
+    killed_and_closed(model, server, reach(model, server, point))
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_server_killed_then_restarted_resumes_the_sequence(sequence_server, model: DataModel,
+                                                           point: str) -> None:
+    """RecoveryMode resume: the restarted 1.x device is RUNNING on the same sequence with its
+    scans, pending numbers and channel points restored from Redis; it goes on and ends DONE.
+    Bliss 2 (``resumes_after_kill`` false) closes it as ``close`` does."""
+    server = model.start(sequence_server, RecoveryMode="resume")
+    expected = reach(model, server, point)
+    if not model.resumes_after_kill:
+        killed_and_closed(model, server, expected)
+        return
+    waiter = model.waiter(server, expected.name)
     try:
         server.kill()
         server.start()
         proxy = server.proxy
-        poll(lambda: (state(proxy) == tango.DevState.RUNNING
+        poll(lambda: (proxy.State() == tango.DevState.RUNNING
                       and proxy.SequenceName == expected.name), RECOVERY,
              "the restarted device RUNNING the same sequence", lambda: device_view(proxy))
-        assert not has_end(server.client, expected.name)
-        assert_agree(server, expected, running=True)
-        finish(server, expected)
+        model.assert_open(server, expected.name)
+        assert_agree(model, server, expected, running=True)
+        finish(model, server, expected)
         assert waiter.released(DETECTION), waiter.error
     finally:
         waiter.close()

@@ -1,4 +1,5 @@
-"""A hypothesis fuzz of every SequenceManager command through a DeviceProxy, against one real server.
+"""A hypothesis fuzz of every SequenceManager command through a DeviceProxy, against one real
+server.
 
 Each example is a short run of calls (Start, AddScan, EmitChannel, EmitChannelEncoded, End, Abort,
 CreateGroup, Init, and "run a scan" in the device's session), arguments drawn from nasty values

@@ -5,8 +5,9 @@ sequence is driven and ended through the second; the first, thawed, writes nothi
 
 * while the first server's lease runs, the second is FAULT, its Status names the holder, its
   commands answer ``SequenceManager_LeaseHeld``;
-* once it expired (``LeaseTime`` 12 s, more than a server takes to start here), the second resumes the sequence (RUNNING, its scans,
-  points and pending number) and ends it DONE, every reference and point exactly once;
+* once it expired (``LeaseTime`` 12 s, more than a server takes to start here), the second resumes
+  the sequence (RUNNING, its scans, points and pending number) and ends it DONE, every reference and
+  point exactly once;
 * the first, thawed (SIGCONT), sees the pending scan appear (its follower) and gets a command:
   it goes FAULT, answers ``SequenceManager_LeaseLost``, and Redis holds exactly what the second
   acknowledged (``KeySnapshot``: not one key changed).
@@ -25,9 +26,10 @@ import fault_points
 import pytest
 import tango
 from fault_points import CHANNEL, DETECTION, RECOVERY
+from models import BLISS1
 from redis_checker import KeySnapshot, has_end
 from sequence_server import device_view, poll, refused, spectrum
-from test_faults import EndWaiter, assert_agree, finish
+from test_faults import assert_agree, finish
 
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.process import log_tail
@@ -42,9 +44,9 @@ LOST = "SequenceManager_LeaseLost"
 def test_a_frozen_server_is_fenced_off_by_the_one_that_took_over(sequence_server) -> None:
     server = sequence_server(RecoveryMode="resume", Channels=[CHANNEL], LeaseTime=LEASE_TIME)
     expected = fault_points.reach(server, "pending",
-                                  lambda s, e: assert_agree(s, e, running=True))
+                                  lambda s, e: assert_agree(BLISS1, s, e, running=True))
     first_process, first = server.server, server.proxy
-    waiter = EndWaiter(server.redis.url, expected.name)
+    waiter = BLISS1.waiter(server, expected.name)
     os.kill(first_process.pid, signal.SIGSTOP)
     frozen = time.monotonic()
     try:
@@ -63,8 +65,8 @@ def test_a_frozen_server_is_fenced_off_by_the_one_that_took_over(sequence_server
               f"the second server answered after {answered - frozen:.2f} s)")
         assert LEASE_TIME - 0.5 <= running - frozen <= LEASE_TIME + 2.0
         assert not has_end(server.client, expected.name)
-        assert_agree(server, expected, running=True)
-        finish(server, expected)  # the pending scan runs, End: DONE, all exactly once
+        assert_agree(BLISS1, server, expected, running=True)
+        finish(BLISS1, server, expected)  # the pending scan runs, End: DONE, all exactly once
         assert waiter.released(DETECTION), waiter.error
         acknowledged = KeySnapshot.take(server.client)
 

@@ -27,8 +27,9 @@ _PROBE = ("from PyQt5.QtWidgets import QApplication; import pyqtgraph; "
 
 def _qt_problem() -> str | None:
     try:
-        probe = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=False,
-                               timeout=60, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+        probe = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+                               check=False, timeout=60,
+                               env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     except subprocess.TimeoutExpired:
         return "starting a QApplication took over 60 s"
     if probe.returncode == 0 and probe.stdout.strip() == "ok":

@@ -5,8 +5,9 @@
 Bliss sessions, Flint and blissdata-based online analysis run monkey-patched
 (``gevent.monkey.patch_all()``). One greenlet runs the seed's sequence with custom channels while
 another follows the session with ``walk_events(wait=True)`` until the END_SCAN of the sequence
-and its scans, and a third ticks every 10 ms. gevent's monitor thread reports every time the loop was held longer than
-``GEVENT_MAX_BLOCKING_TIME`` (set by the test). Prints one JSON object: the events followed, the
+and its scans, and a third ticks every 10 ms. gevent's monitor thread reports every time the loop
+was held longer than ``GEVENT_MAX_BLOCKING_TIME`` (set by the test). Prints one JSON object: the
+events followed, the
 longest gap between ticks, and the blocked reports.
 """
 

@@ -1,11 +1,12 @@
 """The examples of README.rst and of the documentation (``docs/*.rst``) run as written.
 
 Every ``.. code-block:: python`` (or fenced python) block of those documents is found and run
-against the test Redis, its ``redis://...`` URLs replaced by the test's and ``$REDIS_URL`` set to it:
+against the test Redis, its ``redis://...`` URLs replaced by the test's and ``$REDIS_URL`` set to
+it:
 
-* blocks of the README sections in ``WALK_THROUGHS`` are one itango session driving a device: they run in
-  order, in one namespace where ``Device`` is itango's (a ``DeviceProxy``), against a real device
-  server registered in a private Tango database, and the console commands between them
+* blocks of the README sections in ``WALK_THROUGHS`` are one itango session driving a device: they
+  run in order, in one namespace where ``Device`` is itango's (a ``DeviceProxy``), against a real
+  device server registered in a private Tango database, and the console commands between them
   (``tango-groups loopscan``...) are run too, as the text says; a command the test does not know
   fails it, so the walk-through cannot drift from what is tested;
 * every other block runs on its own, in a fresh namespace; ``EXPECTED_OUTPUT`` holds what some of
