@@ -36,7 +36,7 @@ from ..scanning.group import Group, ScanSequenceError, Sequence
 from ..scanning.scan import ScanState
 from ..scanning.sequence import SequenceContext, SequenceListener
 from ..session import Session
-from .core import Points, RetryKey, RetryKind, ServiceCore
+from .core import ServiceCore
 from .messages import NEUTRAL, Names, scans_never_started
 from .notifications import (
     NotificationCallback,
@@ -53,6 +53,7 @@ from .requests import (
     StartRequest,
     parse_channel,
 )
+from .retries import Points, RetryKey, RetryKind
 from .states import Command, Phase, Transition, transition
 
 __all__ = ["Bliss1Service"]
@@ -140,12 +141,13 @@ class Bliss1Service(ServiceCore, SequenceListener):
             return
         found = self._redis(sequence.resync)
         self._resynced(found)
-        uncertain = self._uncertain
+        uncertain = self._retries.uncertain
         if uncertain is not None:
-            target = uncertain.key.target
-            self._landed(target in [str(name) for name in found.get(keys.SCANS_CHANNEL, ())]
-                         or target in [int(n) for n in found.get(keys.SCAN_NUMBERS_CHANNEL, ())]
-                         if uncertain.key.kind is RetryKind.ADD else target in found)
+            target = uncertain.target
+            self._retries.landed(
+                target in [str(name) for name in found.get(keys.SCANS_CHANNEL, ())]
+                or target in [int(n) for n in found.get(keys.SCAN_NUMBERS_CHANNEL, ())]
+                if uncertain.kind is RetryKind.ADD else target in found)
 
     def _left_open(self, record: running.RunningRecord) -> None:
         try:
@@ -226,7 +228,7 @@ class Bliss1Service(ServiceCore, SequenceListener):
         with self._lock:
             self._begin(Command.ADD)
             sequence = self._sequence
-            retried = self._retried(RetryKey(RetryKind.ADD, reference))
+            retried = self._retries.retried(RetryKey(RetryKind.ADD, reference))
             if isinstance(reference, int):
                 facts = self._find_number(reference, retried)
                 if facts is None:
@@ -238,10 +240,7 @@ class Bliss1Service(ServiceCore, SequenceListener):
                     return lambda: facts.db_name
                 raise ManagerError(Reason.DUPLICATE_SCAN,
                                    f"{facts.db_name} is already in sequence {self.sequence_name}")
-            if facts.number in sequence.pending_numbers:
-                raise ManagerError(Reason.DUPLICATE_SCAN,
-                                   f"scan {facts.number} is already pending in "
-                                   f"sequence {self.sequence_name}")
+            self._not_pending(facts.number)
             if not facts.prepared:
                 return lambda: self._add_pending(facts.number, facts)
             return lambda: self._add_node(reference, facts)
@@ -265,12 +264,8 @@ class Bliss1Service(ServiceCore, SequenceListener):
 
     def _find_number(self, number: int, retried: bool | None) -> ScanFacts | None:
         """The scan numbered ``number``; None when it is not registered yet (pending)."""
-        if number == self.sequence_number:
-            raise ManagerError(Reason.NOT_A_SCAN, f"scan {number} is the running sequence itself")
-        if number in self._sequence.pending_numbers:
-            raise ManagerError(Reason.DUPLICATE_SCAN,
-                               f"scan {number} is already pending in sequence "
-                               f"{self.sequence_name}")
+        self._not_itself(number)
+        self._not_pending(number)
         if self._sequence.references(number) and not retried:
             raise ManagerError(Reason.DUPLICATE_SCAN,
                                f"scan {number} is already in sequence {self.sequence_name}")
@@ -286,8 +281,7 @@ class Bliss1Service(ServiceCore, SequenceListener):
         return None  # not allocated yet, or allocated and its node not registered yet
 
     def _find_name(self, db_name: str) -> ScanFacts:
-        if db_name == self.sequence_name:
-            raise ManagerError(Reason.NOT_A_SCAN, f"{db_name} is the running sequence itself")
+        self._not_itself(db_name)
         if db_name.startswith(SCAN_KEY_PREFIX):
             raise ManagerError(Reason.UNKNOWN_SCAN, f"{db_name} is a Bliss 2 scan key: this device "
                                "writes Bliss 1.x data nodes (DataFormat bliss1); "
@@ -316,7 +310,7 @@ class Bliss1Service(ServiceCore, SequenceListener):
             block = self._points(channel, data, flat)
             writer = self._sequence.writer.channels[_fullname(channel)]
             key = RetryKey(RetryKind.EMIT, _fullname(channel), Points(block))
-            if self._retried(key):
+            if self._retries.retried(key):
                 return len(block)
             if len(block):
                 self._redis(lambda: emit_blocks({writer: block}), uncertain=key)

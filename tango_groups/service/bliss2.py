@@ -200,8 +200,7 @@ class Bliss2Service(ServiceCore):
     def _find_number(self, number: int) -> tuple[str | None, str]:
         """The key of scan ``number`` of the session (None: not created yet) and the moment of
         the search (to follow new scans from)."""
-        if number == self.sequence_number:
-            raise ManagerError(Reason.NOT_A_SCAN, f"scan {number} is the running sequence itself")
+        self._not_itself(number)
         self._not_pending(number)
         key, since = self._redis(lambda: scan_of_number(self.store, self.session.name, number))
         if key in self._keys:
@@ -209,20 +208,12 @@ class Bliss2Service(ServiceCore):
                                f"scan {number} is already in sequence {self.sequence_name}")
         return key, since
 
-    def _not_pending(self, number: int) -> int:
-        if number in self._awaited:
-            raise ManagerError(Reason.DUPLICATE_SCAN,
-                               f"scan {number} is already pending in sequence "
-                               f"{self.sequence_name}")
-        return number
-
     def _checked_key(self, key: str) -> str:
         if not key.startswith(SCAN_KEY_PREFIX):
             raise ManagerError(Reason.UNKNOWN_SCAN,
                                f"{key!r} is not a Bliss 2 scan key: DataFormat "
                                f"bliss2 takes {SCAN_KEY_PREFIX}<id> or numbers")
-        if key == self.sequence_name:
-            raise ManagerError(Reason.NOT_A_SCAN, f"{key} is the running sequence itself")
+        self._not_itself(key)
         if key in self._keys:
             raise ManagerError(Reason.DUPLICATE_SCAN, f"{key} is in sequence {self.sequence_name}")
         return key

@@ -7,9 +7,8 @@ commands and the few hooks declared abstract at the end of the class. It keeps:
   (``notifications``) and the status text;
 * the connection flag and the message a refused command gets (``RedisUnavailable``): ``_redis``
   runs every Redis action of a command and turns a failure into that refusal;
-* the *uncertain* write: a write that failed without telling whether it landed (``RetryKey``),
-  re-read before the next write (``_sync``, the model's ``_resync_open``), so that repeating the
-  command that failed writes nothing twice;
+* the *uncertain* write (``retries``): re-read before the next write (``_sync``, the model's
+  ``_resync_open``), so that repeating the command that failed writes nothing twice;
 * crash recovery: the running record of this owner (``tango_groups.data.running``) names a
   sequence a previous run left open, which the model closes or resumes (``_left_open``);
 * the device's lease (``lease_guard``): acquired before anything is recovered or written,
@@ -24,8 +23,6 @@ commands and the few hooks declared abstract at the end of the class. It keeps:
 from __future__ import annotations
 
 import abc
-import dataclasses
-import enum
 import logging
 import math
 import threading
@@ -46,52 +43,15 @@ from .notifications import Notification, NotificationCallback, StateChanged
 from .protocol import Write
 from .reasons import ManagerError, Reason
 from .requests import channel_json, parse_group_request, parse_scan_reference
+from .retries import Retries, RetryKey
 from .states import Command, Phase, Transition, refusal, transition
 from .watchers import Periodic
 
-__all__ = ["RECOVERY_MODES", "Points", "RetryKey", "RetryKind", "ServiceCore"]
+__all__ = ["RECOVERY_MODES", "ServiceCore"]
 
 logger = logging.getLogger(__name__)
 
 RECOVERY_MODES = ("close", "resume")
-
-
-class RetryKind(enum.Enum):
-    ADD = "add"  # a reference to a scan
-    EMIT = "emit"  # points of a custom channel
-
-
-@dataclasses.dataclass(frozen=True)
-class RetryKey:
-    """What a write is, to recognise a client repeating it: its kind, its target (the scan
-    reference, the channel) and what it wrote (``Points``; None for a reference)."""
-
-    kind: RetryKind
-    target: Any
-    payload: Any = None
-
-
-@dataclasses.dataclass(frozen=True)
-class _Uncertain:
-    """A write that failed without telling whether it landed, and whether the re-read after the
-    failure found it in Redis."""
-
-    key: RetryKey
-    landed: bool = False
-
-
-class Points:
-    """The points of an emit, in the key of a write whose outcome is unknown: compared (byte for
-    byte) only when a request repeats one on the same channel."""
-
-    def __init__(self, block: numpy.ndarray) -> None:
-        self.block = block
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Points) and (self.block.dtype, self.block.shape) == (
-            other.block.dtype, other.block.shape) and self.block.tobytes() == other.block.tobytes()
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 class ServiceCore(LeaseGuard, abc.ABC):
@@ -112,7 +72,7 @@ class ServiceCore(LeaseGuard, abc.ABC):
         self._health: Periodic | None = None
         self._checked = False  # Redis re-read since the last failure (and at start)
         self._recovered = False  # a sequence left open by a previous run was dealt with
-        self._uncertain: _Uncertain | None = None
+        self._retries = Retries()  # the write whose outcome is unknown
         self.connected = True
         self.connection_error = ""
         self.lost_message = ""
@@ -209,7 +169,7 @@ class ServiceCore(LeaseGuard, abc.ABC):
             return action()
         except RedisError as error:
             if uncertain is not None and not isinstance(error, LeaseLostError):
-                self._uncertain = _Uncertain(uncertain)
+                self._retries.failed(uncertain)
             raise self._unreachable(error) from None
 
     def _sync(self, probe: bool = False) -> None:
@@ -232,21 +192,6 @@ class ServiceCore(LeaseGuard, abc.ABC):
         if not self.connected:
             self.connected, self.connection_error = True, ""
             self._notify_state()
-
-    def _landed(self, landed: bool) -> None:
-        """The re-read of the open sequence found the uncertain write in Redis, or not."""
-        if self._uncertain is not None:
-            self._uncertain = dataclasses.replace(self._uncertain, landed=landed)
-
-    def _retried(self, key: RetryKey) -> bool | None:
-        """For a request on the target of the write whose outcome was unknown: whether it repeats
-        that request and the write landed (the repeat must not write again). None otherwise."""
-        uncertain = self._uncertain
-        if uncertain is None or (uncertain.key.kind, uncertain.key.target) != (key.kind,
-                                                                                key.target):
-            return None
-        self._uncertain = None
-        return uncertain.key == key and uncertain.landed
 
     def _sequence_lost(self) -> None:
         self._lose(f"Redis no longer holds sequence {self.sequence_name} (restarted without its "
@@ -283,6 +228,19 @@ class ServiceCore(LeaseGuard, abc.ABC):
             raise ManagerError(reason, "no sequence is running: Start one first")
         if reason is Reason.SEQUENCE_LOST:
             raise ManagerError(reason, self.lost_message)
+
+    def _not_itself(self, reference: int | str) -> None:
+        """Refuse the running sequence's own number or name as a scan to reference."""
+        if reference in (self.sequence_number, self.sequence_name):
+            scan = f"scan {reference}" if isinstance(reference, int) else reference
+            raise ManagerError(Reason.NOT_A_SCAN, f"{scan} is the running sequence itself")
+
+    def _not_pending(self, number: int) -> int:
+        """Refuse a number the running sequence awaits already."""
+        if number in self.pending:
+            raise ManagerError(Reason.DUPLICATE_SCAN, f"scan {number} is already pending in "
+                                                      f"sequence {self.sequence_name}")
+        return number
 
     def _points(self, channel: str, data: Any, flat: bool) -> numpy.ndarray:
         """``data`` for custom channel ``channel`` of the running sequence, checked and converted
@@ -355,6 +313,7 @@ class ServiceCore(LeaseGuard, abc.ABC):
     # -- the data model's side -------------------------------------------------------------------
     _specs: dict[str, ChannelSpec]  # the custom channels of the open sequence
     sequence_name: str
+    sequence_number: int
     state: ScanState  # of the current (or last) sequence
     _counted_in: str  # where the scan numbers are counted (named in the status)
 
@@ -379,7 +338,7 @@ class ServiceCore(LeaseGuard, abc.ABC):
     @abc.abstractmethod
     def _resync_open(self) -> None:
         """Re-read the open sequence after a failure (``_sequence_lost`` when it vanished,
-        ``_landed`` for the uncertain write)."""
+        ``_retries.landed`` for the uncertain write)."""
 
     @abc.abstractmethod
     def _left_open(self, record: running.RunningRecord) -> None:
