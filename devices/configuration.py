@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tango_groups.bliss1.streams import BLOCK_MS
+from tango_groups.bliss1.writer import Expiration
 from tango_groups.data.connection import (
     PasswordFile,
     RedisError,
@@ -32,8 +34,6 @@ from tango_groups.data.connection import (
     with_password,
 )
 from tango_groups.data.lease import FencedRedis, Lease
-from tango_groups.data.streams import BLOCK_MS
-from tango_groups.data.writer import Expiration
 from tango_groups.service.manager import RECOVERY_MODES, Manager
 
 if TYPE_CHECKING:

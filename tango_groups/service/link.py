@@ -34,9 +34,10 @@ from urllib.parse import urlsplit
 
 import numpy
 
-from ..data import keys, lookup, running
+from ..bliss1 import keys
+from ..data import running
 from ..data.channel import ChannelDataError, ChannelSpec
-from ..data.connection import RedisAuthenticationError, RedisError, RedisTimeoutError, redact
+from ..data.connection import RedisAuthenticationError, RedisError, RedisTimeoutError, probe, redact
 from ..data.lease import LeaseLostError
 from ..scanning.scan import ScanState
 from ..scanning.sequence import ScanSequenceError, Sequence
@@ -241,7 +242,7 @@ class Link(LeaseGuard):
 
     def _probe(self, name: str | None) -> bool:
         """Ping Redis; with ``name``: whether the sequence of that name still exists there."""
-        return lookup.probe(self.session.client, name)
+        return probe(self.session.client, name)
 
     def _resync(self, sequence: Sequence) -> None:
         if not self._redis(lambda: self._probe(sequence.db_name)):

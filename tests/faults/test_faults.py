@@ -57,9 +57,9 @@ from sequence_server import (
     spectrum,
 )
 
-from tango_groups.data import keys
+from tango_groups.bliss1 import keys
+from tango_groups.bliss1.node import EventType, get_node
 from tango_groups.data.connection import connect
-from tango_groups.data.node import EventType, get_node
 from tango_groups.scanning.scan import ScanState
 
 pytestmark = pytest.mark.slow  # every test starts a device server and a Redis of its own
