@@ -73,7 +73,7 @@ class _Bench:
 
         return SequenceScan(self.store, session=OURS, number=next(self.numbers),
                             title="sequence_of_scans",
-                            channels=[ChannelSpec((), CHANNEL, "float64")])
+                            channels=[ChannelSpec(CHANNEL, "float64")])
 
     def anchor(self) -> Any:
         from tango_groups.bliss2 import custom_stream_name

@@ -29,9 +29,9 @@ from typing import Any
 import numpy
 import redis
 
-from tango_groups.data import keys
+from tango_groups.bliss1 import keys
+from tango_groups.bliss1.writer import DataWriter, Expiration, GroupWriter
 from tango_groups.data.connection import connect
-from tango_groups.data.writer import DataWriter, Expiration, GroupWriter
 from tango_groups.runtime.redis_server import RedisServer
 
 perf = time.perf_counter

@@ -14,8 +14,8 @@ import time
 
 import numpy
 
-from tango_groups.data import encoding, keys
-from tango_groups.data.writer import STRTIME_FORMAT
+from tango_groups.bliss1 import encoding, keys
+from tango_groups.bliss1.writer import STRTIME_FORMAT
 
 from .common import BenchEnv, scan_info
 

@@ -15,8 +15,8 @@ from functools import partial
 
 import numpy
 
-from tango_groups.data import encoding, keys
-from tango_groups.data.writer import ChannelSpec
+from tango_groups.bliss1 import encoding, keys
+from tango_groups.bliss1.channel import ChannelNode
 
 from .common import (
     BenchEnv,
@@ -55,7 +55,7 @@ def rows_redis_floor(env: BenchEnv) -> list[Row]:
         c.delete("floor:raw")
         one_raw.append(timed(lambda: c.xadd("floor:raw", entry), p.floor_ops))
         scan = env.writer.create_scan(parent, "floor", scan_info("floor", "floor"),
-                                      channels=[ChannelSpec(("dev",), "c", float)])
+                                      channels=[ChannelNode(("dev",), "c", float)])
         chan = scan.channel("dev:c")
         one_ours.append(timed(partial(chan.emit, 1.5), p.floor_ops))
         c.delete("floor:raw")
@@ -64,7 +64,7 @@ def rows_redis_floor(env: BenchEnv) -> list[Row]:
     # ours pipelined: one ScanWriter.emit of one point into each of 1000 channels (a scan with
     # 1000 counters): 1000 XADDs in one round trip, data checked and pickled by our writer.
     wide = env.writer.create_scan(parent, "wide", scan_info("floor", "wide"),
-                                  channels=[ChannelSpec(("dev",), f"c{i}", float)
+                                  channels=[ChannelNode(("dev",), f"c{i}", float)
                                             for i in range(1000)])
     points = {name: 1.5 for name in wide.channels}
     for _ in range(p.repeats):
@@ -191,8 +191,8 @@ def rows_append(env: BenchEnv) -> list[Row]:
 def _ours_scan(env: BenchEnv, parent: str, npoints: int, point_by_point: bool) -> None:
     scan = env.writer.create_scan(
         parent, "loopscan", scan_info(parent.split(":")[0], "loopscan"),
-        channels=[ChannelSpec(("timer",), "elapsed_time", float, unit="s"),
-                  ChannelSpec(("timer",), "epoch", float, unit="s")])
+        channels=[ChannelNode(("timer",), "elapsed_time", float, unit="s"),
+                  ChannelNode(("timer",), "epoch", float, unit="s")])
     scan.prepared({})
     t = numpy.arange(npoints, dtype=float) * 0.01
     if point_by_point:
@@ -253,7 +253,7 @@ def rows_store(env: BenchEnv) -> list[Row]:
         ours[size] = []
         for _ in range(p.repeats):
             scan = env.writer.create_scan(parent, "store", scan_info("ours_store", "store"),
-                                          channels=[ChannelSpec(("dev",), "c", "float64")])
+                                          channels=[ChannelNode(("dev",), "c", "float64")])
             chan = scan.channel("dev:c")
             ours[size].append(timed(partial(chan.emit, data), p.store_calls[size]))
             env.client.delete(chan.db_name + keys.DATA)

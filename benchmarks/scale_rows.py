@@ -34,7 +34,7 @@ from typing import Any
 import numpy
 import tango
 
-from tango_groups.data import lookup
+from tango_groups.bliss1 import lookup
 from tango_groups.devices.sequence_manager import SequenceManager
 
 from .common import (

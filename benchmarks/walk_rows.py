@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy
 
-from tango_groups.data import keys
-from tango_groups.data.node import get_node, get_session_node
+from tango_groups.bliss1 import keys
+from tango_groups.bliss1.node import get_node, get_session_node
 
 from .common import BenchEnv, Row, median, new_sequence, perf, scan_parent
 from .fill import fill_scans

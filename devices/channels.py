@@ -5,7 +5,7 @@ channel in the current (or last) sequence, at most ``window`` points and at most
 ``WINDOW_BYTES`` of data (so an emit costs the same into a channel of ten points or of a million,
 and the device's memory does not grow with the sequence). Each emit pushes a change event with
 that window (Taurus plots and trends show the newest points) and a data-ready event counting the
-emits. The whole history stays in Redis: a Bliss reader, ``tango_groups.data.node`` or
+emits. The whole history stays in Redis: a Bliss reader, ``tango_groups.bliss1.node`` or
 ``tango-groups listen`` read every point.
 
 A scalar channel is a SPECTRUM attribute (one value per point); a channel of points of shape

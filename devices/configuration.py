@@ -24,6 +24,8 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+from tango_groups.bliss1.streams import BLOCK_MS
+from tango_groups.bliss1.writer import Expiration
 from tango_groups.data.connection import (
     PasswordFile,
     RedisError,
@@ -34,8 +36,6 @@ from tango_groups.data.connection import (
     with_password,
 )
 from tango_groups.data.lease import FencedRedis, Lease
-from tango_groups.data.streams import BLOCK_MS
-from tango_groups.data.writer import Expiration
 from tango_groups.formats import DataFormat
 from tango_groups.service.bliss1 import Bliss1Service
 from tango_groups.service.both import BothService

@@ -1,8 +1,9 @@
 """tango_groups: groups and sequences of scans in the Bliss 1.x Redis data-node format.
 
-``tango_groups.data`` writes and reads the wire format, ``tango_groups.scanning`` offers the
-Bliss-shaped API (Sequence, Group, scans), ``tango_groups.session`` the session these write to, and
-the ``SequenceManager`` Tango device (``tango_groups.devices``) serves it all to Tango clients.
+``tango_groups.bliss1`` and ``tango_groups.bliss2`` write and read the wire formats (what both
+share is in ``tango_groups.data``), ``tango_groups.scanning`` offers the Bliss-shaped API
+(Sequence, Group, scans), ``tango_groups.session`` the session these write to, and the
+``SequenceManager`` Tango device (``tango_groups.devices``) serves it all to Tango clients.
 
 ``Session`` and ``current_session`` are imported on first use, so that importing the package costs
 nothing.

@@ -29,10 +29,10 @@ import getpass
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .data import keys
+from .bliss1 import keys
+from .bliss1.writer import ChannelNode, DataWriter, Expiration, GroupWriter, ScanWriter
 from .data.channel import ChannelSpec
 from .data.connection import Redis, connect
-from .data.writer import DataWriter, Expiration, GroupWriter, ScanWriter
 from .formats import SESSION_FORMATS
 
 if TYPE_CHECKING:
@@ -108,30 +108,32 @@ class Session:
         """``scan_saving_db_name``, its containers created when missing (one round trip)."""
         return self.writer.ensure_containers(keys.scan_saving_parts(self.name, self.base_path))
 
-    def create_scan(self, name: str, info: Mapping[str, Any], channels: Sequence[ChannelSpec],
+    def create_scan(self, name: str, info: Mapping[str, Any], channels: Sequence[ChannelNode],
                     *, save: bool = True, node_type: str = "scan") -> ScanWriter:
         """A new scan (number allocated, channels declared) in the session's data model."""
         if self.bliss2 is not None:
-            return self.bliss2.create_scan(name, info, channels)  # type: ignore[return-value]
+            return self.bliss2.create_scan(  # type: ignore[return-value]
+                name, info, [channel.spec for channel in channels])
         return self.writer.create_scan(self.scan_saving_parent, name, info, shadow=not save,
                                        channels=channels, node_type=node_type)
 
     def create_sequence(self, name: str, info: Mapping[str, Any],
                         channels: Sequence[ChannelSpec]) -> GroupWriter:
         """A new sequence in the session's data model: a ``scan_group`` node with ``channels``
-        (``GroupWriter.channel_specs``) in 1.x, a STARTED sequence scan whose custom channels
+        (and ``GroupWriter.channel_specs``'s) in 1.x, a STARTED sequence scan whose custom channels
         are ``channels`` in Bliss 2."""
         if self.bliss2 is not None:
             return self.bliss2.create_sequence(name, info, channels)  # type: ignore[return-value]
         return self.writer.create_scan(self.scan_saving_parent, name, info,
-                                       node_type="scan_group", channels=channels,
+                                       node_type="scan_group",
+                                       channels=GroupWriter.channel_specs(channels),
                                        writer_class=GroupWriter)  # type: ignore[return-value]
 
     def setup(self) -> Session:
         """Make this the current session (``tango_groups.current_session``) and the readers'
         default."""
         global _current
-        from .data import node
+        from .bliss1 import node
 
         _current = self
         node.set_default_connection(self.client)

@@ -27,8 +27,8 @@ from collections.abc import Collection
 import numpy
 import redis
 
-from tango_groups.data import keys
-from tango_groups.data.node import (
+from tango_groups.bliss1 import keys
+from tango_groups.bliss1.node import (
     ChannelDataNode,
     DataNode,
     get_node,

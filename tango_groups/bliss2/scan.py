@@ -105,8 +105,8 @@ class ScanWriter:
         self.scan: Scan = store.create_scan(dict(identity), json_ready(info))
         try:
             self.channels = {
-                spec.channel_fullname: ChannelStream(spec, self.scan.create_stream(
-                    stream_definition(spec.channel_fullname, spec)))
+                spec.name: ChannelStream(spec, self.scan.create_stream(
+                    stream_definition(spec.name, spec)))
                 for spec in channels}
         except BaseException:
             close_scan(self.scan)

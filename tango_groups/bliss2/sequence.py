@@ -2,7 +2,7 @@
 
     store = data_store(url)                       # DataStore, the db set up on first use
     sequence = SequenceScan(store, session="demo", number=7, title="my sequence",
-                            channels=[ChannelSpec((), "temperature", "float64")])
+                            channels=[ChannelSpec("temperature", "float64")])
     sequence.add_scan(key)                        # a sub-scan by its esrf:scan:... key
     sequence.emit("temperature", [21.5, 21.7])    # points of a custom channel
     sequence.end()                                # stop + close: every stream sealed
@@ -56,7 +56,7 @@ class SequenceScan:
             if on_created is not None:  # e.g. record it, so that a crash from here on closes it
                 on_created(self.scan.key)
             self.subscans = self.scan.create_stream(ScanStream.make_definition(SUBSCANS))
-            self.channels = {spec.name: self.scan.create_stream(self._definition(spec))
+            self.channels = {spec.short_name: self.scan.create_stream(self._definition(spec))
                              for spec in channels}
             self.scan.prepare()
             self.scan.start()
@@ -67,7 +67,7 @@ class SequenceScan:
 
     @staticmethod
     def _definition(spec: ChannelSpec) -> Any:
-        return stream_definition(custom_stream_name(spec.name), spec)
+        return stream_definition(custom_stream_name(spec.short_name), spec)
 
     @property
     def key(self) -> str:

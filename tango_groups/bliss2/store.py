@@ -22,7 +22,7 @@ from blissdata.redis_engine.scan import Scan, ScanState
 from blissdata.redis_engine.store import DataStore
 
 from ..data.connection import Redis, RedisTimeoutError, never_retry
-from ..data.writer import DataWriter
+from ..data.counters import next_number as count
 
 __all__ = ["bounded", "close_left_open", "data_store", "ensure_set_up", "find_scans",
            "next_number", "scan_of_number", "scan_progress", "store_client", "stream_tails"]
@@ -30,6 +30,7 @@ __all__ = ["bounded", "close_left_open", "data_store", "ensure_set_up", "find_sc
 T = TypeVar("T")
 PROTOCOL_KEY = "_PROTOCOL_VERSION_"  # set by blissdata on a db it set up
 COUNTER = "tango_groups:bliss2:{session}"  # a hash counting the session's scan numbers
+COUNTER_FIELD = "last_scan_number"  # its field (the name Bliss 1.x gives its own counter)
 
 
 def data_store(url: str, timeout: float | None = None, set_up: bool = True) -> DataStore:
@@ -93,8 +94,8 @@ def next_number(store: DataStore, session: str) -> int:
         keys = find_scans(store, session)
         return int(store.load_scan(keys[-1]).number) if keys else 0
 
-    counter = DataWriter(store_client(store))
-    return counter.next_scan_number(COUNTER.format(session=session), after=newest)
+    return count(store_client(store), COUNTER.format(session=session), COUNTER_FIELD,
+                 after=newest)
 
 
 def scan_progress(store: DataStore, key: str) -> tuple[str, int]:

@@ -32,7 +32,7 @@ class SequenceWriter:
 
     def __init__(self, sequence: SequenceScan, channels: Iterable[ChannelSpec]) -> None:
         self.sequence = sequence
-        self.channels = {spec.channel_fullname: ChannelStream(spec, sequence.channels[spec.name])
+        self.channels = {spec.name: ChannelStream(spec, sequence.channels[spec.short_name])
                          for spec in channels}
         self.ended = False
 

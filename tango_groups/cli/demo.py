@@ -18,8 +18,8 @@ from typing import Any
 import numpy
 import tango
 
-from ..data.lookup import allocated_number
-from ..data.node import get_node, get_session_node
+from ..bliss1.lookup import allocated_number
+from ..bliss1.node import get_node, get_session_node
 from ..devices.interface import event_value
 from ..scanning.simulation import loopscan
 from ..session import Session

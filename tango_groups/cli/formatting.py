@@ -5,7 +5,7 @@ Also ``runnable(script)``: a command of this venv as the user's shell runs it (s
 ``follow(walk)`` prints the lines of a session or a sequence: first what Redis already holds, in
 the order it happened (``replay``), then what comes next, live. It notes what cannot be read and
 goes on, and stops at the end of a sequence when given one. Both read the nodes the events name
-(a scan's number in its info) through ``tango_groups.data``; nothing here writes.
+(a scan's number in its info) through ``tango_groups.bliss1``; nothing here writes.
 
 Why a replay: a walk over what Redis holds yields events the way blissdata's does, by stream
 priority (every registration, then every PREPARED_SCAN, then the data, then every END_SCAN), which
@@ -29,14 +29,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..data.events import Event, EventType
-from ..data.node import (
-    ChannelDataNode,
-    GroupScanNode,
-    NodeRefChannel,
-    ScanNode,
-    WalkIterator,
-)
+from ..bliss1.events import Event, EventType
+from ..bliss1.node import ChannelDataNode, GroupScanNode, NodeRefChannel, ScanNode, WalkIterator
 
 __all__ = ["describe", "follow", "replay", "runnable"]
 

@@ -17,9 +17,9 @@ import functools
 import sys
 from collections.abc import Callable
 
-from ..data import keys
+from ..bliss1 import keys
+from ..bliss1.node import GroupScanNode, get_node, get_session_node, sessions_list
 from ..data.connection import redact
-from ..data.node import GroupScanNode, get_node, get_session_node, sessions_list
 from ..formats import DataFormat
 from . import options
 from .formatting import follow

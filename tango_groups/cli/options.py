@@ -2,7 +2,7 @@
 option, and the checks that turn a missing Redis, a silent one or a Redis that cannot hold Bliss 2
 data into an error saying what to do (``commands`` and ``listen``).
 
-Data formats: ``bliss1`` (Bliss 1.x data nodes, ``tango_groups.data``: db 1 of the data Redis
+Data formats: ``bliss1`` (Bliss 1.x data nodes, ``tango_groups.bliss1``: db 1 of the data Redis
 unless the URL names one), ``bliss2`` (the blissdata 2 model, ``tango_groups.bliss2``: db 0 of the
 same server, the db ``DataStore(url)`` opens for a URL that names none), ``both``. So one URL
 without a db, ``redis://host:port``, serves both generations as it is.

@@ -1,25 +1,19 @@
-"""Channel nodes being written: what a channel declares, and how its points are checked and stored.
+"""What a channel declares in either data model, and how its points are checked.
 
-Points go to ``{channel}_data`` with position IDs: the entry holding points ``i..i+n-1`` has the ID
-``{i+1}-0`` and ``__NPOINTS__`` ``n``; a single point is stored as the point itself, a block as an
-array of shape ``(n,) + shape``. Data is converted to the channel's dtype without silent loss
-(a fraction into an integer channel, an overflow, text into numbers are refused) before anything is
-written.
+A ``ChannelSpec`` is what a Start (or a scan) declares of a channel: its name (a ``device:short``
+fullname or a plain name), dtype, shape and unit. Points are converted to the channel's dtype
+without silent loss (a fraction into an integer channel, an overflow, text into numbers are
+refused) and shaped into a block ``(n,) + shape`` before either model writes anything.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy
-import redis
 
-from . import encoding, keys
-from .events import channel_data, id_ms, npoints
-
-__all__ = ["ChannelDataError", "ChannelSpec", "ChannelWriter", "emit_blocks"]
+__all__ = ["ChannelDataError", "ChannelSpec"]
 
 
 class ChannelDataError(ValueError):
@@ -28,21 +22,17 @@ class ChannelDataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ChannelSpec:
-    """What a channel node declares: a device path below the scan and a channel description."""
+    """A channel as declared: ``name`` (its fullname), dtype, shape, unit."""
 
-    device: tuple[str, ...]  # device containers from the scan down, e.g. ("timer", "diode_ctrl")
-    name: str  # short name: the node's local name
+    name: str
     dtype: Any
     shape: tuple[int, ...] = ()
     unit: str | None = None
-    fullname: str | None = None  # defaults to "{last device}:{name}"
-    node_type: str = "channel"
 
     @property
-    def channel_fullname(self) -> str:
-        if self.fullname is not None:
-            return self.fullname
-        return f"{self.device[-1]}:{self.name}" if self.device else self.name
+    def short_name(self) -> str:
+        """The part after the last ``:`` (Bliss's display name)."""
+        return self.name.rsplit(":", 1)[-1]
 
     def points(self, data: Any) -> numpy.ndarray:
         """``data`` as a block of points of this channel's dtype and shape (Bliss's emit shaping).
@@ -55,100 +45,15 @@ class ChannelSpec:
         try:
             block = _convert(data, numpy.dtype(self.dtype))
         except (TypeError, ValueError) as error:
-            raise ChannelDataError(f"channel {self.channel_fullname!r}: {error}") from None
+            raise ChannelDataError(f"channel {self.name!r}: {error}") from None
         if block.ndim == len(shape):
             block = block.reshape((1,) + block.shape)
         if block.ndim != len(shape) + 1 or block.shape[1:] != shape:
             raise ChannelDataError(
-                f"channel {self.channel_fullname!r} takes points of shape {shape} (one point) "
+                f"channel {self.name!r} takes points of shape {shape} (one point) "
                 f"or blocks of shape (n,)+{shape}, not data of shape {numpy.shape(data)}"
             )
         return block
-
-
-class ChannelWriter:
-    """Appends points to one channel's ``_data`` stream with position IDs (``{index+1}-0``)."""
-
-    def __init__(self, client: redis.Redis, db_name: str, spec: ChannelSpec) -> None:
-        self.client = client
-        self.db_name = db_name
-        self.spec = spec
-        self.dtype = numpy.dtype(spec.dtype) if spec.node_type == "channel" else None
-        self.description = {
-            "reference": spec.node_type == "node_ref_channel",
-            "dtype": spec.dtype,
-            "shape": tuple(spec.shape),
-            "unit": spec.unit,
-        }
-        self._encoded_description = encoding.dumps(self.description)
-        self.length = 0  # points published so far
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def queue_points(self, pipe: redis.client.Pipeline, block: numpy.ndarray | Sequence) -> int:
-        """Queue one XADD of a checked block; returns its number of points (0: nothing queued).
-
-        Call ``commit(n)`` once the pipeline executed, so the next index is right.
-        """
-        npoints = len(block)
-        if npoints == 0:
-            return 0
-        payload = block[0] if npoints == 1 else block
-        pipe.xadd(
-            self.db_name + keys.DATA,
-            {
-                "__EVENT__": "CHANNELDATA",
-                "__DESC__": self._encoded_description,
-                "__NPOINTS__": npoints,
-                "__DATA__": encoding.dumps(payload),
-            },
-            id=f"{self.length + 1}-0",
-        )
-        return npoints
-
-    def resync(self) -> int:
-        """Re-read how many points Redis holds (after a write whose outcome is unknown: a
-        timed-out request may land later) and continue from there; returns that number."""
-        last = self.client.xrevrange(self.db_name + keys.DATA, count=1)
-        self.length = id_ms(last[0][0]) - 1 + npoints(last[0][1]) if last else 0
-        return self.length
-
-    def read(self, from_index: int) -> numpy.ndarray | list:
-        """The points stored from ``from_index`` on, which must start an entry (the length before
-        a write of ours): what a write whose outcome was unknown left in Redis."""
-        entries = self.client.xrange(self.db_name + keys.DATA, min=f"{from_index + 1}-0")
-        return channel_data(entries).data
-
-    def emit(self, data: Any) -> numpy.ndarray:
-        """Check and publish ``data`` (one round trip); returns the block written, converted to
-        the channel's dtype and shaped ``(n,) + shape``."""
-        block = self.spec.points(data)
-        emit_blocks({self: block})
-        return block
-
-
-def emit_blocks(blocks: Mapping[ChannelWriter, Any],
-                then: Callable[[redis.client.Pipeline], None] | None = None) -> None:
-    """Publish checked blocks of one or more channels in one round trip (with what ``then``
-    queues after them, if given).
-
-    Not thread-safe for one channel: the entry IDs are positions, so points of a channel must be
-    published from one thread at a time; ``Sequence`` and the ``SequenceManager`` serialise
-    their writes.
-    """
-    if not blocks:
-        return
-    client = next(iter(blocks)).client
-    with client.pipeline(transaction=False) as pipe:
-        counts = {channel: channel.queue_points(pipe, block) for channel, block in blocks.items()}
-        if then is not None:
-            then(pipe)
-        if any(counts.values()) or then is not None:
-            pipe.execute()
-    for channel, count in counts.items():
-        channel.length += count
 
 
 def _convert(data: Any, dtype: numpy.dtype) -> numpy.ndarray:

@@ -1,13 +1,16 @@
 """Connections to the data Redis: URL parsing (logical db 1 by default), password redaction, a
 password kept in a file and read again at each new connection (``PasswordFile``), and the commands
-on a server as a whole (``ping``: does it answer; ``save``: snapshot it to its dump).
+on a server as a whole (``ping``: does it answer; ``probe``: does it answer and does a key
+exist, in one round trip; ``run_id``: which run of the server it is; ``save``: snapshot it to its
+dump), for both data models.
 
-This is where the product outside ``tango_groups.data`` gets what it needs of redis-py: ``connect``
-for a client, the client type ``Redis`` for type hints, and the exception types it tells apart
-(``RedisError``, the base of all; ``RedisConnectionError``, ``RedisTimeoutError``,
-``RedisAuthenticationError``: the server refused the credentials). No other module
-outside ``tango_groups.data`` imports ``redis``, and none issues a Redis command: the queries live
-in ``tango_groups.data`` (tests/unit/test_structure.py checks the imports).
+This is where the product outside ``tango_groups.data`` and ``tango_groups.bliss1`` gets what it
+needs of redis-py: ``connect`` for a client, the client type ``Redis`` for type hints, and the
+exception types it tells apart (``RedisError``, the base of all; ``RedisConnectionError``,
+``RedisTimeoutError``, ``RedisAuthenticationError``: the server refused the credentials). No other
+module outside ``tango_groups.data`` and ``tango_groups.bliss1`` imports ``redis``, and none issues
+a Redis command: the queries live there and in ``tango_groups.bliss2`` (through blissdata;
+tests/unit/test_structure.py checks the imports).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from redis.retry import Retry
 
 __all__ = ["DATA_DB", "PasswordFile", "Redis", "RedisAuthenticationError", "RedisConnectionError",
            "RedisError", "RedisTimeoutError", "connect", "never_retry", "password_file", "ping",
-           "redact", "save", "use_credentials", "with_password"]
+           "probe", "redact", "run_id", "save", "use_credentials", "with_password"]
 
 DATA_DB = 1  # Bliss keeps every data node in logical database 1 of the data Redis
 
@@ -71,7 +74,7 @@ def connect(url: str, credentials: PasswordFile | None = None, client_class: typ
 
     The URL may name a logical database (``redis://host:6380/3``); without one, db 1 is used, the
     database Bliss and blissdata read data nodes from. Responses stay bytes: pickles are decoded
-    by ``tango_groups.data.encoding`` only. ``options`` go to ``redis.Redis`` (timeouts...);
+    by ``tango_groups.bliss1.encoding`` only. ``options`` go to ``redis.Redis`` (timeouts...);
     ``client_class``: a subclass of it (``lease.FencedRedis``).
 
     A failed request is never retried behind the caller's back (redis-py retries three times by
@@ -158,3 +161,19 @@ def redact(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def probe(client: Redis, key: str | None = None) -> bool:
+    """Ping Redis (a failure raises); with ``key``: whether that key (a 1.x node, a Bliss 2
+    scan) still exists (one round trip)."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.ping()
+        if key is not None:
+            pipe.exists(key)
+        replies = pipe.execute()
+    return key is None or bool(replies[1])
+
+
+def run_id(client: Redis) -> str:
+    """The server's ``run_id`` (INFO server): a new one after every restart of Redis."""
+    return str(client.info("server")["run_id"])

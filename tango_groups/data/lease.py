@@ -32,7 +32,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from . import scripts
+from ..bliss1 import scripts
 
 __all__ = ["FencedRedis", "Holder", "Lease", "LeaseLostError", "holder_name"]
 

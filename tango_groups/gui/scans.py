@@ -3,7 +3,7 @@ Redis.
 
 The device's ``ScanNumbers`` and ``ScanNames`` events fill the number and name columns. When the
 panel knows the device's data Redis (its ``RedisURL`` property is readable), the state and
-point columns are read from each scan's node through ``tango_groups.data`` (its ``state`` info
+point columns are read from each scan's node through ``tango_groups.bliss1`` (its ``state`` info
 field, the length of its longest channel), in a worker thread, when the scan is referenced and
 again on the device's next events (a new scan, a pending number, the sequence's state) until
 the scan has a final state. Without a Redis the two columns are hidden. A Bliss 2 scan (a key,
@@ -22,8 +22,8 @@ from typing import Any
 from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
+from tango_groups.bliss1.node import get_node
 from tango_groups.data.connection import RedisError
-from tango_groups.data.node import get_node
 from tango_groups.service.requests import SCAN_KEY_PREFIX
 
 __all__ = ["FINAL_STATES", "ScanTable", "read_scan"]

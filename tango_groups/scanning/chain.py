@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..data.channel import ChannelSpec, ChannelWriter
+from ..bliss1.channel import ChannelWriter
+from ..data.channel import ChannelSpec
 
 
 class AcquisitionChannel:
@@ -22,23 +23,22 @@ class AcquisitionChannel:
         short_name = name.rsplit(":", 1)[-1]
         if not short_name:
             raise ValueError(f"invalid channel name {name!r}")
-        self.spec = ChannelSpec((), short_name, dtype, tuple(int(n) for n in shape), unit,
-                                fullname=name)
+        self.spec = ChannelSpec(name, dtype, tuple(int(n) for n in shape), unit)
         self._writer: ChannelWriter | None = None
 
     @classmethod
     def from_spec(cls, spec: ChannelSpec) -> AcquisitionChannel:
-        return cls(spec.channel_fullname, spec.dtype, spec.shape, spec.unit)
+        return cls(spec.name, spec.dtype, spec.shape, spec.unit)
 
     @property
     def name(self) -> str:
-        return self.spec.channel_fullname
+        return self.spec.name
 
     fullname = name
 
     @property
     def short_name(self) -> str:
-        return self.spec.name
+        return self.spec.short_name
 
     @property
     def dtype(self) -> Any:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from ..data import lookup
+from ..bliss1 import lookup
+from ..bliss1.lookup import ScanFacts
+from ..bliss1.node import ScanNode
 from ..data.connection import Redis, RedisError
-from ..data.lookup import ScanFacts
-from ..data.node import ScanNode
 from .scan import Scan, ScanState
 
 __all__ = ["ScanSequenceError", "SequenceContext", "SequenceListener", "aggregated_state",

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..data import lookup
-from ..data.node import ScanNode
+from ..bliss1 import lookup
+from ..bliss1.node import ScanNode
 from ..session import Session
 from .scan import Scan, ScanState
 from .sequence import ScanSequenceError, Sequence, SequenceContext, scans_not_finished

@@ -21,9 +21,9 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
+from ..bliss1.lookup import ScanFacts, UnreadableScan, find_scan, scan_facts
+from ..bliss1.node import DataNode, EventType, WalkIterator, get_node
 from ..data.connection import Redis, RedisError
-from ..data.lookup import ScanFacts, UnreadableScan, find_scan, scan_facts
-from ..data.node import DataNode, EventType, WalkIterator, get_node
 
 __all__ = ["Follower", "NumberWatch"]
 

@@ -1,6 +1,6 @@
 """``Scan`` and ``ScanState``: a scan that writes itself into Redis as Bliss 1.x does.
 
-A scan is declared with its channels (``ChannelSpec``: device path, name, dtype, shape, unit) and
+A scan is declared with its channels (``ChannelNode``: device path, name, dtype, shape, unit) and
 an acquisition function that produces points; ``run()`` then goes through Bliss's life cycle::
 
     number allocated, node + devices + channels created      state PREPARING
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy
 
-from ..data.writer import STRTIME_FORMAT, ChannelSpec, ScanWriter
+from ..bliss1.writer import STRTIME_FORMAT, ChannelNode, ScanWriter
 from ..session import Session, get_current_session
 
 __all__ = ["Scan", "ScanAbort", "ScanData", "ScanState"]
@@ -61,7 +61,7 @@ class ScanData(dict):
                        f"channels: {sorted(self)}")
 
 
-def chain_description(specs: Sequence[ChannelSpec]) -> dict[str, Any]:
+def chain_description(specs: Sequence[ChannelNode]) -> dict[str, Any]:
     """The ``acquisition_chain`` and ``channels`` scan_info entries Flint and readers look at."""
     top = specs[0].device[0] if specs and specs[0].device else "master"
     master: dict[str, list[str]] = {"scalars": [], "spectra": [], "images": []}
@@ -81,7 +81,7 @@ def chain_description(specs: Sequence[ChannelSpec]) -> dict[str, Any]:
     }
 
 
-def start_info(scan_info: Mapping[str, Any], session: Session, specs: Sequence[ChannelSpec],
+def start_info(scan_info: Mapping[str, Any], session: Session, specs: Sequence[ChannelNode],
                save: bool = True) -> dict[str, Any]:
     """scan_info completed as Bliss does when a scan (or a sequence) starts."""
     start = datetime.datetime.now()
@@ -114,7 +114,7 @@ class Scan:
     def __init__(
         self,
         name: str,
-        channels: Sequence[ChannelSpec],
+        channels: Sequence[ChannelNode],
         acquisition: Callable[[Scan], None],
         *,
         title: str | None = None,
@@ -152,8 +152,8 @@ class Scan:
 
     @property
     def node(self):
-        """The scan's data node (``tango_groups.data.node``), once the scan started (bliss1)."""
-        from ..data.node import get_node
+        """The scan's data node (``tango_groups.bliss1.node``), once the scan started (bliss1)."""
+        from ..bliss1.node import get_node
 
         if self._writer is None or self.session.bliss2 is not None:
             return None

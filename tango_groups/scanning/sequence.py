@@ -33,11 +33,12 @@ from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Sequence as Items
 from typing import Any
 
-from ..data import encoding, keys, lookup
+from ..bliss1 import encoding, keys, lookup
+from ..bliss1.lookup import ScanFacts
+from ..bliss1.node import ScanNode, get_node, get_nodes
+from ..bliss1.writer import ChannelNode, GroupWriter
+from ..data.channel import ChannelSpec
 from ..data.connection import Redis
-from ..data.lookup import ScanFacts
-from ..data.node import ScanNode, get_node, get_nodes
-from ..data.writer import ChannelSpec, GroupWriter
 from ..session import Session, get_current_session
 from .chain import AcquisitionChannel
 from .context import ScanSequenceError, SequenceContext, SequenceListener, scans_not_finished
@@ -148,10 +149,9 @@ class Sequence:
         self.custom_channels[fullname] = channel
 
     def _channel_specs(self) -> list[ChannelSpec]:
-        """The sequence's channels: the custom ones (bliss2), with GroupingMaster's (bliss1)."""
-        custom = [ChannelSpec((), c.short_name, c.dtype, c.shape, c.unit, fullname=name)
-                  for name, c in self.custom_channels.items()]
-        return custom if self.session.bliss2 is not None else GroupWriter.channel_specs(custom)
+        """The sequence's custom channels, by fullname."""
+        return [ChannelSpec(name, c.dtype, c.shape, c.unit)
+                for name, c in self.custom_channels.items()]
 
     def start(self, on_created: Callable[[str], None] | None = None) -> SequenceContext:
         """Create the scan_group node with its channels and publish PREPARED (one sequence once).
@@ -163,8 +163,10 @@ class Sequence:
         if self._group is not None:
             raise ScanSequenceError(f'the sequence "{self.title}" has already been started')
         specs = self._channel_specs()
+        described = ([ChannelNode.at((), spec) for spec in specs] if self.session.bliss2 is not None
+                     else GroupWriter.channel_specs(specs))  # bliss1: GroupingMaster's too
         info = start_info({"title": self.title, "npoints": 0, **self._scan_info}, self.session,
-                          specs)
+                          described)
         node_name = self.title.replace(":", "_").replace(" ", "_") or self.default_title
         try:
             self._group = self.session.create_sequence(node_name, info, specs)
@@ -208,7 +210,7 @@ class Sequence:
         for channel in channels:
             sequence.add_custom_channel(channel)
         sequence._group = GroupWriter(session.writer, db_name, info)
-        sequence._group.attach_channels(sequence._channel_specs())
+        sequence._group.attach_channels(GroupWriter.channel_specs(sequence._channel_specs()))
         sequence._state = ScanState[state]
         sequence.recovered = sequence.resync()
         sequence._bind_channels()

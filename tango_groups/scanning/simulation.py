@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy
 
-from ..data.writer import ChannelSpec
+from ..bliss1.channel import ChannelNode
 from ..session import Config, Session
 from .scan import Scan
 
@@ -70,9 +70,9 @@ def loopscan(
     ``run=False``."""
     if npoints < 1 or count_time < 0:
         raise ValueError("loopscan needs npoints >= 1 and count_time >= 0")
-    specs = [ChannelSpec(("timer",), "elapsed_time", float, unit="s"),
-             ChannelSpec(("timer",), "epoch", float, unit="s")]
-    specs += [ChannelSpec(("timer", c.controller), c.name, float, unit=c.unit) for c in counters]
+    specs = [ChannelNode(("timer",), "elapsed_time", float, unit="s"),
+             ChannelNode(("timer",), "epoch", float, unit="s")]
+    specs += [ChannelNode(("timer", c.controller), c.name, float, unit=c.unit) for c in counters]
     rng = numpy.random.default_rng()
 
     def acquisition(scan: Scan) -> None:

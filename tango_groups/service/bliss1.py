@@ -26,11 +26,13 @@ from typing import Any
 
 import numpy
 
-from ..data import keys, lookup, running
-from ..data.channel import ChannelSpec, emit_blocks
-from ..data.connection import Redis
-from ..data.lookup import ScanFacts, UnreadableScan
-from ..data.node import ScanNode
+from ..bliss1 import keys, lookup
+from ..bliss1.channel import emit_blocks
+from ..bliss1.lookup import ScanFacts, UnreadableScan
+from ..bliss1.node import ScanNode
+from ..data import running
+from ..data.channel import ChannelSpec
+from ..data.connection import Redis, probe
 from ..scanning.chain import AcquisitionChannel
 from ..scanning.group import Group, ScanSequenceError, Sequence
 from ..scanning.scan import ScanState
@@ -66,8 +68,7 @@ class Bliss1Service(ServiceCore, SequenceListener):
 
     ``owner`` names this manager in the running record (the Tango device name);
     ``watch_client`` is the Redis client of the followers (its socket timeout must exceed the
-    walks' block time).
-    """
+    walks' block time)."""
 
     def __init__(self, session: Session, redis_url: str, *, owner: str, watch_client: Redis,
                  end_timeout: float = 1.5, recovery: str = "close",
@@ -132,7 +133,7 @@ class Bliss1Service(ServiceCore, SequenceListener):
 
     # -- what the core asks of the model --------------------------------------------------------
     def _probe(self, name: str | None) -> bool:
-        return lookup.probe(self.session.client, name)
+        return probe(self.session.client, name)
 
     def _resync_open(self) -> None:
         sequence = self._sequence
@@ -203,8 +204,7 @@ class Bliss1Service(ServiceCore, SequenceListener):
         with self._lock:
             self._begin(Command.START)
             sequence = Sequence(scan_info=request.scan_info, title=request.title,
-                                session=self.session, listener=self,
-                                watch_client=self.watch_client)
+                                session=self.session, listener=self, watch_client=self.watch_client)
             for spec in request.channels:
                 sequence.add_custom_channel(AcquisitionChannel.from_spec(spec))
             self._specs = {spec.name: spec for spec in request.channels}

@@ -35,8 +35,8 @@ from ..bliss2 import (
 from ..bliss2.groups import write_group
 from ..bliss2.pending import Awaited
 from ..bliss2.scan import END_REASONS
-from ..data import lookup, running
-from ..data.connection import RedisConnectionError, RedisError
+from ..data import running
+from ..data.connection import RedisConnectionError, RedisError, probe, run_id
 from ..scanning.scan import ScanState
 from ..session import Session
 from .core import ServiceCore
@@ -124,7 +124,7 @@ class Bliss2Service(ServiceCore):
         running sequence's stream writers with it: LOST at once, rather than at its next write."""
         client = store_client(self.store)
         try:
-            exists, server = lookup.probe(client, name), lookup.run_id(client)
+            exists, server = probe(client, name), run_id(client)
         except RedisConnectionError as error:
             self.give_up(f"Redis went down ({error}): {WRITERS_GONE}")
             raise
@@ -152,7 +152,7 @@ class Bliss2Service(ServiceCore):
         with self._lock:
             self._begin(Command.START)
             number = self._redis(self._next_number)
-            self._server = self._redis(lambda: lookup.run_id(store_client(self.store)))
+            self._server = self._redis(lambda: run_id(store_client(self.store)))
             title = request.title if request.title is not None else "sequence_of_scans"
             channels = tuple(request.channels)
             self._specs = {spec.name: spec for spec in channels}

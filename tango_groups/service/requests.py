@@ -99,7 +99,7 @@ def parse_channel(item: Any, declared: dict[str, ChannelSpec] | None = None) -> 
         raise ManagerError(Reason.BAD_CHANNEL, f"channel {name!r}: unit must be a string")
     if unit is not None:
         _utf8(unit, f"channel {name!r}: unit", "BadChannel")
-    return ChannelSpec((), name, dtype_name, tuple(shape), unit)
+    return ChannelSpec(name, dtype_name, tuple(shape), unit)
 
 
 def channel_json(spec: ChannelSpec) -> dict[str, Any]:

@@ -54,7 +54,7 @@ from tango_groups.data.channel import ChannelSpec
 
 WRITER_READY = 30.0  # seconds blisswriter may take to follow the Redis and save a first scan
 FILE_DONE = 30.0  # seconds it may take to finish a file once its scans are closed
-SUM = ChannelSpec((), "sum", "float64")
+SUM = ChannelSpec("sum", "float64")
 
 
 def entry(number: int, title: str, measurement: dict[str, Any],

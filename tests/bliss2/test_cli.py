@@ -27,15 +27,15 @@ from bliss2_support import write_scan
 from blissdata.redis_engine.store import DataStore
 from processes import LineReader, cli_process, serve_values
 
+from tango_groups.bliss1.node import get_node
 from tango_groups.bliss2 import SequenceScan, find_scans
 from tango_groups.cli import main
 from tango_groups.data.channel import ChannelSpec
-from tango_groups.data.node import get_node
 from tango_groups.runtime.redis_modules import ModulesUnavailable, modules_server_command
 
 SESSION = "b2cli"
 DEVICE = "tango_groups/sequence_manager/1"
-SUM = ChannelSpec((), "sum", "float64")
+SUM = ChannelSpec("sum", "float64")
 SEQUENCE_NAME = "sequence_of_scans"  # SequenceScan's default scan name
 
 

@@ -27,8 +27,8 @@ from tango_groups.bliss2 import (
 )
 from tango_groups.data.channel import ChannelSpec
 
-TEMPERATURE = ChannelSpec((), "temperature", "float64", unit="degC")
-FRAME = ChannelSpec((), "frame", "int16", shape=(2, 3))
+TEMPERATURE = ChannelSpec("temperature", "float64", unit="degC")
+FRAME = ChannelSpec("frame", "int16", shape=(2, 3))
 
 
 def test_the_modules_server_has_both_modules(modules_redis, store):

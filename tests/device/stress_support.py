@@ -34,7 +34,7 @@ import numpy
 import redis
 import tango
 
-from tango_groups.data.writer import DataWriter
+from tango_groups.bliss1.writer import DataWriter
 from tango_groups.devices.interface import ATTRIBUTES, event_value
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import load_config, sequence_manager_config

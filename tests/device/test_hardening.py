@@ -17,9 +17,9 @@ from redis_checker import KeySnapshot
 from tango_checks import refused, wait_until
 from test_sequence_manager import npy, scan
 
+from tango_groups.bliss1.node import get_node
+from tango_groups.bliss1.writer import GroupWriter
 from tango_groups.data import running
-from tango_groups.data.node import get_node
-from tango_groups.data.writer import GroupWriter
 from tango_groups.runtime.redis_server import RedisServer
 from tango_groups.scanning.simulation import loopscan
 from tango_groups.session import Session

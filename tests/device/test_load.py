@@ -9,7 +9,7 @@ is compared:
 
 * every refusal is ``SequenceManager_DuplicateScan`` of a shared scan; no read fails;
 * every accepted AddScan is referenced exactly once in Redis (the sequence's ``scans`` and
-  ``scan_numbers`` channels, read with ``tango_groups.data.node``), the numbers aligned with the
+  ``scan_numbers`` channels, read with ``tango_groups.bliss1.node``), the numbers aligned with the
   references, and each client's scans in the order its calls returned (pending ones excepted:
   they are referenced when they start);
 * every accepted EmitChannel's points are in Redis exactly once, in the client's order;
@@ -40,7 +40,7 @@ from stress_support import (
     wait_ready,
 )
 
-from tango_groups.data.node import get_node
+from tango_groups.bliss1.node import get_node
 from tango_groups.scanning.simulation import loopscan
 from tango_groups.session import Session
 

@@ -22,7 +22,7 @@ import redis
 import tango
 from tango_checks import refused, wait_until
 
-from tango_groups.data.node import get_node
+from tango_groups.bliss1.node import get_node
 from tango_groups.devices.interface import event_value
 from tango_groups.runtime.redis_server import RedisServer, free_port
 from tango_groups.scanning.simulation import loopscan

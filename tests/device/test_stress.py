@@ -56,8 +56,8 @@ from stress_support import (
     wait_ready,
 )
 
-from tango_groups.data.keys import SCAN_COUNTER
-from tango_groups.data.node import get_node
+from tango_groups.bliss1.keys import SCAN_COUNTER
+from tango_groups.bliss1.node import get_node
 from tango_groups.scanning.scan import Scan
 from tango_groups.scanning.simulation import loopscan
 from tango_groups.session import Session

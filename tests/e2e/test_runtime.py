@@ -37,9 +37,9 @@ from processes import (
     wait_for,
 )
 
+from tango_groups.bliss1.node import get_node
 from tango_groups.cli import main
 from tango_groups.cli.formatting import describe
-from tango_groups.data.node import get_node
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import (
     device_names,

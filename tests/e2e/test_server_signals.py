@@ -10,7 +10,7 @@ import signal
 import pytest
 import redis
 
-from tango_groups.data.node import get_node
+from tango_groups.bliss1.node import get_node
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import load_config, sequence_manager_config
 from tango_groups.runtime.redis_server import RedisServer

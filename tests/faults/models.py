@@ -38,9 +38,9 @@ import tango
 from fault_points import CHANNEL
 from sequence_server import SequenceServer
 
-from tango_groups.data import keys
+from tango_groups.bliss1 import keys
+from tango_groups.bliss1.node import EventType, get_node
 from tango_groups.data.connection import connect
-from tango_groups.data.node import EventType, get_node
 from tango_groups.scanning.scan import ScanState
 
 __all__ = ["BLISS1", "NOT_RUNNING", "DataModel", "Waiter"]

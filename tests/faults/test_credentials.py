@@ -23,8 +23,8 @@ import tango
 from sequence_server import UNAVAILABLE, SequenceServer, poll, refused, retried
 from tls_redis import TlsRedis, make_certificates
 
+from tango_groups.bliss1.node import get_node
 from tango_groups.data.connection import Redis, RedisConnectionError, connect, password_file
-from tango_groups.data.node import get_node
 from tango_groups.runtime.redis_server import RedisServer
 from tango_groups.scanning.simulation import loopscan
 from tango_groups.session import Session

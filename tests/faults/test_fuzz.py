@@ -55,9 +55,9 @@ from hypothesis import strategies as st
 from redis_checker import KeySnapshot
 from sequence_server import SequenceServer, poll
 
-from tango_groups.data import keys
+from tango_groups.bliss1 import keys
+from tango_groups.bliss1.node import get_node
 from tango_groups.data.channel import ChannelSpec
-from tango_groups.data.node import get_node
 from tango_groups.devices.channels import PointWindow
 
 EXAMPLES = int(os.environ.get("TANGO_GROUPS_FUZZ_EXAMPLES", "60"))
@@ -664,7 +664,7 @@ def check_world(world: World) -> None:
         expected = [empty]
         if world.sequence and world.channels.get(name) == decl:
             # the newest points the attribute's window holds (devices.channels: ChannelWindow)
-            window = PointWindow(ChannelSpec((), name, decl.dtype, decl.shape), WINDOW).size
+            window = PointWindow(ChannelSpec(name, decl.dtype, decl.shape), WINDOW).size
             stored = world.model.channel_points(world.sequence, name)[-window:]
             # running: the sequence's points; idle: the last sequence's (or none, after Init)
             expected = [stored] if world.running else [stored, empty]

@@ -3,7 +3,7 @@
     python bliss_datanode_demo.py PORT write SESSION   write the session through blissdata
     python bliss_datanode_demo.py PORT dump SESSION    print dump(blissdata's reader) as JSON
 
-``dump(api, session)`` only uses the API blissdata and ``tango_groups.data.node`` share
+``dump(api, session)`` only uses the API blissdata and ``tango_groups.bliss1.node`` share
 (``get_session_node``, ``get_node``, ``get_nodes``, ``sessions_list``, walks, ``info``, ``get``),
 so the interop test runs it on both readers and compares the JSON. Importing this module does not
 import blissdata or gevent (they are imported in ``main``, in the subprocess only).

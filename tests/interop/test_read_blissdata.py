@@ -26,9 +26,9 @@ import redis
 from bliss_datanode_demo import LONG, MISSING, UNVERSIONED, dump  # tests/interop
 from bliss_envs import BLISS1_PYTHON  # tests/
 
-from tango_groups.data import node as reader
+from tango_groups.bliss1 import node as reader
+from tango_groups.bliss1.node import EventType, GroupScanNode, ScanNode
 from tango_groups.data.connection import connect
-from tango_groups.data.node import EventType, GroupScanNode, ScanNode
 from tango_groups.scanning.group import Group, ScanSequenceError
 from tango_groups.scanning.scan import ScanState
 from tango_groups.session import Session

@@ -24,7 +24,7 @@ import gevent.events
 import seed_examples as seed  # tests/
 from zope.event import subscribers  # gevent's own event bus
 
-from tango_groups.data.node import get_session_node
+from tango_groups.bliss1.node import get_session_node
 from tango_groups.session import Session
 
 blocked: list[float] = []

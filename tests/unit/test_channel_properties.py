@@ -8,9 +8,10 @@ import numpy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tango_groups.data import encoding
-from tango_groups.data.node import get_node
-from tango_groups.data.writer import ChannelSpec, DataWriter
+from tango_groups.bliss1 import encoding
+from tango_groups.bliss1.channel import ChannelNode
+from tango_groups.bliss1.node import get_node
+from tango_groups.bliss1.writer import DataWriter
 
 _runs = itertools.count()
 
@@ -24,7 +25,7 @@ blocks = st.lists(st.lists(st.floats(allow_nan=False, width=64), min_size=0, max
 def test_any_range_reads_back_what_was_emitted(redis_client, blocks, data):
     writer = DataWriter(redis_client)
     parent = writer.ensure_containers([f"prop{next(_runs)}", "scans"])
-    scan = writer.create_scan(parent, "s", {}, channels=[ChannelSpec(("d",), "c", float)])
+    scan = writer.create_scan(parent, "s", {}, channels=[ChannelNode(("d",), "c", float)])
     for block in blocks:
         scan.emit({"d:c": block})
     expected = numpy.array([x for block in blocks for x in block], dtype=float)

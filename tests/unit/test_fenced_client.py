@@ -12,10 +12,10 @@ import numpy
 import pytest
 from redis_checker import KeySnapshot
 
-from tango_groups.data import keys
+from tango_groups.bliss1 import keys
+from tango_groups.bliss1.channel import ChannelNode
 from tango_groups.data.connection import connect
 from tango_groups.data.lease import FencedRedis, Lease, LeaseLostError
-from tango_groups.data.writer import ChannelSpec
 from tango_groups.session import Session
 
 
@@ -41,7 +41,7 @@ def _write_scan(client, session: str) -> None:
     writer = Session(session, client=client).writer
     parent = writer.ensure_containers([session, "scans"])
     scan = writer.create_scan(parent, "loopscan", {"title": "t"},
-                              channels=[ChannelSpec(("timer",), "x", float)])
+                              channels=[ChannelNode(("timer",), "x", float)])
     scan.prepared({})
     scan.channel("timer:x").emit(numpy.arange(3.0))
     scan.end({}, "DONE")

@@ -1,4 +1,4 @@
-"""Finding scans to reference (``tango_groups.data.lookup``): by name and by number, read safely,
+"""Finding scans to reference (``tango_groups.bliss1.lookup``): by name and by number, read safely,
 newest registrations first, and telling a number not registered *yet* from one that never will."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from hostile import evil_pickle
 
-from tango_groups.data import lookup
-from tango_groups.data.writer import DataWriter, GroupWriter
+from tango_groups.bliss1 import lookup
+from tango_groups.bliss1.writer import DataWriter, GroupWriter
 from tango_groups.session import Session
 
 

@@ -1,4 +1,4 @@
-"""The reader (``tango_groups.data.node`` and the modules behind it) on data written by our writer.
+"""The reader (``tango_groups.bliss1.node`` and the modules behind it) on data our writer wrote.
 
 Lookup, node classes, struct and info decoding, channel data access, the walk family in
 blissdata's order (finished data and live data, also from a writer in another process), stopping
@@ -23,10 +23,11 @@ import pytest
 import redis
 from hostile import evil_pickle
 
-from tango_groups.data import keys
-from tango_groups.data.encoding import UnsafePickleError
-from tango_groups.data.events import UnreadableEntryError, UnsafeEntryError
-from tango_groups.data.node import (
+from tango_groups.bliss1 import keys
+from tango_groups.bliss1.channel import ChannelNode
+from tango_groups.bliss1.encoding import UnsafePickleError
+from tango_groups.bliss1.events import UnreadableEntryError, UnsafeEntryError
+from tango_groups.bliss1.node import (
     ChannelDataNode,
     DataNode,
     DataNodeContainer,
@@ -40,16 +41,16 @@ from tango_groups.data.node import (
     get_session_node,
     sessions_list,
 )
-from tango_groups.data.node_lookup import make_node
-from tango_groups.data.writer import ChannelSpec, DataWriter, GroupWriter, ScanWriter
+from tango_groups.bliss1.node_lookup import make_node
+from tango_groups.bliss1.writer import DataWriter, GroupWriter, ScanWriter
 
 DEADLINE = 30.0  # seconds: a live walk that sees nothing for this long has failed
 
 SCAN_CHANNELS = [
-    ChannelSpec(("timer",), "elapsed_time", float, unit="s"),
-    ChannelSpec(("timer",), "epoch", float, unit="s"),
-    ChannelSpec(("timer", "mca1"), "spectrum_det0", numpy.uint32, (4,)),
-    ChannelSpec(("timer", "0001"), "empty", float),  # device name auto-coerces to 1
+    ChannelNode(("timer",), "elapsed_time", float, unit="s"),
+    ChannelNode(("timer",), "epoch", float, unit="s"),
+    ChannelNode(("timer", "mca1"), "spectrum_det0", numpy.uint32, (4,)),
+    ChannelNode(("timer", "0001"), "empty", float),  # device name auto-coerces to 1
 ]
 
 
@@ -64,7 +65,7 @@ def parent_of(writer: DataWriter, session: str) -> str:
 
 
 def run_scan(writer: DataWriter, parent: str, name: str = "loopscan", *, end: bool = True,
-             specs: Iterable[ChannelSpec] = SCAN_CHANNELS, **info: Any) -> ScanWriter:
+             specs: Iterable[ChannelNode] = SCAN_CHANNELS, **info: Any) -> ScanWriter:
     """A finished scan with blocks and single points (``empty`` stays empty)."""
     scan = writer.create_scan(parent, name, {"title": name, "type": name, **info},
                               channels=list(specs))
@@ -210,7 +211,7 @@ def test_names_are_auto_coerced_and_channels_are_named_by_fullname(finished, wri
     assert channel.shape == () and channel.dtype is float
     assert get_node(s1, connection=redis_client).name == "1_loopscan"
     scan = writer.create_scan(finished["parent"], "odd", {}, channels=[
-        ChannelSpec(("True",), "x", float), ChannelSpec(("2.5",), "y", float)])
+        ChannelNode(("True",), "x", float), ChannelNode(("2.5",), "y", float)])
     assert get_node(f"{scan.db_name}:True", connection=redis_client).name is True
     assert get_node(f"{scan.db_name}:2.5", connection=redis_client).name == 2.5
 
@@ -734,7 +735,7 @@ def test_a_walk_on_a_scan_ends_after_its_end_even_when_waiting(finished, redis_c
 # -- cost of a filtered walk ----------------------------------------------------------------------
 def write_many_scans(writer: DataWriter, session: str, scans: int, channels: int) -> None:
     parent = parent_of(writer, session)
-    specs = [ChannelSpec(("timer", f"ctrl{i % 2}"), f"c{i}", float) for i in range(channels)]
+    specs = [ChannelNode(("timer", f"ctrl{i % 2}"), f"c{i}", float) for i in range(channels)]
     for _ in range(scans):
         scan = writer.create_scan(parent, "loopscan", {"title": "s"}, channels=specs)
         scan.prepared({})

@@ -36,8 +36,8 @@ import pytest
 import tango
 
 from tango_groups import session as session_module
+from tango_groups.bliss1 import node
 from tango_groups.cli import build_parser, main
-from tango_groups.data import node
 from tango_groups.runtime.device_server import DeviceServer
 from tango_groups.runtime.fixtures import load_config, sequence_manager_config
 from tango_groups.runtime.tango_db import TangoDatabaseServer

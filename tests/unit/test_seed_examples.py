@@ -17,7 +17,7 @@ import pytest
 import seed_examples as seed  # tests/
 
 from tango_groups import current_session
-from tango_groups.data.node import ScanNode, get_node, get_session_node
+from tango_groups.bliss1.node import ScanNode, get_node, get_session_node
 from tango_groups.scanning.group import Group, Sequence
 from tango_groups.scanning.scan import ScanState
 from tango_groups.scanning.simulation import loopscan

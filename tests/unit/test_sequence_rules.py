@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from hostile import evil_pickle
 
-from tango_groups.data.node import get_node, get_session_node
-from tango_groups.data.writer import ChannelDataError, ChannelSpec, Expiration
+from tango_groups.bliss1.channel import ChannelNode
+from tango_groups.bliss1.node import get_node, get_session_node
+from tango_groups.bliss1.writer import Expiration
+from tango_groups.data.channel import ChannelDataError
 from tango_groups.scanning.chain import AcquisitionChannel
 from tango_groups.scanning.group import Group, ScanSequenceError, Sequence
 from tango_groups.scanning.scan import Scan, ScanAbort, ScanState
@@ -31,7 +33,7 @@ def failing_scan(error: BaseException) -> Scan:
         scan.emit({"timer:t": 1.0})
         raise error
 
-    return Scan("failing", [ChannelSpec(("timer",), "t", float)], acquisition)
+    return Scan("failing", [ChannelNode(("timer",), "t", float)], acquisition)
 
 
 def ended(node) -> bool:

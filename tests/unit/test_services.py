@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 import tango_groups.scanning.simulation  # noqa: F401  (registers the simulated counters)
+from tango_groups.bliss1.streams import BLOCK_MS
 from tango_groups.data.connection import connect
-from tango_groups.data.streams import BLOCK_MS
 from tango_groups.scanning.scan import Scan, ScanState
 from tango_groups.scanning.simulation import loopscan
 from tango_groups.service.bliss1 import Bliss1Service

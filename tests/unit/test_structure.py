@@ -8,9 +8,12 @@ one, else to ``pkg`` itself (its ``__init__``); relative imports are resolved li
 
 * no import cycle (each cycle found is reported with the modules on it);
 * no module over ``MAX_LINES`` lines;
-* no module outside ``tango_groups.data`` imports ``redis``: Redis commands are issued inside the
-  data package only, and ``tango_groups.data.connection`` hands out what the rest needs (the
-  ``connect`` function, the client type, the exception types);
+* no module outside ``tango_groups.data`` and ``tango_groups.bliss1`` imports ``redis``: Redis
+  commands are issued there (and by blissdata in ``tango_groups.bliss2``), and
+  ``tango_groups.data.connection`` hands out what the rest needs (the ``connect`` function, the
+  client type, the exception types);
+* the data models are peers: nothing in ``tango_groups.bliss1`` imports ``tango_groups.bliss2``,
+  and the reverse;
 * blissdata 2.x (the optional ``[bliss2]`` extra) is imported by the Bliss 2 modules only
   (``tango_groups.bliss2``, ``*bliss2*`` modules), and importing any other module loads none of
   them (they are imported in functions, or for type checking): a bliss1
@@ -31,6 +34,7 @@ from tango_groups.data import connection
 ROOT = Path(__file__).parents[2]
 MAX_LINES = 400
 DATA = "tango_groups.data"
+BLISS1 = "tango_groups.bliss1"
 BLISS2 = "tango_groups.bliss2"
 CONNECTION = "tango_groups.data.connection"
 
@@ -193,15 +197,15 @@ def test_every_declared_package_is_parsed():
 
 
 def test_imports_resolve_like_python():
-    session = _targets("tango_groups.data", ["keys", "connection"])
-    assert session == {"tango_groups.data.keys", CONNECTION}
+    session = _targets("tango_groups.data", ["channel", "connection"])
+    assert session == {"tango_groups.data.channel", CONNECTION}
     assert _targets("tango_groups.data.connection", ["connect"]) == {CONNECTION}
     assert _targets("tango_groups", ["__version__"]) == {"tango_groups"}
-    assert _targets("tango_groups.data.keys", []) == {"tango_groups.data.keys"}
+    assert _targets("tango_groups.bliss1.keys", []) == {"tango_groups.bliss1.keys"}
     assert _targets("redis", []) == set()
-    relative = ast.parse("from .. import session\nfrom ..data.keys import x\nfrom . import chain")
+    relative = ast.parse("from .. import session\nfrom ..bliss1.keys import x\nfrom . import chain")
     assert [_targets(*found) for found in _imports(relative, "tango_groups.scanning")] == [
-        {"tango_groups.session"}, {"tango_groups.data.keys"}, {"tango_groups.scanning.chain"}]
+        {"tango_groups.session"}, {"tango_groups.bliss1.keys"}, {"tango_groups.scanning.chain"}]
 
 
 def test_cycle_finder_reports_the_modules_on_a_cycle():
@@ -225,15 +229,26 @@ def test_module_size(name):
     assert lines <= MAX_LINES, f"{MODULES[name].path.relative_to(ROOT)}: {lines} lines"
 
 
-def test_redis_is_imported_inside_the_data_package_only():
+def test_redis_is_imported_by_the_data_packages_only():
+    """redis-py in ``tango_groups.data`` and ``tango_groups.bliss1``; ``tango_groups.bliss2``
+    reaches Redis through blissdata (and the client types ``data.connection`` hands out)."""
     outside = {
         name: sorted({source for source, _ in _module_imports(module)
-                      if source == "redis" or source.startswith("redis.")})
+                      if _in_package(source, "redis")})
         for name, module in MODULES.items()
-        if name != DATA and not name.startswith(DATA + ".")
+        if not (_in_package(name, DATA) or _in_package(name, BLISS1))
     }
     offenders = {name: sources for name, sources in outside.items() if sources}
-    assert not offenders, f"import redis outside {DATA}: {offenders}"
+    assert not offenders, f"import redis outside {DATA} and {BLISS1}: {offenders}"
+
+
+@pytest.mark.parametrize(("model", "other"), [(BLISS1, BLISS2), (BLISS2, BLISS1)])
+def test_neither_data_model_imports_the_other(model, other):
+    graph = import_graph()
+    offenders = {name: sorted(t for t in targets if _in_package(t, other))
+                 for name, targets in graph.items() if _in_package(name, model)}
+    offenders = {name: targets for name, targets in offenders.items() if targets}
+    assert not offenders, f"{model} imports {other}: {offenders}"
 
 
 def test_the_connection_module_hands_out_what_the_rest_needs():

@@ -7,14 +7,10 @@ import pickle
 import numpy
 import pytest
 
-from tango_groups.data import encoding, keys
-from tango_groups.data.writer import (
-    ChannelDataError,
-    ChannelSpec,
-    DataWriter,
-    Expiration,
-    GroupWriter,
-)
+from tango_groups.bliss1 import encoding, keys
+from tango_groups.bliss1.channel import ChannelNode
+from tango_groups.bliss1.writer import DataWriter, Expiration, GroupWriter
+from tango_groups.data.channel import ChannelDataError
 
 
 @pytest.fixture
@@ -59,8 +55,8 @@ def test_scan_numbers_use_hincrby_on_the_parent_like_bliss(writer, redis_client)
 def test_scan_node_keys_and_encodings(writer, redis_client):
     parent = writer.ensure_containers(["demo", "tmp", "scans"])
     scan = writer.create_scan(parent, "loopscan", {"title": "t", "state": "PREPARING"}, channels=[
-        ChannelSpec(("timer",), "elapsed_time", float, unit="s"),
-        ChannelSpec(("timer", "mca1"), "spectrum_det0", numpy.uint32, (4,)),
+        ChannelNode(("timer",), "elapsed_time", float, unit="s"),
+        ChannelNode(("timer", "mca1"), "spectrum_det0", numpy.uint32, (4,)),
     ])
     db = scan.db_name
     assert struct(redis_client, db)["node_type"] == "scan"
@@ -82,7 +78,7 @@ def test_scan_node_keys_and_encodings(writer, redis_client):
 def test_channel_ids_are_positions_and_single_points_are_unwrapped(writer, redis_client):
     parent = writer.ensure_containers(["demo", "tmp", "scans"])
     scan = writer.create_scan(parent, "s", {}, channels=[
-        ChannelSpec(("timer",), "t", float), ChannelSpec(("mca",), "spec", numpy.uint32, (4,))])
+        ChannelNode(("timer",), "t", float), ChannelNode(("mca",), "spec", numpy.uint32, (4,))])
     scan.emit({"timer:t": 0.0})
     scan.emit({"timer:t": [0.1, 0.2]})
     scan.emit({"mca:spec": numpy.arange(12).reshape(3, 4)})
@@ -109,7 +105,7 @@ def test_channel_ids_are_positions_and_single_points_are_unwrapped(writer, redis
 def test_bad_points_raise_and_write_nothing(writer, redis_client, dtype, shape, bad):
     parent = writer.ensure_containers(["demo", "tmp", "scans"])
     scan = writer.create_scan(parent, "s", {}, channels=[
-        ChannelSpec(("d",), "good", float), ChannelSpec(("d",), "c", dtype, shape)])
+        ChannelNode(("d",), "good", float), ChannelNode(("d",), "c", dtype, shape)])
     with pytest.raises(ChannelDataError):
         scan.emit({"d:good": 1.0, "d:c": bad})  # the good channel is not written either
     assert redis_client.xlen(scan.db_name + ":d:good_data") == 0
@@ -120,7 +116,7 @@ def test_bad_points_raise_and_write_nothing(writer, redis_client, dtype, shape, 
 
 def test_empty_data_publishes_nothing(writer, redis_client):
     parent = writer.ensure_containers(["demo", "tmp", "scans"])
-    scan = writer.create_scan(parent, "s", {}, channels=[ChannelSpec(("d",), "c", float)])
+    scan = writer.create_scan(parent, "s", {}, channels=[ChannelNode(("d",), "c", float)])
     scan.emit({"d:c": []})
     scan.emit({"d:c": [1.0]})
     assert [e[0] for e in redis_client.xrange(scan.db_name + ":d:c_data")] == [b"1-0"]
@@ -130,7 +126,7 @@ def test_prepared_end_state_merge_and_ttls(redis_client):
     writer = DataWriter(redis_client, Expiration(data=50, parent=5000))
     parent = writer.ensure_containers(["demo", "tmp", "scans"])
     scan = writer.create_scan(parent, "s", {"title": "t", "extra": {"a": 1}, "gone": 1},
-                              channels=[ChannelSpec(("d",), "c", float)])
+                              channels=[ChannelNode(("d",), "c", float)])
     assert redis_client.ttl(scan.db_name) == -1  # nothing expires while a scan runs
     scan.prepared({"extra": {"b": 2}, "gone": None})
     stored = info(redis_client, scan.db_name)
@@ -178,7 +174,7 @@ def test_group_references_scan_numbers_then_scans_and_never_trims(writer, redis_
 def test_grouping_an_ended_scan_refreshes_its_ttl(redis_client):
     writer = DataWriter(redis_client, Expiration(data=100, parent=1000))
     parent = writer.ensure_containers(["demo", "tmp", "scans"])
-    scan = writer.create_scan(parent, "s", {}, channels=[ChannelSpec(("d",), "c", float)])
+    scan = writer.create_scan(parent, "s", {}, channels=[ChannelNode(("d",), "c", float)])
     scan.end({}, "DONE")
     redis_client.expire(scan.db_name, 3)
     redis_client.expire(scan.db_name + ":d:c_data", 3)
@@ -192,7 +188,7 @@ def test_grouping_an_ended_scan_refreshes_its_ttl(redis_client):
 def test_written_pickles_use_numpy1_module_paths(writer, redis_client):
     parent = writer.ensure_containers(["demo", "tmp", "scans"])
     scan = writer.create_scan(parent, "s", {"array": numpy.arange(3)},
-                              channels=[ChannelSpec(("d",), "c", numpy.float32, (2,))])
+                              channels=[ChannelNode(("d",), "c", numpy.float32, (2,))])
     scan.emit({"d:c": [[1, 2], [3, 4]]})
     raw = [redis_client.hget(scan.db_name + "_info", "array"),
            redis_client.xrange(scan.db_name + ":d:c_data")[0][1][b"__DATA__"]]

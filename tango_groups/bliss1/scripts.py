@@ -124,5 +124,5 @@ def name_of(script: str | bytes) -> str:
     try:
         return _NAMES[text]
     except KeyError:
-        raise ValueError("only the scripts of tango_groups.data.scripts run in a fenced "
+        raise ValueError("only the scripts of tango_groups.bliss1.scripts run in a fenced "
                          "pipeline") from None

@@ -1,7 +1,7 @@
 """Channels: points in a ``{channel}_data`` stream, read by position and walked as NEW_DATA.
 
 Each entry of ``{channel}_data`` holds one point or a block of points (see
-``tango_groups.data.events`` for the fields); its ID is ``{index of its first point + 1}-0``, so
+``tango_groups.bliss1.events`` for the fields); its ID is ``{index of its first point + 1}-0``, so
 ``len(channel)`` is one read of the last entry and ``channel.get(from, to)`` one range read (plus
 the entry holding point ``from``, which may start earlier). A walk for events follows the stream
 and merges the entries of one round into one NEW_DATA event (``events.channel_data``).

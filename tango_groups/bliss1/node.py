@@ -1,8 +1,8 @@
 """Reading Bliss 1.x data nodes (blissdata 0.3.x semantics): the reader's public API.
 
-``from tango_groups.data.node import get_node, get_session_node, ScanNode, EventType, ...``:
+``from tango_groups.bliss1.node import get_node, get_session_node, ScanNode, EventType, ...``:
 everything a reader uses, gathered from the modules that implement it (none of them imports this
-one). Where each key of the layout (``tango_groups.data.keys``) is read:
+one). Where each key of the layout (``tango_groups.bliss1.keys``) is read:
 
 * ``node_lookup``: the data Redis to use (``connection=``, ``set_default_connection``), nodes from
   their structs ``{db_name}`` (visible only with a ``v1.x`` version), sessions, and the one map

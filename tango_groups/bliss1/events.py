@@ -11,7 +11,7 @@ Walks yield ``Event(type, node, data)`` tuples (blissdata 0.3's ``walk_events`` 
 ``PREPARED_SCAN``  ``{scan}_prepared`` entry           ``EventData(ms, "PREPARED_SCAN", None)``
 =================  ==================================  =========================================
 
-Entries arrive as ``(id, {field: value})`` with bytes everywhere (see ``tango_groups.data.keys``
+Entries arrive as ``(id, {field: value})`` with bytes everywhere (see ``tango_groups.bliss1.keys``
 for the stream layout). Channel entries carry ``__DESC__`` (pickled description), ``__NPOINTS__``
 (ASCII) and ``__DATA__`` (one pickled point, or a pickled block of ``__NPOINTS__`` points); the
 entry ID is ``{index of its first point + 1}-0``. Every pickle goes through ``encoding.loads``.

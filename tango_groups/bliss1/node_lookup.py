@@ -22,8 +22,8 @@ import threading
 
 import redis
 
+from ..data.connection import connect
 from . import keys
-from .connection import connect
 from .node_base import DataNode, DataNodeContainer
 from .node_channel import ChannelDataNode, NodeRefChannel
 from .node_scan import GroupScanNode, ScanNode

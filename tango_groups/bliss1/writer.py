@@ -14,19 +14,19 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy
 import redis
 
+from ..data.channel import ChannelSpec
+from ..data.counters import next_number
 from . import encoding, keys, scripts
-from .channel import ChannelDataError, ChannelSpec, ChannelWriter, emit_blocks
+from .channel import ChannelNode, ChannelWriter, emit_blocks
 
 __all__ = [
-    "ChannelDataError",
-    # re-exported: what a writer's user declares and catches
-    "ChannelSpec",
+    "ChannelNode",  # re-exported: what a writer's user declares
     "DataWriter",
     "Expiration",
     "GroupWriter",
@@ -148,15 +148,11 @@ class DataWriter:
                 pipe.execute()
         return db_names[-1]
 
-    def next_scan_number(self, parent: str, shadow: bool = False,
-                         after: Callable[[], int] | None = None) -> int:
+    def next_scan_number(self, parent: str, shadow: bool = False) -> int:
         """Allocate a scan number in ``parent`` exactly as Bliss 1.11 does (HINCRBY on its
-        struct). ``after``: where a counter that does not exist yet starts (the number it
-        returns is the one after; asked only then)."""
+        struct)."""
         field = keys.SHADOW_SCAN_COUNTER if shadow else keys.SCAN_COUNTER
-        if after is not None and not self.client.hexists(parent, field):
-            self.client.hsetnx(parent, field, after())
-        return int(self.client.hincrby(parent, field, 1))
+        return next_number(self.client, parent, field)
 
     def create_scan(
         self,
@@ -166,7 +162,7 @@ class DataWriter:
         *,
         node_type: str = "scan",
         shadow: bool = False,
-        channels: Sequence[ChannelSpec] = (),
+        channels: Sequence[ChannelNode] = (),
         writer_class: type[ScanWriter] | None = None,
     ) -> ScanWriter:
         """Allocate a number, create and register the scan node with its devices and channels.
@@ -225,7 +221,7 @@ class ScanWriter:
     def scan_nb(self) -> int:
         return int(self.info["scan_nb"])
 
-    def _layout(self, specs: Sequence[ChannelSpec]) -> Iterator[tuple[str, ChannelSpec | None]]:
+    def _layout(self, specs: Sequence[ChannelNode]) -> Iterator[tuple[str, ChannelNode | None]]:
         """Nodes the channels need below the scan, parents first: each device container once
         (``(db_name, None)``), then each channel (``(db_name, spec)``)."""
         created = set(self._data_nodes)
@@ -242,12 +238,12 @@ class ScanWriter:
             created.add(db_name)
             yield db_name, spec
 
-    def _attach(self, db_name: str, spec: ChannelSpec | None) -> None:
+    def _attach(self, db_name: str, spec: ChannelNode | None) -> None:
         self._data_nodes.append(db_name)
         if spec is not None:
             self.channels[spec.channel_fullname] = ChannelWriter(self.writer.client, db_name, spec)
 
-    def queue_channels(self, pipe: redis.client.Pipeline, specs: Sequence[ChannelSpec]) -> None:
+    def queue_channels(self, pipe: redis.client.Pipeline, specs: Sequence[ChannelNode]) -> None:
         """Queue device containers (registered once) and channels, parents before children."""
         for db_name, spec in self._layout(specs):
             if spec is None:
@@ -259,7 +255,7 @@ class ScanWriter:
                                        name=spec.channel_fullname, info=info)
             self._attach(db_name, spec)
 
-    def attach_channels(self, specs: Sequence[ChannelSpec]) -> None:
+    def attach_channels(self, specs: Sequence[ChannelNode]) -> None:
         """Writers for channels already in Redis (a scan re-opened by another process); their
         ``resync`` finds where to continue."""
         for db_name, spec in self._layout(specs):
@@ -274,10 +270,10 @@ class ScanWriter:
 
     def emit(self, points: Mapping[str, Any]) -> dict[str, numpy.ndarray]:
         """Check points of several channels, then publish them all in one round trip."""
-        blocks = {self.channel(name): self.channel(name).spec.points(data)
+        blocks = {self.channel(name): self.channel(name).node.points(data)
                   for name, data in points.items()}
         emit_blocks(blocks)
-        return {channel.spec.channel_fullname: block for channel, block in blocks.items()}
+        return {channel.node.channel_fullname: block for channel, block in blocks.items()}
 
     def _queue_info_update(self, pipe: redis.client.Pipeline, update: Mapping[str, Any]) -> None:
         merged, deleted = _merge_info(self.info, update)
@@ -356,15 +352,15 @@ class GroupWriter(ScanWriter):
     CUSTOM = (keys.GROUPING_MASTER, keys.CUSTOM_CHANNELS)
 
     @classmethod
-    def channel_specs(cls, custom: Sequence[ChannelSpec] = ()) -> list[ChannelSpec]:
+    def channel_specs(cls, custom: Sequence[ChannelSpec] = ()) -> list[ChannelNode]:
         """The group's channels: the two reference channels, then the custom ones."""
         specs = [
-            ChannelSpec(cls.MASTER, keys.SCANS_CHANNEL, str, fullname=keys.SCANS_CHANNEL,
+            ChannelNode(cls.MASTER, keys.SCANS_CHANNEL, str, fullname=keys.SCANS_CHANNEL,
                         node_type="node_ref_channel"),
-            ChannelSpec(cls.MASTER, keys.SCAN_NUMBERS_CHANNEL, int,
+            ChannelNode(cls.MASTER, keys.SCAN_NUMBERS_CHANNEL, int,
                         fullname=keys.SCAN_NUMBERS_CHANNEL),
         ]
-        return specs + [dataclasses.replace(spec, device=cls.CUSTOM) for spec in custom]
+        return specs + [ChannelNode.at(cls.CUSTOM, spec) for spec in custom]
 
     @property
     def scans(self) -> ChannelWriter:
@@ -377,7 +373,7 @@ class GroupWriter(ScanWriter):
     @property
     def custom_channels(self) -> dict[str, ChannelWriter]:
         return {n: c for n, c in self.channels.items()
-                if c.spec.device == self.CUSTOM}
+                if c.node.device == self.CUSTOM}
 
     def publish_scan(self, scan_db_name: str, scan_nb: int, ended: bool | None = None) -> None:
         """Reference a sub-scan (its node must exist): ``scan_numbers`` then ``scans``, and the

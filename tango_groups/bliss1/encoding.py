@@ -1,6 +1,6 @@
 """Value encodings of the Bliss 1.x data nodes, and the only place that pickles or unpickles.
 
-Three encodings meet in Redis (see ``tango_groups.data.node`` for where each is used):
+Three encodings meet in Redis (see ``tango_groups.bliss1.node`` for where each is used):
 
 * struct hashes hold ``str(value)`` as UTF-8 text, read back with Bliss's auto-coercion
   (``"True"`` -> True, ``"0001"`` -> 1, ``"1.5"`` -> 1.5, anything else stays text);

@@ -107,7 +107,7 @@ class WalkIterator(Generic[T]):
     the consuming thread, and a consumer blocked waiting for data returns within ``BLOCK_MS``.
     ``close()`` stops and closes the underlying generator; it is also what leaving a ``with``
     block does. An entry that cannot be decoded raises ``UnreadableEntryError`` from ``next()``
-    (see ``tango_groups.data.events``); calling ``next()`` again goes on after it, and
+    (see ``tango_groups.bliss1.events``); calling ``next()`` again goes on after it, and
     ``with_errors()`` iterates that way.
     """
 

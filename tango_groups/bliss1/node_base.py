@@ -1,15 +1,15 @@
 """The node every kind starts from: struct fields, info, parent, the walks; and containers.
 
-How a node's own keys are read (the layout is in ``tango_groups.data.keys``):
+How a node's own keys are read (the layout is in ``tango_groups.bliss1.keys``):
 
 * the struct ``{db_name}`` gives ``name`` (auto-coerced: ``"0001"`` reads as 1), ``node_type``
   (kept as the stored text, so Bliss device containers have type ``"None"``), ``version`` and
-  ``parent``. Nodes made by the lookup (``tango_groups.data.node_lookup``) come with the fields
+  ``parent``. Nodes made by the lookup (``tango_groups.bliss1.node_lookup``) come with the fields
   it read; the others are read when first asked for;
 * ``{db_name}_info`` is ``node.info``, a lazy mapping unpickling each value through the allow-list
   of ``encoding.loads``;
 * ``{container}_children_list`` registers the children: a ``DataNodeContainer`` has one, and the
-  walks (``tango_groups.data.node_walk``) follow it.
+  walks (``tango_groups.bliss1.node_walk``) follow it.
 
 The other kinds (``node_scan``, ``node_channel``) add their own streams: each says which of them
 a walk follows and how their entries become events (``node_walk.WalkedNode``). A node finds other

@@ -30,8 +30,6 @@ __all__ = [
     "UnreadableScan",
     "allocated_number",
     "find_scan",
-    "probe",
-    "run_id",
     "scan_facts",
     "search_number",
 ]
@@ -143,19 +141,3 @@ def find_scan(client: redis.Redis, container: str, number: int) -> ScanFacts | N
 def allocated_number(client: redis.Redis, container: str) -> int:
     """The last scan number allocated in ``container`` (Bliss's HINCRBY counter; 0 when none)."""
     return int(client.hget(container, keys.SCAN_COUNTER) or 0)
-
-
-def probe(client: redis.Redis, db_name: str | None = None) -> bool:
-    """Ping Redis (a failure raises); with ``db_name``: whether that node still exists (one
-    round trip)."""
-    with client.pipeline(transaction=False) as pipe:
-        pipe.ping()
-        if db_name is not None:
-            pipe.exists(db_name)
-        replies = pipe.execute()
-    return db_name is None or bool(replies[1])
-
-
-def run_id(client: redis.Redis) -> str:
-    """The server's ``run_id`` (INFO server): a new one after every restart of Redis."""
-    return str(client.info("server")["run_id"])

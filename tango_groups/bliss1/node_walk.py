@@ -1,6 +1,6 @@
 """The walks of the reader: which streams to follow for which node, and what their entries yield.
 
-A walk follows streams in rounds (``tango_groups.data.streams``) and yields what blissdata yields,
+A walk follows streams in rounds (``tango_groups.bliss1.streams``) and yields what blissdata yields,
 in the same order. The ``{container}_children_list`` streams drive it: every registration read
 there is looked up and followed in turn. The node kinds say the rest (``WalkedNode``): whether a
 node has children, whether it is a scan, which of its streams carry events (a scan's
@@ -19,7 +19,7 @@ server's clock (``NOW``, ``walk_on_new_events``), or just before the start node'
 registration (``LAST``, ``walk_from_last``); the last two first find every existing container
 below the start node with SCAN, as blissdata does for a walk that does not start at the
 beginning of the streams. The walk turns db_names into nodes through the start node's
-``finder`` (``tango_groups.data.node_lookup`` makes every node with one), so this module needs
+``finder`` (``tango_groups.bliss1.node_lookup`` makes every node with one), so this module needs
 no node class.
 """
 

@@ -2,7 +2,7 @@
 
 ``{scan}_prepared`` holds one PREPARED_SCAN entry, ``{scan}_end`` one END_SCAN entry (with the
 pickled exception text); a walk for events follows both and turns each entry into its event
-(``tango_groups.data.events.scan_event``). An entry that cannot be decoded gives the
+(``tango_groups.bliss1.events.scan_event``). An entry that cannot be decoded gives the
 ``UnreadableEntryError`` of the event it would have been; an unreadable END still ends its scan.
 """
 
