@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+from tango_groups.bliss1.fenced import FencedRedis
 from tango_groups.bliss1.streams import BLOCK_MS
 from tango_groups.bliss1.writer import Expiration
 from tango_groups.data.connection import (
@@ -35,7 +36,7 @@ from tango_groups.data.connection import (
     use_credentials,
     with_password,
 )
-from tango_groups.data.lease import FencedRedis, Lease
+from tango_groups.data.lease import Lease
 from tango_groups.formats import DataFormat
 from tango_groups.service.bliss1 import Bliss1Service
 from tango_groups.service.both import BothService

@@ -14,8 +14,9 @@ from redis_checker import KeySnapshot
 
 from tango_groups.bliss1 import keys
 from tango_groups.bliss1.channel import ChannelNode
+from tango_groups.bliss1.fenced import FencedRedis
 from tango_groups.data.connection import connect
-from tango_groups.data.lease import FencedRedis, Lease, LeaseLostError
+from tango_groups.data.lease import Lease, LeaseLostError
 from tango_groups.session import Session
 
 

@@ -359,3 +359,12 @@ def test_services_are_reached_through_their_interface():
     users = {name for name, targets in graph.items()
              if targets & implementations and _in_package(name, "tango_groups.devices")}
     assert users == {"tango_groups.devices.configuration"}
+
+
+def test_the_shared_data_package_imports_neither_model():
+    graph = import_graph()
+    offenders = {name: sorted(target for target in targets
+                              if _in_package(target, "tango_groups.bliss1")
+                              or _in_package(target, BLISS2))
+                 for name, targets in graph.items() if _in_package(name, DATA)}
+    assert not {name: found for name, found in offenders.items() if found}
