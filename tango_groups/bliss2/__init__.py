@@ -54,6 +54,7 @@ from .store import (
     data_store,
     ensure_set_up,
     find_scans,
+    last_number,
     next_number,
     scan_of_number,
     scan_progress,
@@ -62,5 +63,5 @@ from .store import (
 )
 
 __all__ = ["SUBSCANS", "SequenceScan", "bounded", "close_left_open", "custom_stream_name",
-           "data_store", "ensure_set_up", "find_scans", "next_number", "scan_of_number",
-           "scan_progress", "store_client", "stream_tails"]
+           "data_store", "ensure_set_up", "find_scans", "last_number", "next_number",
+           "scan_of_number", "scan_progress", "store_client", "stream_tails"]

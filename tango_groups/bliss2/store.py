@@ -22,10 +22,12 @@ from blissdata.redis_engine.scan import Scan, ScanState
 from blissdata.redis_engine.store import DataStore
 
 from ..data.connection import Redis, RedisTimeoutError, never_retry
+from ..data.counters import last_number as counted
 from ..data.counters import next_number as count
 
 __all__ = ["bounded", "close_left_open", "data_store", "ensure_set_up", "find_scans",
-           "next_number", "scan_of_number", "scan_progress", "store_client", "stream_tails"]
+           "last_number", "next_number", "scan_of_number", "scan_progress", "store_client",
+           "stream_tails"]
 
 T = TypeVar("T")
 PROTOCOL_KEY = "_PROTOCOL_VERSION_"  # set by blissdata on a db it set up
@@ -96,6 +98,11 @@ def next_number(store: DataStore, session: str) -> int:
 
     return count(store_client(store), COUNTER.format(session=session), COUNTER_FIELD,
                  after=newest)
+
+
+def last_number(store: DataStore, session: str) -> int:
+    """The session's scan number given last (``next_number``'s counter; 0 before the first)."""
+    return counted(store_client(store), COUNTER.format(session=session), COUNTER_FIELD)
 
 
 def scan_progress(store: DataStore, key: str) -> tuple[str, int]:

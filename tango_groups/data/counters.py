@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from redis import Redis
 
-__all__ = ["next_number"]
+__all__ = ["last_number", "next_number"]
 
 
 def next_number(client: Redis, key: str, field: str,
@@ -23,3 +23,8 @@ def next_number(client: Redis, key: str, field: str,
     if after is not None and not client.hexists(key, field):
         client.hsetnx(key, field, after())
     return int(client.hincrby(key, field, 1))
+
+
+def last_number(client: Redis, key: str, field: str) -> int:
+    """The number the counter ``field`` of hash ``key`` gave last (0 before the first)."""
+    return int(client.hget(key, field) or 0)

@@ -27,6 +27,7 @@ from ..bliss2 import (
     close_left_open,
     custom_stream_name,
     ensure_set_up,
+    last_number,
     next_number,
     scan_of_number,
     store_client,
@@ -187,8 +188,9 @@ class Bliss2Service(ServiceCore):
             self._begin(Command.ADD)
             if isinstance(reference, int):
                 key, since = self._find_number(reference)
-                if key is None:
-                    return lambda: self._await(reference, since=since, key=None)
+                if key is None:  # not created yet: one far beyond the counter is named
+                    last = self._redis(lambda: last_number(self.store, self.session.name))
+                    return lambda: self._await(reference, since=since, key=None, last=last)
             else:
                 key = self._checked_key(reference)
             scan = self._lookup(lambda: self.store.load_scan(key))
@@ -225,8 +227,11 @@ class Bliss2Service(ServiceCore):
             raise ManagerError(Reason.UNKNOWN_SCAN,
                                f"{error} (expired, deleted, never written)") from None
 
-    def _await(self, number: int, *, since: str | None, key: str | None) -> str:
+    def _await(self, number: int, *, since: str | None, key: str | None,
+               last: int | None = None) -> str:
         with self._lock:
+            if last is not None:
+                self._note_far(number, last)
             self._awaited[number] = Awaited(self.watch_store, self.session.name, number,
                                             since=since or "0-0", key=key, ready=self._ready,
                                             failed=self._await_failed, block=self.block)

@@ -185,3 +185,17 @@ def test_both_is_composed_of_the_two_through_the_interface(modules_redis, sessio
     finally:
         service.close()
         service.release()
+
+
+def test_a_pending_number_far_beyond_the_counter_is_named_in_the_status(model: Model) -> None:
+    _start(model.service)
+    upcoming = model.of(SequenceStarted)[-1].number + 1
+    assert model.service.add_scan(str(upcoming)) == f"pending:{upcoming}"
+    assert "far beyond" not in model.service.status()
+    far = upcoming + 1000  # a typo, most likely: accepted, and named
+    assert model.service.add_scan(str(far)) == f"pending:{far}"
+    status = model.service.status()
+    assert f"Scan {far} is far beyond the last scan number of" in status
+    assert f"Scan {upcoming} " not in status
+    assert model.service.abort() == "USER_ABORTED"
+    assert "far beyond" not in model.service.status()
