@@ -6,7 +6,8 @@ A Bliss session knows its data Redis and its ScanSaving; ours is the same, minus
     tango_groups.current_session.name      # "demo"
     diode = session.config.get("diode")   # a simulated counter
 
-Scans are written under the scan-saving container (``demo:tmp:scans`` above), created on demand.
+Scans are written under the scan-saving container (``demo:tmp:scans`` above), created on demand
+(``session.model.scan_saving_parent``).
 
 The data model is the session's choice; the scans, sequences and groups of
 ``tango_groups.scanning`` follow the same rules in both::
@@ -14,6 +15,9 @@ The data model is the session's choice; the scans, sequences and groups of
     Session("demo", redis_url=url)                          # "bliss1" (default): 1.x data nodes
     Session("demo", redis_url=url, data_format="bliss2")    # the Bliss 2 model, blissdata 2.x
 
+``session.model`` is that model, the ``tango_groups.scanning.model.DataModel`` scans, sequences
+and groups write through (``bliss1.model.Bliss1Model``, whose ``writer`` is the 1.x
+``DataWriter``; or ``bliss2.writer.Bliss2Writer``); this is the one place it is chosen.
 ``bliss2`` writes through blissdata 2.x (the ``[bliss2]`` extra, imported only then): ``redis_url``
 is what ``blissdata.redis_engine.store.DataStore(url)`` takes as is (a Redis >= 7.1 with RedisJSON
 and RediSearch); scans get numbers from the session's counter in that database; ``scan.key`` is

@@ -17,7 +17,7 @@ from ..data.connection import Redis, RedisError
 from ..scanning.model import ScanSequenceError
 from . import encoding, keys, lookup
 from .channel import ChannelNode
-from .node import ScanNode, get_node, get_nodes
+from .node import DataNode, ScanNode, get_node, get_nodes
 from .pending import NumberWatch
 from .writer import DataWriter, Expiration, GroupWriter, ScanWriter
 
@@ -82,7 +82,7 @@ class Bliss1Model:
         assert isinstance(writer, GroupWriter)
         return writer
 
-    def member(self, scan: Any) -> tuple[ScanNode, int]:
+    def member(self, scan: Any) -> tuple[DataNode, int]:
         """A scan node, or a number of the scan-saving container: (its node, its number)."""
         if not isinstance(scan, ScanNode) and (isinstance(scan, bool)
                                                or not isinstance(scan, int)):
@@ -97,7 +97,7 @@ class Bliss1Model:
             raise ScanSequenceError("Only scans can be added to group")
         return scan.db_name, int(scan.info["scan_nb"]) if scan_nb is None else scan_nb
 
-    def node(self, db_name: str) -> ScanNode | None:
+    def node(self, db_name: str) -> DataNode | None:
         return get_node(db_name, connection=self.client)
 
     def nodes(self, names: Sequence[str]) -> list[Any]:
@@ -118,7 +118,8 @@ class Bliss1Model:
         except (encoding.UnsafePickleError, ValueError) as error:
             raise ScanSequenceError(f"{db_name}: {error}") from None
         state = info.get("state")
-        if state not in RUNNING_STATES or lookup.scan_facts(self.client, db_name).ended:
+        facts = lookup.scan_facts(self.client, db_name) if state in RUNNING_STATES else None
+        if facts is None or facts.ended:  # None: its node vanished meanwhile
             raise ScanSequenceError(f"{db_name} has ended (state {state})")
         return info
 

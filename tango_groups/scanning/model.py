@@ -23,12 +23,13 @@ if TYPE_CHECKING:
 
     from ..bliss1.channel import ChannelNode
     from ..bliss1.lookup import ScanFacts
-    from ..bliss1.node import ScanNode
+    from ..bliss1.node import DataNode
     from ..data.channel import ChannelSpec
     from ..data.connection import Redis, RedisError
 
 __all__ = ["ChannelOut", "DataModel", "PendingNumbers", "ScanOut",
-           "ScanSequenceError", "SequenceOut"]
+           "ScanSequenceError", "SequenceOut",
+           "WriterOut"]
 
 
 class ScanSequenceError(RuntimeError):
@@ -41,8 +42,8 @@ class ChannelOut(Protocol):
     def emit(self, data: Any) -> numpy.ndarray: ...
 
 
-class ScanOut(Protocol):
-    """What ``Scan.run`` calls on the writer of its scan."""
+class WriterOut(Protocol):
+    """What scans and sequences read of their writer, and the PREPARED step."""
 
     @property
     def db_name(self) -> str: ...
@@ -51,25 +52,23 @@ class ScanOut(Protocol):
     @property
     def info(self) -> Mapping[str, Any]: ...
     def prepared(self, scan_info: Mapping[str, Any]) -> None: ...
+
+
+class ScanOut(WriterOut, Protocol):
+    """What ``Scan.run`` calls on the writer of its scan."""
+
     def emit(self, points: Mapping[str, Any]) -> Mapping[str, numpy.ndarray]: ...
     def end(self, scan_info: Mapping[str, Any], state: str, exception: str = "") -> str: ...
 
 
-class SequenceOut(Protocol):
+class SequenceOut(WriterOut, Protocol):
     """What ``Sequence`` calls on the writer of its sequence; ``channels``: the custom channels
     (and, in 1.x, the reference channels) by fullname."""
 
     @property
-    def db_name(self) -> str: ...
-    @property
-    def scan_nb(self) -> int: ...
-    @property
-    def info(self) -> Mapping[str, Any]: ...
-    @property
     def channels(self) -> Mapping[str, Any]: ...
     @property
     def ended(self) -> bool: ...
-    def prepared(self, scan_info: Mapping[str, Any]) -> None: ...
     def publish_scan(self, db_name: str, scan_nb: int, ended: bool | None = None) -> None: ...
     def end(self, scan_info: Mapping[str, Any], state: str, exception: str = "",
             once: bool = False) -> str: ...
@@ -111,7 +110,7 @@ class DataModel(Protocol):
         ``scan_nb`` when the caller read it already."""
         ...
 
-    def node(self, db_name: str) -> ScanNode | None:
+    def node(self, db_name: str) -> DataNode | None:
         """The reader's node of scan ``db_name`` (None in a model without data nodes)."""
         ...
 

@@ -19,13 +19,16 @@ import datetime
 import enum
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy
 
 from ..bliss1.writer import STRTIME_FORMAT, ChannelNode
 from ..session import Session, get_current_session
 from .model import ScanOut
+
+if TYPE_CHECKING:
+    from ..bliss1.node import DataNode
 
 __all__ = ["Scan", "ScanAbort", "ScanData", "ScanState"]
 
@@ -152,7 +155,7 @@ class Scan:
         return self._writer.scan_nb if self._writer else None
 
     @property
-    def node(self):
+    def node(self) -> DataNode | None:
         """The scan's data node (``tango_groups.bliss1.node``), once the scan started (bliss1;
         None in bliss2)."""
         return None if self._writer is None else self.session.model.node(self._writer.db_name)

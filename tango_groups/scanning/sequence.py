@@ -37,7 +37,7 @@ from typing import Any
 
 from ..bliss1 import keys
 from ..bliss1.lookup import ScanFacts
-from ..bliss1.node import ScanNode
+from ..bliss1.node import DataNode, ScanNode
 from ..bliss1.writer import ChannelNode
 from ..data.channel import ChannelSpec
 from ..data.connection import Redis
@@ -105,7 +105,7 @@ class Sequence:
         return self._group.scan_nb if self._group else None
 
     @property
-    def node(self) -> ScanNode | None:
+    def node(self) -> DataNode | None:
         """The sequence's ``GroupScanNode`` (reader), once started (bliss1; None in bliss2)."""
         return None if self._group is None else self.session.model.node(self._group.db_name)
 
