@@ -6,7 +6,8 @@ A Bliss session knows its data Redis and its ScanSaving; ours is the same, minus
     tango_groups.current_session.name      # "demo"
     diode = session.config.get("diode")   # a simulated counter
 
-Scans are written under the scan-saving container (``demo:tmp:scans`` above), created on demand.
+Scans are written under the scan-saving container (``demo:tmp:scans`` above), created on demand
+(``session.model.scan_saving_parent``).
 
 The data model is the session's choice; the scans, sequences and groups of
 ``tango_groups.scanning`` follow the same rules in both::
@@ -14,6 +15,9 @@ The data model is the session's choice; the scans, sequences and groups of
     Session("demo", redis_url=url)                          # "bliss1" (default): 1.x data nodes
     Session("demo", redis_url=url, data_format="bliss2")    # the Bliss 2 model, blissdata 2.x
 
+``session.model`` is that model, the ``tango_groups.scanning.model.DataModel`` scans, sequences
+and groups write through (``bliss1.model.Bliss1Model``, whose ``writer`` is the 1.x
+``DataWriter``; or ``bliss2.writer.Bliss2Writer``); this is the one place it is chosen.
 ``bliss2`` writes through blissdata 2.x (the ``[bliss2]`` extra, imported only then): ``redis_url``
 is what ``blissdata.redis_engine.store.DataStore(url)`` takes as is (a Redis >= 7.1 with RedisJSON
 and RediSearch); scans get numbers from the session's counter in that database; ``scan.key`` is
@@ -26,17 +30,14 @@ its simulated counters, so the session knows nothing of them.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from .bliss1 import keys
-from .bliss1.writer import ChannelNode, DataWriter, Expiration, GroupWriter, ScanWriter
-from .data.channel import ChannelSpec
+from .bliss1.model import Bliss1Model
+from .bliss1.writer import Expiration
 from .data.connection import Redis, connect
 from .formats import SESSION_FORMATS
-
-if TYPE_CHECKING:
-    from .bliss2.writer import Bliss2Writer
+from .scanning.model import DataModel
 
 __all__ = ["Config", "Session", "current_session", "get_current_session"]
 
@@ -89,12 +90,13 @@ class Session:
         if client is None:
             client = connect(redis_url, **({"db": 0} if bliss2 else {}))
         self.client = client
-        self.writer = DataWriter(self.client, expiration or Expiration())
-        self.bliss2: Bliss2Writer | None = None  # the Bliss 2 writer, in a bliss2 session
+        self.model: DataModel  # what tango_groups.scanning writes and references scans through
         if bliss2:
             from .bliss2.writer import Bliss2Writer  # blissdata 2.x: only a bliss2 session
 
-            self.bliss2 = Bliss2Writer(redis_url, name)
+            self.model = Bliss2Writer(redis_url, name)
+        else:
+            self.model = Bliss1Model(client, name, base_path, expiration)
         self.config = Config()
         self.user_name = getpass.getuser()
 
@@ -102,32 +104,6 @@ class Session:
     def scan_saving_db_name(self) -> str:
         """db_name of the container scans are written to (no Redis access: for reading)."""
         return ":".join(keys.scan_saving_parts(self.name, self.base_path))
-
-    @property
-    def scan_saving_parent(self) -> str:
-        """``scan_saving_db_name``, its containers created when missing (one round trip)."""
-        return self.writer.ensure_containers(keys.scan_saving_parts(self.name, self.base_path))
-
-    def create_scan(self, name: str, info: Mapping[str, Any], channels: Sequence[ChannelNode],
-                    *, save: bool = True, node_type: str = "scan") -> ScanWriter:
-        """A new scan (number allocated, channels declared) in the session's data model."""
-        if self.bliss2 is not None:
-            return self.bliss2.create_scan(  # type: ignore[return-value]
-                name, info, [channel.spec for channel in channels])
-        return self.writer.create_scan(self.scan_saving_parent, name, info, shadow=not save,
-                                       channels=channels, node_type=node_type)
-
-    def create_sequence(self, name: str, info: Mapping[str, Any],
-                        channels: Sequence[ChannelSpec]) -> GroupWriter:
-        """A new sequence in the session's data model: a ``scan_group`` node with ``channels``
-        (and ``GroupWriter.channel_specs``'s) in 1.x, a STARTED sequence scan whose custom channels
-        are ``channels`` in Bliss 2."""
-        if self.bliss2 is not None:
-            return self.bliss2.create_sequence(name, info, channels)  # type: ignore[return-value]
-        return self.writer.create_scan(self.scan_saving_parent, name, info,
-                                       node_type="scan_group",
-                                       channels=GroupWriter.channel_specs(channels),
-                                       writer_class=GroupWriter)  # type: ignore[return-value]
 
     def setup(self) -> Session:
         """Make this the current session (``tango_groups.current_session``) and the readers'

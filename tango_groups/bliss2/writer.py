@@ -1,24 +1,32 @@
-"""The Bliss 2 writer of a ``Session(..., data_format="bliss2")``: scans and sequence scans.
+"""The Bliss 2 data model of a ``Session(..., data_format="bliss2")``: scans and sequence scans.
 
 ``tango_groups.scanning`` keeps one implementation of the rules of scans, sequences and groups;
-what it writes goes to the session's writer. Here that writer is blissdata 2.x: ``create_scan``
-gives a ``ScanWriter`` (``tango_groups.bliss2.scan``), ``create_sequence`` a ``SequenceWriter``
-over ``SequenceScan``, both answering the calls the Bliss 1.x writers answer (``db_name`` being
-the ``esrf:scan:<ULID>`` key). Every scan gets the ESRF identity: its name, a number from the
-session's counter (``store.next_number``), the session, ``data_policy`` ``no_policy``.
+where the models differ it asks the session's model (``scanning.model.DataModel``). Here that
+model is ``Bliss2Writer``, over blissdata 2.x: ``create_scan`` gives a ``ScanWriter``
+(``tango_groups.bliss2.scan``), ``create_sequence`` a ``SequenceWriter`` over ``SequenceScan``
+(``scanning.model.ScanOut`` and ``SequenceOut``; ``db_name`` being the ``esrf:scan:<ULID>``
+key). Every scan gets the ESRF identity: its name, a number from the session's counter
+(``store.next_number``), the session, ``data_policy`` ``no_policy``. Scans are referenced by key
+or by number; there are no data nodes, pending numbers are not followed (the service does it,
+``bliss2.pending``) and no sequence is reopened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from blissdata.exceptions import ScanNotFoundError
 
 from ..data.channel import ChannelSpec
+from ..data.connection import Redis, RedisError
+from ..scanning.model import ScanSequenceError
 from .scan import END_REASONS, ChannelStream, ScanWriter, json_ready
 from .sequence import SequenceScan
 from .store import data_store, next_number, scan_of_number
+
+if TYPE_CHECKING:
+    from ..scanning.model import ChannelNode
 
 __all__ = ["Bliss2Writer", "SequenceWriter"]
 
@@ -77,12 +85,16 @@ class Bliss2Writer:
         return {"name": name, "number": self._numbers(), "data_policy": DATA_POLICY,
                 "session": self.session}
 
-    def create_scan(self, name: str, info: Mapping[str, Any], channels: Iterable[ChannelSpec]
-                    ) -> ScanWriter:
-        """A CREATED scan with one stream per channel (``ScanWriter``)."""
+    def create_scan(self, name: str, info: Mapping[str, Any], channels: Sequence[ChannelNode],
+                    *, save: bool = True, node_type: str = "scan") -> ScanWriter:
+        """A CREATED scan with one stream per channel (``ScanWriter``; every scan is saved)."""
         identity = self._identity(name)
         return ScanWriter(self.store, identity, {**info, "scan_nb": identity["number"]},
-                          channels)
+                          [channel.spec for channel in channels])
+
+    def sequence_channels(self, custom: Sequence[ChannelNode]) -> list[ChannelNode]:
+        """The custom channels only (the sub-scans' stream is no channel of the description)."""
+        return list(custom)
 
     def create_sequence(self, name: str, info: Mapping[str, Any],
                         channels: Iterable[ChannelSpec]) -> SequenceWriter:
@@ -94,6 +106,45 @@ class Bliss2Writer:
                                 data_policy=DATA_POLICY, scan_info=json_ready(info),
                                 channels=channels)
         return SequenceWriter(sequence, channels)
+
+    def member(self, scan: Any) -> tuple[str, int]:
+        """A scan key or a number of the session's scans: (its key, its number)."""
+        if isinstance(scan, int) and not isinstance(scan, bool):
+            key = self.find_scan(scan)
+            if key is None:
+                raise ScanSequenceError(f"Scan number '{scan}' not found")
+        elif isinstance(scan, str):
+            key = scan
+        else:
+            raise ScanSequenceError(f"Invalid argument: no scan corresponds to {scan}")
+        try:
+            return key, self.scan_number(key)
+        except LookupError as error:
+            raise ScanSequenceError(f"Scan {scan} cannot be added: {error}") from None
+
+    def reference(self, scan: Any, scan_nb: int | None) -> tuple[str, int]:
+        """A scan key: (the key, its number: ``LookupError`` when there is no such scan)."""
+        if not isinstance(scan, str):
+            raise ScanSequenceError("Only scans can be added to group")
+        return scan, self.scan_number(scan) if scan_nb is None else scan_nb
+
+    def node(self, db_name: str) -> None:
+        """None: Bliss 2 has no data nodes (blissdata's ``load_scan(key)`` reads a scan)."""
+
+    def nodes(self, names: Sequence[str]) -> list[Any]:
+        """The keys themselves."""
+        return list(names)
+
+    def follow_numbers(self, watch_client: Redis, on_prepared: Callable[[Any], None],
+                       on_error: Callable[[RedisError], None]) -> NoReturn:
+        raise ScanSequenceError("pending scan numbers are followed in bliss1 sessions only")
+
+    def running_sequence(self, db_name: str) -> NoReturn:
+        raise ScanSequenceError("only a bliss1 sequence can be reopened")
+
+    def attach_sequence(self, db_name: str, info: Mapping[str, Any],
+                        channels: Sequence[ChannelSpec]) -> NoReturn:
+        self.running_sequence(db_name)
 
     def find_scan(self, number: int) -> str | None:
         """The key of the session's newest scan numbered ``number`` (None: there is none)."""

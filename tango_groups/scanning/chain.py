@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..bliss1.channel import ChannelWriter
 from ..data.channel import ChannelSpec
+from .model import ChannelOut
 
 
 class AcquisitionChannel:
@@ -24,7 +24,7 @@ class AcquisitionChannel:
         if not short_name:
             raise ValueError(f"invalid channel name {name!r}")
         self.spec = ChannelSpec(name, dtype, tuple(int(n) for n in shape), unit)
-        self._writer: ChannelWriter | None = None
+        self._writer: ChannelOut | None = None
 
     @classmethod
     def from_spec(cls, spec: ChannelSpec) -> AcquisitionChannel:
@@ -52,7 +52,7 @@ class AcquisitionChannel:
     def unit(self) -> str | None:
         return self.spec.unit
 
-    def bind(self, writer: ChannelWriter | None) -> None:
+    def bind(self, writer: ChannelOut | None) -> None:
         """Attach to (or, with None, detach from) the Redis channel node that receives the
         points."""
         self._writer = writer

@@ -4,7 +4,7 @@ listener a service gives it, and Bliss's errors.
 ``SequenceContext`` is what ``sequence_context()`` (or ``start()``) yields; ``SequenceListener``
 learns every reference and every change of the pending numbers, in order (the
 SequenceManager turns those into Tango events); ``ScanSequenceError`` carries Bliss's messages
-verbatim.
+verbatim (defined with the data model's interface, ``scanning.model``: the models raise it too).
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ from ..bliss1 import lookup
 from ..bliss1.lookup import ScanFacts
 from ..bliss1.node import ScanNode
 from ..data.connection import Redis, RedisError
+from .model import ScanSequenceError
 from .scan import Scan, ScanState
 
 __all__ = ["ScanSequenceError", "SequenceContext", "SequenceListener", "aggregated_state",
            "scans_not_finished"]
-
-
-class ScanSequenceError(RuntimeError):
-    """A sequence or group could not be built as asked (Bliss's messages)."""
 
 
 def scans_not_finished(title: str) -> ScanSequenceError:

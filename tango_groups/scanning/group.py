@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..bliss1 import lookup
+from ..bliss1.model import scan_facts
 from ..bliss1.node import ScanNode
 from ..session import Session
 from .scan import Scan, ScanState
@@ -39,24 +39,8 @@ def find_scan_node(session: Session, scan_number: int) -> ScanNode:
     found; a shadow scan (``_N_ct``) with that number matches too. Raises ``ScanSequenceError``
     when there is none, or when its info cannot be read safely.
     """
-    return _scan_facts(session, scan_number).node(session.client)
-
-
-def _scan_facts(session: Session, scan: int | ScanNode) -> lookup.ScanFacts:
-    """The facts of a scan given by number (in the session's scan-saving container) or node;
-    ``ScanSequenceError`` when it is not a readable scan."""
-    try:
-        if isinstance(scan, ScanNode):
-            facts = lookup.scan_facts(scan.connection, scan.db_name)
-        else:
-            facts = lookup.find_scan(session.client, session.scan_saving_db_name, scan)
-            if facts is None:
-                raise ScanSequenceError(f"Scan number '{scan}' not found")
-    except lookup.UnreadableScan as error:
-        raise ScanSequenceError(f"Scan {scan} cannot be added: {error}") from None
-    if facts is None or not facts.is_scan:
-        raise ScanSequenceError("Only scans can be added to group")
-    return facts
+    return scan_facts(session.client, session.scan_saving_db_name, scan_number
+                      ).node(session.client)
 
 
 class Group(Sequence):
@@ -80,33 +64,12 @@ class Group(Sequence):
                     context.add_node(scan, number)
 
     def _member(self, scan: Any) -> tuple[Any, int | None]:
-        """A scan to group, checked: (Scan object or scan node, its number for nodes)."""
+        """A scan to group, checked: (Scan object, None) or, for a scan the session's model
+        references (a node or a number in bliss1, a key or a number in bliss2), (what the
+        sequence keeps of it, its number)."""
         if isinstance(scan, Scan):
             if scan.state < ScanState.STARTING:
                 raise ScanSequenceError(
                     "Only scans that have been run before can be added to group")
             return scan, None
-        if self.session.bliss2 is not None:
-            return self._bliss2_member(scan)
-        if not isinstance(scan, ScanNode) and (isinstance(scan, bool)
-                                               or not isinstance(scan, int)):
-            raise ScanSequenceError(f"Invalid argument: no scan node corresponds to {scan}")
-        facts = _scan_facts(self.session, scan)
-        return facts.node(scan.connection if isinstance(scan, ScanNode) else self.session.client
-                          ), facts.number
-
-    def _bliss2_member(self, scan: Any) -> tuple[str, int]:
-        """A Bliss 2 scan to group, checked: (its key, its number), from a key or a number."""
-        bliss2 = self.session.bliss2
-        if isinstance(scan, int) and not isinstance(scan, bool):
-            key = bliss2.find_scan(scan)
-            if key is None:
-                raise ScanSequenceError(f"Scan number '{scan}' not found")
-        elif isinstance(scan, str):
-            key = scan
-        else:
-            raise ScanSequenceError(f"Invalid argument: no scan corresponds to {scan}")
-        try:
-            return key, bliss2.scan_number(key)
-        except LookupError as error:
-            raise ScanSequenceError(f"Scan {scan} cannot be added: {error}") from None
+        return self.session.model.member(scan)

@@ -19,12 +19,16 @@ import datetime
 import enum
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy
 
-from ..bliss1.writer import STRTIME_FORMAT, ChannelNode, ScanWriter
+from ..bliss1.writer import STRTIME_FORMAT, ChannelNode
 from ..session import Session, get_current_session
+from .model import ScanOut
+
+if TYPE_CHECKING:
+    from ..bliss1.node import DataNode
 
 __all__ = ["Scan", "ScanAbort", "ScanData", "ScanState"]
 
@@ -129,7 +133,7 @@ class Scan:
         self.save = save
         self.scan_info: dict[str, Any] = {"title": title or name, "type": name, **(scan_info or {})}
         self._state = ScanState.IDLE
-        self._writer: ScanWriter | None = None
+        self._writer: ScanOut | None = None
         self._data: dict[str, list[numpy.ndarray]] = {s.channel_fullname: [] for s in self._specs}
         self._listeners: list[Callable[[Scan, ScanState], None]] = []
         self._lock = threading.Lock()
@@ -151,13 +155,10 @@ class Scan:
         return self._writer.scan_nb if self._writer else None
 
     @property
-    def node(self):
-        """The scan's data node (``tango_groups.bliss1.node``), once the scan started (bliss1)."""
-        from ..bliss1.node import get_node
-
-        if self._writer is None or self.session.bliss2 is not None:
-            return None
-        return get_node(self.db_name, connection=self.session.client)
+    def node(self) -> DataNode | None:
+        """The scan's data node (``tango_groups.bliss1.node``), once the scan started (bliss1;
+        None in bliss2)."""
+        return None if self._writer is None else self.session.model.node(self._writer.db_name)
 
     def get_data(self) -> ScanData:
         """Every point published so far, by channel (also by short name or counter object)."""
@@ -190,8 +191,8 @@ class Scan:
             )
         self._state = ScanState.PREPARING
         info = start_info(self.scan_info, self.session, self._specs, save=self.save)
-        writer = self.session.create_scan(self.name, info, self._specs, save=self.save,
-                                          node_type=self.node_type)
+        writer = self.session.model.create_scan(self.name, info, self._specs, save=self.save,
+                                                node_type=self.node_type)
         self._writer = writer
         self.scan_info = dict(writer.info)
         self._set_state(ScanState.PREPARING)

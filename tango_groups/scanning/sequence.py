@@ -2,8 +2,9 @@
 
 In a bliss1 session a sequence is a ``scan_group`` node whose ``GroupingMaster`` publishes one
 ``scan_numbers`` and one ``scans`` reference per sub-scan, plus optional custom channels; in a
-bliss2 one the session's writer makes it a sequence scan (``tango_groups.bliss2``), the rules
-here being the same (pending numbers, ``add_number``, and ``reopen`` are bliss1's only)::
+bliss2 one a sequence scan (``tango_groups.bliss2``). The rules here are the same in both; what
+differs is asked of the session's model (``scanning.model.DataModel``): pending numbers,
+``add_number`` and ``reopen`` are bliss1's only::
 
     seq = Sequence(title="my_sequence")
     seq.add_custom_channel(AcquisitionChannel("sum", float, ()))
@@ -17,9 +18,10 @@ here being the same (pending numbers, ``add_number``, and ``reopen`` are bliss1'
 Scans the sequence waits for (*pending*) are of two kinds, kept in one place: ``Scan`` objects of
 this process added before they run (``scan_info["group"]`` is set so that Flint follows them;
 referenced from the thread running them when they reach STARTING) and scan numbers of the
-scan-saving container written by another process (``add_number``; followed in Redis by
-``tango_groups.scanning.pending`` and referenced when PREPARED). ``wait_all_subscans`` waits for
-both; ``end`` drops what never started and raises Bliss's error after ending the sequence.
+scan-saving container written by another process (``add_number``; followed in Redis by the
+model, ``tango_groups.bliss1.pending``, and referenced when PREPARED). ``wait_all_subscans``
+waits for both; ``end`` drops what never started and raises Bliss's error after ending the
+sequence.
 
 Services drive the same object without a ``with`` block (``start()``, then ``end()``) and give
 it a ``SequenceListener``. Bliss's error messages are kept verbatim.
@@ -33,17 +35,17 @@ from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Sequence as Items
 from typing import Any
 
-from ..bliss1 import encoding, keys, lookup
+from ..bliss1 import keys
 from ..bliss1.lookup import ScanFacts
-from ..bliss1.node import ScanNode, get_node, get_nodes
-from ..bliss1.writer import ChannelNode, GroupWriter
+from ..bliss1.node import DataNode, ScanNode
+from ..bliss1.writer import ChannelNode
 from ..data.channel import ChannelSpec
 from ..data.connection import Redis
 from ..session import Session, get_current_session
 from .chain import AcquisitionChannel
 from .context import ScanSequenceError, SequenceContext, SequenceListener, scans_not_finished
 from .context import aggregated_state as aggregated
-from .pending import NumberWatch
+from .model import PendingNumbers, SequenceOut
 from .scan import Scan, ScanState, start_info
 
 __all__ = ["ScanSequenceError", "Sequence", "SequenceContext", "SequenceListener",
@@ -71,10 +73,9 @@ class Sequence:
         self.scan_names: list[str] = []
         self._referenced: set[str | int] = set()  # scan_names and scan_numbers, for lookups
         self._listener = listener or SequenceListener()
-        self._numbers = NumberWatch(self.session.client, watch_client or self.session.client,
-                                    lambda: self.session.scan_saving_parent,
-                                    self._number_prepared, self._listener.follow_failed)
-        self._group: GroupWriter | None = None
+        self._watch_client = watch_client or self.session.client
+        self._numbers: PendingNumbers | None = None  # the model's, from the first add_number
+        self._group: SequenceOut | None = None
         self._state = ScanState.IDLE
         self._pending: dict[Scan | int, None] = {}  # insertion-ordered
         self._closed = False
@@ -104,11 +105,9 @@ class Sequence:
         return self._group.scan_nb if self._group else None
 
     @property
-    def node(self) -> ScanNode | None:
-        """The sequence's ``GroupScanNode`` (reader), once started (bliss1)."""
-        if self._group is None or self.session.bliss2 is not None:
-            return None
-        return get_node(self.db_name, connection=self.session.client)
+    def node(self) -> DataNode | None:
+        """The sequence's ``GroupScanNode`` (reader), once started (bliss1; None in bliss2)."""
+        return None if self._group is None else self.session.model.node(self._group.db_name)
 
     @property
     def published(self) -> int:
@@ -125,8 +124,8 @@ class Sequence:
         return tuple(key for key in self._pending if isinstance(key, int))
 
     @property
-    def writer(self) -> GroupWriter | None:
-        """The writer of the sequence's node (None before it started)."""
+    def writer(self) -> SequenceOut | None:
+        """The writer of the sequence (its node's in bliss1; None before it started)."""
         return self._group
 
     # -- building ----------------------------------------------------------------------------
@@ -163,13 +162,13 @@ class Sequence:
         if self._group is not None:
             raise ScanSequenceError(f'the sequence "{self.title}" has already been started')
         specs = self._channel_specs()
-        described = ([ChannelNode.at((), spec) for spec in specs] if self.session.bliss2 is not None
-                     else GroupWriter.channel_specs(specs))  # bliss1: GroupingMaster's too
+        described = self.session.model.sequence_channels([ChannelNode.at((), spec)
+                                                          for spec in specs])
         info = start_info({"title": self.title, "npoints": 0, **self._scan_info}, self.session,
                           described)
         node_name = self.title.replace(":", "_").replace(" ", "_") or self.default_title
         try:
-            self._group = self.session.create_sequence(node_name, info, specs)
+            self._group = self.session.model.create_sequence(node_name, info, specs)
             if on_created is not None:
                 on_created(self._group.db_name)
             self._group.prepared({})
@@ -192,26 +191,13 @@ class Sequence:
         ``ScanSequenceError`` when it is not a sequence without END, or its info cannot be read
         safely."""
         session = session or get_current_session()
-        if session.bliss2 is not None:
-            raise ScanSequenceError("only a bliss1 sequence can be reopened")
-        node = get_node(db_name, connection=session.client)
-        if node is None or node.type != "scan_group":
-            raise ScanSequenceError(f"{db_name} is not a sequence in Redis")
-        try:
-            info = node.info.get_all()
-        except (encoding.UnsafePickleError, ValueError) as error:
-            raise ScanSequenceError(f"{db_name}: {error}") from None
-        state = info.get("state")
-        if state not in (ScanState.PREPARING.name, ScanState.STARTING.name) or lookup.scan_facts(
-                session.client, db_name).ended:
-            raise ScanSequenceError(f"{db_name} has ended (state {state})")
+        info = session.model.running_sequence(db_name)
         sequence = cls(title=info.get("title"), session=session, listener=listener,
                        watch_client=watch_client)
         for channel in channels:
             sequence.add_custom_channel(channel)
-        sequence._group = GroupWriter(session.writer, db_name, info)
-        sequence._group.attach_channels(GroupWriter.channel_specs(sequence._channel_specs()))
-        sequence._state = ScanState[state]
+        sequence._group = session.model.attach_sequence(db_name, info, sequence._channel_specs())
+        sequence._state = ScanState[info["state"]]
         sequence.recovered = sequence.resync()
         sequence._bind_channels()
         return sequence
@@ -235,10 +221,9 @@ class Sequence:
                 self.scan_names += names
                 self.scan_numbers += numbers
                 self._referenced.update(names, numbers)
-                self.scans.extend(n for n in get_nodes(*names, connection=self.session.client)
-                                  if n)
+                self.scans.extend(self.session.model.nodes(names))
                 self._listener.scans_published(tuple(numbers), tuple(names))
-            if not self._closed:
+            if not self._closed and self._numbers is not None:
                 self._numbers.restart(self.pending_numbers)
         return found
 
@@ -267,7 +252,7 @@ class Sequence:
         self.end()
 
     # -- adding scans ------------------------------------------------------------------------
-    def _require_running(self) -> GroupWriter:
+    def _require_running(self) -> SequenceOut:
         if self._group is None or self._closed:
             raise ScanSequenceError(f'the sequence "{self.title}" is not running')
         return self._group
@@ -320,23 +305,17 @@ class Sequence:
 
     def _add_node(self, node: ScanNode | str, scan_nb: int | None = None,
                   ended: bool | None = None) -> None:
-        bliss2 = self.session.bliss2
-        if isinstance(node, str) and bliss2 is not None:  # a Bliss 2 scan key
-            name, number = node, (bliss2.scan_number(node) if scan_nb is None else scan_nb)
-        elif not isinstance(node, ScanNode) or node.type not in keys.SCAN_TYPES:
-            raise ScanSequenceError("Only scans can be added to group")
-        else:
-            name, number = node.db_name, (int(node.info["scan_nb"]) if scan_nb is None
-                                          else scan_nb)
+        name, number = self.session.model.reference(node, scan_nb)
         with self._changed:
             self._require_running()
             self.scans.append(node)
             self._publish(name, number, ended)
 
     def _add_number(self, number: int, facts: ScanFacts | None) -> None:
-        if self.session.bliss2 is not None:
-            raise ScanSequenceError("pending scan numbers are followed in bliss1 sessions only")
         with self._changed:
+            if self._numbers is None:  # a model that follows no pending numbers refuses here
+                self._numbers = self.session.model.follow_numbers(
+                    self._watch_client, self._number_prepared, self._listener.follow_failed)
             self._require_running()
             if number in self._pending:
                 raise ScanSequenceError(f"scan {number} is already pending in the sequence")
@@ -356,7 +335,8 @@ class Sequence:
         """Take no more scans and follow nothing more (its node vanished from Redis)."""
         with self._changed:
             self._closed = True
-            self._numbers.stop()
+            if self._numbers is not None:
+                self._numbers.stop()
             self._changed.notify_all()
 
     def wait_pending(self, timeout: float | None) -> bool:
@@ -378,7 +358,8 @@ class Sequence:
             raise ScanSequenceError(f'the sequence "{self.title}" is not running')
         with self._changed:
             self._closed = True
-            self._numbers.stop()
+            if self._numbers is not None:
+                self._numbers.stop()
             unfinished = list(self._pending)
             self.unfinished.extend(unfinished)
             self._pending.clear()

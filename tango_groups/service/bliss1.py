@@ -7,7 +7,7 @@ in one ``Sequence``) and reports every change as a typed notification (``notific
 record, the lease, the health check); this module the 1.x specifics:
 
 * scans are referenced by number (in the scan-saving container; pending until they start,
-  followed by ``scanning.pending``) or by db_name; a scan that cannot be read safely (refused
+  followed by ``bliss1.pending``) or by db_name; a scan that cannot be read safely (refused
   pickle, missing number) is refused on its own (``NotAScan`` / ``UnknownScan``);
 * after a failure, the open sequence is re-read (``Sequence.resync``): what landed after a
   timeout is taken in, so a repeated command does not write it twice; a vanished node is LOST;

@@ -1,6 +1,6 @@
 """The manager's periodic thread: ``Periodic`` calls a function every ``period`` seconds until
 stopped (the health check of the Redis link). Pending scans are followed by the sequence itself
-(``tango_groups.scanning.pending``).
+(``tango_groups.bliss1.pending``).
 
 The threads never touch Tango: the manager reports through its callback, and the device pushes
 events from its own dispatcher thread, under the device's monitor.

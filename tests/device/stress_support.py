@@ -481,7 +481,7 @@ def load_client(index: int, trl: str, redis_url: str, session_name: str, shared:
                             f"{entry['result']!r}, not 'pending:{number}'")
 
     allocating = Session(session_name, redis_url=redis_url, client=session.client)
-    allocating.writer = AddWhenAllocated(session.client, add_allocated)
+    allocating.model.writer = AddWhenAllocated(session.client, add_allocated)
     cycle = 0
     while not stop.is_set():
         cycle += 1

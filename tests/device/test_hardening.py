@@ -123,8 +123,9 @@ def test_a_scan_whose_info_is_refused_is_refused_alone(device) -> None:
     assert proxy.AddScan(good.db_name) == good.db_name
     hostile_next, clean_after = "pending:4", "pending:5"  # 1, 2: scans; 3: the sequence
     assert proxy.AddScan("4") == hostile_next and proxy.AddScan("5") == clean_after
-    planted = device.session.writer.create_scan(device.session.scan_saving_parent, "planted",
-                                                {"scan_nb": evil_pickle()})
+    model = device.session.model
+    planted = model.writer.create_scan(model.scan_saving_parent, "planted",
+                                       {"scan_nb": evil_pickle()})
     client.hset(planted.db_name + "_info", "scan_nb", evil_pickle())
     planted.prepared({})
     clean = scan(device)
@@ -259,7 +260,8 @@ def test_a_crafted_end_elsewhere_does_not_stop_the_pending_follower(device) -> N
     proxy.Start("")  # 1
     assert proxy.AddScan("3") == "pending:3"
     session = device.session
-    hostile = session.writer.create_scan(session.scan_saving_parent, "hostile", {})  # 2
+    hostile = session.model.writer.create_scan(session.model.scan_saving_parent, "hostile",
+                                               {})  # 2
     hostile.prepared({})
     client.xadd(hostile.db_name + "_end", {"__EVENT__": "END_SCAN",
                                            "__EXCEPTION__": evil_pickle()})
@@ -273,11 +275,11 @@ def test_a_sequence_left_before_it_was_prepared_is_closed(start_device, session_
     """A crash between the node's creation and its PREPARED: even resume closes it."""
     name = f"{session_name}_early"
     with contextlib.closing(Session(name, redis_url=redis_url)) as session:
-        group = session.writer.create_scan(session.scan_saving_parent, "early",
-                                           {"state": "PREPARING"},
-                                           node_type="scan_group",
-                                           channels=GroupWriter.channel_specs(),
-                                           writer_class=GroupWriter)
+        group = session.model.writer.create_scan(session.model.scan_saving_parent, "early",
+                                                 {"state": "PREPARING"},
+                                                 node_type="scan_group",
+                                                 channels=GroupWriter.channel_specs(),
+                                                 writer_class=GroupWriter)
         key = running.record_key(name, "test/nodb/sequencemanager")
         running.save(session.client, key, running.RunningRecord(group.db_name))
         proxy = start_device(Session=name, RecoveryMode="resume").proxy

@@ -39,7 +39,7 @@ def _fenced(url: str, lease: Lease) -> FencedRedis:
 
 
 def _write_scan(client, session: str) -> None:
-    writer = Session(session, client=client).writer
+    writer = Session(session, client=client).model.writer
     parent = writer.ensure_containers([session, "scans"])
     scan = writer.create_scan(parent, "loopscan", {"title": "t"},
                               channels=[ChannelNode(("timer",), "x", float)])

@@ -20,9 +20,10 @@ def session(redis_url, redis_client, session_name):
 
 def write_scan(session: Session, name: str = "loopscan", shadow: bool = False,
                node_type: str = "scan", prepared: bool = True) -> str:
-    writer = session.writer.create_scan(session.scan_saving_parent, name, {"title": name},
-                                        shadow=shadow, node_type=node_type,
-                                        writer_class=GroupWriter if node_type != "scan" else None)
+    model = session.model
+    writer = model.writer.create_scan(model.scan_saving_parent, name, {"title": name},
+                                      shadow=shadow, node_type=node_type,
+                                      writer_class=GroupWriter if node_type != "scan" else None)
     if prepared:
         writer.prepared({})
     return writer.db_name
@@ -76,7 +77,7 @@ def test_numbers_are_found_as_bliss_finds_them(session) -> None:
 def test_registrations_that_cross_are_found(session) -> None:
     """Two writers allocate 1 and 2, and 2 registers first: both are found."""
     client, writer = session.client, DataWriter(session.client)
-    parent = session.scan_saving_parent
+    parent = session.model.scan_saving_parent
     first, second = writer.next_scan_number(parent), writer.next_scan_number(parent)
     for number in (second, first):
         with client.pipeline() as pipe:

@@ -14,6 +14,9 @@ one, else to ``pkg`` itself (its ``__init__``); relative imports are resolved li
   client type, the exception types);
 * the data models are peers: nothing in ``tango_groups.bliss1`` imports ``tango_groups.bliss2``,
   and the reverse;
+* ``tango_groups.scanning`` reaches a data model through ``scanning.model.DataModel`` only: none of
+  its modules imports ``tango_groups.bliss2`` or names a ``bliss2`` attribute (the model is chosen
+  in ``tango_groups.session``);
 * blissdata 2.x (the optional ``[bliss2]`` extra) is imported by the Bliss 2 modules only
   (``tango_groups.bliss2``, ``*bliss2*`` modules), and importing any other module loads none of
   them (they are imported in functions, or for type checking): a bliss1
@@ -36,6 +39,7 @@ MAX_LINES = 400
 DATA = "tango_groups.data"
 BLISS1 = "tango_groups.bliss1"
 BLISS2 = "tango_groups.bliss2"
+SCANNING = "tango_groups.scanning"
 CONNECTION = "tango_groups.data.connection"
 
 
@@ -249,6 +253,35 @@ def test_neither_data_model_imports_the_other(model, other):
                  for name, targets in graph.items() if _in_package(name, model)}
     offenders = {name: targets for name, targets in offenders.items() if targets}
     assert not offenders, f"{model} imports {other}: {offenders}"
+
+
+def bliss2_mentions(tree: ast.Module, package: str) -> list[str]:
+    """Where code of ``tree`` names the Bliss 2 model: imports of ``tango_groups.bliss2``,
+    attributes or names ``bliss2`` (docstrings and comments do not count)."""
+    found = [f"import {source}" for source, _ in _imports(tree, package)
+             if _in_package(source, BLISS2)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "bliss2":
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Name) and node.id == "bliss2":
+            found.append(f"line {node.lineno}: {node.id}")
+    return found
+
+
+def test_the_bliss2_finder_sees_imports_attributes_and_names_only():
+    tree = ast.parse('"""bliss2 in a docstring"""\nfrom ..bliss2.writer import W  # bliss2\n'
+                     "import tango_groups.bliss2\nif session.bliss2 is None:\n    bliss2 = 1\n"
+                     "x = 'bliss2'\n")
+    assert bliss2_mentions(tree, SCANNING) == [
+        "import tango_groups.bliss2.writer", "import tango_groups.bliss2",
+        "line 4: session.bliss2", "line 5: bliss2"]
+
+
+def test_scanning_reaches_the_models_through_their_interface():
+    offenders = {name: found for name, module in MODULES.items() if _in_package(name, SCANNING)
+                 for found in [bliss2_mentions(ast.parse(module.path.read_text()),
+                                               module.package)] if found}
+    assert not offenders, f"tango_groups.scanning names the Bliss 2 model: {offenders}"
 
 
 def test_the_connection_module_hands_out_what_the_rest_needs():

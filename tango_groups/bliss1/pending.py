@@ -10,9 +10,10 @@ follows, in daemon threads (``Follower``), what can announce it:
   gap, the container is followed *before* the number is looked up again.
 
 Every scan seen prepared is handed to ``on_prepared(facts)``; the sequence decides whether it is
-one it waits for (``tango_groups.scanning.sequence``). An entry that cannot be decoded, or a scan
-whose info the allow-list refuses, is logged and skipped; a Redis failure ends the thread after
-``on_error(error)``, and ``restart`` follows the numbers again once Redis answers.
+one it waits for (``tango_groups.scanning.sequence``, which gets a ``NumberWatch`` from
+``bliss1.model``). An entry that cannot be decoded, or a scan whose info the allow-list refuses,
+is logged and skipped; a Redis failure ends the thread after ``on_error(error)``, and ``restart``
+follows the numbers again once Redis answers.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
-from ..bliss1.lookup import ScanFacts, UnreadableScan, find_scan, scan_facts
-from ..bliss1.node import DataNode, EventType, WalkIterator, get_node
 from ..data.connection import Redis, RedisError
+from .lookup import ScanFacts, UnreadableScan, find_scan, scan_facts
+from .node import DataNode, EventType, WalkIterator, get_node
 
 __all__ = ["Follower", "NumberWatch"]
 
