@@ -147,10 +147,15 @@ class BothService:
             raise
 
     def add_scan(self, text: str) -> str:
-        reference = parse_scan_reference(text)
+        return self.plan_add(parse_scan_reference(text))()
+
+    def plan_add(self, reference: int | str) -> Write:
+        """A db_name goes to the first, a key to the second; a number is planned on both (a side
+        that holds it already, after a repeated command, is left out): a refusal of either
+        writes nothing. The write writes the first side, then the second."""
         if isinstance(reference, str):
             side = self.second if reference.startswith(SCAN_KEY_PREFIX) else self.first
-            return side.add_scan(text)
+            return side.plan_add(reference)
         writes, held = [], []
         followed = self.second.phase is Phase.RUNNING  # a lost Bliss 2 side takes no more
         for side in (self.first, self.second) if followed else (self.first,):
@@ -162,14 +167,18 @@ class BothService:
                 held.append(error)  # a side that holds it already (a repeated command)
         if not writes:
             raise held[0]
-        result = writes[0]()
-        for write in writes[1:]:  # the Bliss 2 side, after the 1.x side wrote: see emit
-            try:
-                write()
-            except ManagerError as error:
-                self.second.give_up(f"it missed scan {reference}, which the 1.x sequence "
-                                    f"took ({error.message})")
-        return result
+
+        def write() -> str:
+            result = writes[0]()
+            for later in writes[1:]:  # the Bliss 2 side, after the 1.x side wrote: see emit
+                try:
+                    later()
+                except ManagerError as error:
+                    self.second.give_up(f"it missed scan {reference}, which the 1.x sequence "
+                                        f"took ({error.message})")
+            return result
+
+        return write
 
     def emit(self, channel: str, data: Any, flat: bool = False) -> int:
         written = self.first.emit(channel, data, flat)

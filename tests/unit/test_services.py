@@ -199,3 +199,14 @@ def test_a_pending_number_far_beyond_the_counter_is_named_in_the_status(model: M
     assert f"Scan {upcoming} " not in status
     assert model.service.abort() == "USER_ABORTED"
     assert "far beyond" not in model.service.status()
+
+
+def test_every_service_has_the_whole_interface() -> None:
+    from tango_groups.service.bliss2 import Bliss2Service
+
+    methods = {name for name, member in vars(SequenceService).items()
+               if callable(member) and not name.startswith("_")}
+    assert {"start", "plan_add", "plan_group", "give_up"} <= methods
+    for service in (Bliss1Service, Bliss2Service, BothService):
+        assert not {name for name in methods if not callable(getattr(service, name, None))}, (
+            service)
