@@ -3,7 +3,7 @@ one line per event, through blissdata 2.4.5's public reader API only (``DataStor
 ``search_existing_scans``, ``get_next_scan``, ``load_scan``, ``Scan.update``, ``CursorGroup``,
 the ``scan_sequence`` plugin for sub-scans).
 
-Lines, shaped like the Bliss 1.x ones of ``tango_groups.formatting`` (event, where, what)::
+Lines, shaped like the Bliss 1.x ones of ``tango_groups.cli.formatting`` (event, where, what)::
 
     CREATED esrf:scan:01K... 1 sequence_of_scans        a state: STATE key number name
     STARTED esrf:scan:01K... 1 sequence_of_scans        (PREPARED, STOPPED alike)

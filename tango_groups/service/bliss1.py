@@ -66,7 +66,7 @@ logger = logging.getLogger(__name__)
 class Bliss1Service(ServiceCore, SequenceListener):
     """One sequence at a time in ``session``; see the module docstring.
 
-    ``owner`` names this manager in the running record (the Tango device name);
+    ``owner`` names this service in the running record (the Tango device name);
     ``watch_client`` is the Redis client of the followers (its socket timeout must exceed the
     walks' block time)."""
 
@@ -110,7 +110,7 @@ class Bliss1Service(ServiceCore, SequenceListener):
     def close(self) -> None:
         """Stop the threads; a running sequence is ended as KILLED so that readers waiting for
         its END are released (when Redis does not answer, its record stays in Redis and the next
-        manager of this owner closes it)."""
+        service of this owner closes it)."""
         self._stop_health()
         with self._lock:
             if self.phase is Phase.RUNNING:

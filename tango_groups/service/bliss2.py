@@ -114,7 +114,7 @@ class Bliss2Service(ServiceCore):
         for client in (self.session, store_client(self.store), store_client(self.watch_store)):
             client.close()
 
-    # -- hooks of the link -----------------------------------------------------------------------
+    # -- what the core asks of the model --------------------------------------------------------
     LEASE_EACH_COMMAND = True
 
     def _abandon(self) -> None:

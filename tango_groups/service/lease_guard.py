@@ -1,15 +1,15 @@
-"""The manager's side of the device lease (``tango_groups.data.lease``): one writer per device.
+"""The service's side of the device lease (``tango_groups.data.lease``): one writer per device.
 
-``LeaseGuard`` is the part of ``Link`` that holds the lease of a fenced session client: acquired
-before anything is recovered or written, renewed by the health check. A server whose lease another
-holds stands by (FAULT, commands refused with ``LeaseHeld``, a Status naming the holder and when
-its lease runs out) and takes over once that lease expired. A lost lease (another server took
-over) is for good: FAULT, commands refused with ``LeaseLost``, followers stopped (``_abandon``),
-and the fenced client writes nothing more; Init or a restart makes the server stand by.
-``LEASE_EACH_COMMAND``: a manager whose writes the client does not carry (blissdata's) checks the
-lease before each command and write (``_check_lease``): without a round trip while more than half
-of it surely remains since its last renewal (a server that was frozen finds it stale), else it
-renews it first.
+``LeaseGuard`` is the part of ``ServiceCore`` that holds the lease of a fenced session client:
+acquired before anything is recovered or written, renewed by the health check. A server whose lease
+another holds stands by (FAULT, commands refused with ``LeaseHeld``, a Status naming the holder and
+when its lease runs out) and takes over once that lease expired. A lost lease (another server took
+over) is for good: FAULT, commands refused with ``LeaseLost``, followers stopped (``_abandon``), and
+the fenced client writes nothing more; Init or a restart makes the server stand by.
+``LEASE_EACH_COMMAND``: a service whose writes the client does not carry (blissdata's) checks the
+lease before each command and write (``_check_lease``): without a round trip while more than half of
+it surely remains since its last renewal (a server that was frozen finds it stale), else it renews
+it first.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 class LeaseGuard:
-    """See the module docstring; ``Link`` provides the hooks at the end of the class."""
+    """See the module docstring; ``ServiceCore`` provides the hooks at the end of the class."""
 
     LEASE_EACH_COMMAND = False
 
@@ -93,7 +93,7 @@ class LeaseGuard:
             except RedisError as error:
                 logger.warning("lease not released (it expires by itself): %s", error)
 
-    # -- hooks of the link ----------------------------------------------------------------------
+    # -- hooks of the core ----------------------------------------------------------------------
     session: Session
     names: Names
     connected: bool

@@ -1,10 +1,10 @@
-"""What the manager tells its owner: typed notifications that carry the values that changed.
+"""What a service tells its owner: typed notifications that carry the values that changed.
 
-The manager calls ``on_change(notification)`` for every change, in the order the changes
+A service calls ``on_change(notification)`` for every change, in the order the changes
 happened, with the lock that serialises them held (the callback must only record or queue, never
-call back into the manager from another thread). Each notification carries everything its owner
+call back into the service from another thread). Each notification carries everything its owner
 shows for it, so the owner (the Tango device) keeps and pushes what it is given and never asks
-the manager back:
+the service back:
 
 * ``StateChanged``: the phase, whether Redis answers, and the status text;
 * ``SequenceStarted``: a sequence started (or was taken over after a crash): what is shown of it

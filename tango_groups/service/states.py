@@ -1,6 +1,6 @@
 """The state model of the SequenceManager, in one place.
 
-The manager is in one *phase* at a time; the Redis connection is a separate flag (a Redis that
+A service is in one *phase* at a time; the Redis connection is a separate flag (a Redis that
 does not answer stops no phase: the phase resumes when it answers again)::
 
     phase     what it means                          Start  AddScan/Emit  End/Abort

@@ -1,8 +1,8 @@
-"""The manager's periodic thread: ``Periodic`` calls a function every ``period`` seconds until
+"""The service's periodic thread: ``Periodic`` calls a function every ``period`` seconds until
 stopped (the health check of the Redis link). Pending scans are followed by the sequence itself
 (``tango_groups.bliss1.pending``).
 
-The threads never touch Tango: the manager reports through its callback, and the device pushes
+The threads never touch Tango: the service reports through its callback, and the device pushes
 events from its own dispatcher thread, under the device's monitor.
 """
 
