@@ -164,7 +164,6 @@ def _append(b: _Bench) -> list[Row]:
 
         def add(key: str) -> None:
             sequence.add_scan(key)
-            sequence.flush()
 
         add(subscans[0][0])  # warm-up
         samples = _timed_each(lambda i: add(subscans[i % POOL][0]), n)
@@ -181,7 +180,7 @@ def _append(b: _Bench) -> list[Row]:
     o, a = b.both(ours, anchor)
     return [Row("append a sub-scan reference, p50", percentile(o, 50) * 1e3,
                 percentile(a, 50) * 1e3, "ms", section=SECTION, id="bliss2.append",
-                note="ours SequenceScan.add_scan(key) + flush(): also loads the referenced "
+                note="ours SequenceScan.add_scan(key) (synchronous): also loads the referenced "
                      "scan (it must exist; its number is read from it); anchor ScanStream "
                      "send({key, scan_number}) + join(); " + SINK_NOTE)]
 
@@ -208,7 +207,6 @@ def _emit(b: _Bench) -> list[Row]:
 
             def emit() -> None:
                 sequence.emit(CHANNEL, data)
-                sequence.flush()
 
             emit()  # warm-up
             samples = timed(emit, n)
@@ -230,7 +228,7 @@ def _emit(b: _Bench) -> list[Row]:
         rows.append(Row(
             f"emit float64[{label}] into a custom channel", om * 1e3, am * 1e3, "ms",
             section=SECTION, id=f"bliss2.emit.{label}",
-            note=f"ours emit + flush(), anchor stream send + join() of the same array "
+            note=f"ours emit (synchronous), anchor stream send + join() of the same array "
                  f"(ours {size * 8 / om / 1e6:,.0f} MB/s, anchor {size * 8 / am / 1e6:,.0f} "
                  "MB/s)" + ("; " + SINK_NOTE if size == SIZES[0] else "")))
     return rows

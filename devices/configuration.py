@@ -133,6 +133,6 @@ def _bliss2_service(device: Any, session: Session, credentials: PasswordFile | N
         for each in (store, watch_store):
             use_credentials(store_client(each), credentials)
     return Bliss2Service(session, device.RedisURL, owner=device.get_name(), store=store,
-                         watch_store=watch_store, timeout=timeout, block=block,
-                         end_timeout=device.EndTimeout, on_change=on_change, names=NAMES)
+                         watch_store=watch_store, block=block, end_timeout=device.EndTimeout,
+                         recovery=device.RecoveryMode, on_change=on_change, names=NAMES)
 

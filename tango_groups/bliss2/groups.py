@@ -12,7 +12,7 @@ from blissdata.redis_engine.store import DataStore
 
 from ..data.connection import RedisError
 from .sequence import SequenceScan
-from .store import bounded, close_left_open
+from .store import close_left_open
 
 __all__ = ["write_group"]
 
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 def write_group(store: DataStore, session: str, number: int, members: list[tuple[str, int]],
-                title: str | None, scan_info: dict[str, Any], timeout: float) -> str:
+                title: str | None, scan_info: dict[str, Any]) -> str:
     """The group (scan ``number`` of ``session``) of ``members`` (key, number); returns its key.
     Redis errors are raised as they are."""
     group = SequenceScan(store, session=session, number=number, name="group_of_scans",
@@ -28,7 +28,7 @@ def write_group(store: DataStore, session: str, number: int, members: list[tuple
     try:
         for key, scan_number in members:
             group.add_scan(key, scan_number)
-        bounded(group.end, timeout)
+        group.end()
     except RedisError:
         try:
             close_left_open(store, group.key)

@@ -6,7 +6,9 @@ find it: blissdata's ``search_existing_scans`` returns the ``_SCAN_HISTORY_`` ID
 and ``get_next_scan(since=...)`` reads every scan announced after it, so none created in between
 is missed. A scan found while still CREATED is followed by its own state stream. One thread per
 awaited number; each waits at most ``block`` seconds per Redis call, so ``cancel()`` takes effect
-within that time. The store it follows with needs a socket timeout longer than ``block``.
+within that time. The store it follows with needs a socket timeout longer than ``block``. A
+Redis failure is reported and the follower goes on once Redis answers. ``PendingScans`` keeps
+the followers of a running sequence.
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ from blissdata.redis_engine.store import DataStore
 
 from ..data.connection import RedisError
 
-__all__ = ["Awaited"]
+__all__ = ["Awaited", "PendingScans"]
 
 logger = logging.getLogger(__name__)
 
 
 class Awaited:
     """Scan ``number`` of ``session``, announced after ``since`` (or already known as ``key``):
-    ``ready(number, key)`` once it is PREPARED, ``failed(number, error)`` when Redis fails (the
-    follower stops then)."""
+    ``ready(number, key)`` once it is PREPARED; ``failed(number, error)`` when Redis fails (the
+    follower tries again every ``block`` seconds) or the scan was deleted (it stops)."""
 
     def __init__(self, store: DataStore, session: str, number: int, *, since: str,
                  key: str | None, ready: Callable[[int, str], None],
@@ -47,28 +49,107 @@ class Awaited:
         self._cancelled.set()
 
     def _run(self) -> None:
-        try:
-            scan = self._store.load_scan(self._key) if self._key else self._announced()
-            while scan is not None and scan.state < ScanState.PREPARED:
-                if self._cancelled.is_set():
+        """Follow until PREPARED; a Redis failure is reported and the follower goes on from
+        where it was once Redis answers (a scan deleted meanwhile ends it)."""
+        while not self._cancelled.is_set():
+            try:
+                scan = self._store.load_scan(self._key) if self._key else self._announced()
+                if scan is None:
                     return
-                scan.update(timeout=self._block)
-        except (RedisError, ScanNotFoundError) as error:  # Redis failed, or scan deleted
+                self._key = scan.key
+                while scan.state < ScanState.PREPARED:
+                    if self._cancelled.is_set():
+                        return
+                    scan.update(timeout=self._block)
+            except RedisError as error:
+                if not self._cancelled.is_set():
+                    self._failed(self.number, error)
+                self._cancelled.wait(self._block)
+                continue
+            except ScanNotFoundError as error:
+                if not self._cancelled.is_set():
+                    self._failed(self.number, error)
+                return
             if not self._cancelled.is_set():
-                self._failed(self.number, error)
+                self._ready(self.number, scan.key)
             return
-        if scan is not None and not self._cancelled.is_set():
-            self._ready(self.number, scan.key)
 
     def _announced(self) -> Scan | None:
         """The first scan of the session with the number announced after ``since``."""
-        since = self._since
         while not self._cancelled.is_set():
             try:
-                since, key = self._store.get_next_scan(since=since, timeout=self._block)
+                self._since, key = self._store.get_next_scan(since=self._since,
+                                                             timeout=self._block)
             except NoScanAvailable:
                 continue
-            scan = self._store.load_scan(key)
+            try:
+                scan = self._store.load_scan(key)
+            except ScanNotFoundError:  # an older scan of the history, expired since
+                continue
             if scan.session == self._session and scan.number == self.number:
                 return scan
         return None
+
+
+class PendingScans:
+    """The numbers a running sequence awaits, one ``Awaited`` each, under its owner's ``lock``.
+
+    ``reference(number, key)`` once scan ``number`` is PREPARED (False: Redis failed, follow it
+    again); ``unreachable(error)`` on a Redis failure (the follower goes on); ``changed(numbers)``
+    whenever the numbers awaited change (not on ``cancel``)."""
+
+    def __init__(self, store: DataStore, session: str, lock: threading.RLock, *,
+                 reference: Callable[[int, str], bool],
+                 unreachable: Callable[[Exception], object],
+                 changed: Callable[[tuple[int, ...]], None], block: float = 0.5) -> None:
+        self._store, self._session, self._lock, self._block = store, session, lock, block
+        self._reference, self._unreachable, self._changed = reference, unreachable, changed
+        self._awaited: dict[int, Awaited] = {}
+        self._settled = threading.Condition(lock)  # notified when nothing is awaited
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        return tuple(self._awaited)
+
+    def follow(self, number: int, *, since: str | None = None, key: str | None = None) -> None:
+        """Await scan ``number``: announced after ``since``, or already known as ``key``."""
+        with self._lock:
+            self._awaited[number] = Awaited(self._store, self._session, number,
+                                            since=since or "0-0", key=key, ready=self._ready,
+                                            failed=self._failed, block=self._block)
+            self._changed(self.numbers)
+
+    def wait(self, timeout: float) -> None:
+        """Until nothing is awaited, at most ``timeout`` seconds (the lock is released)."""
+        self._settled.wait_for(lambda: not self._awaited, timeout)
+
+    def cancel(self) -> None:
+        """Follow nothing more."""
+        for awaited in self._awaited.values():
+            awaited.cancel()
+        self._awaited.clear()
+
+    def _ready(self, number: int, key: str) -> None:
+        with self._lock:
+            if self._awaited.pop(number, None) is None:
+                return
+            if not self._reference(number, key):
+                self.follow(number, key=key)
+                return
+            self._done()
+
+    def _failed(self, number: int, error: Exception) -> None:
+        with self._lock:
+            if self._awaited.get(number) is None:
+                return
+            if isinstance(error, RedisError):  # followed on once Redis answers
+                self._unreachable(error)
+                return
+            logger.warning("pending scan %s vanished: %s", number, error)
+            self._awaited.pop(number)
+            self._done()
+
+    def _done(self) -> None:
+        if not self._awaited:
+            self._settled.notify_all()
+        self._changed(self.numbers)

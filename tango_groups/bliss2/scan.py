@@ -2,8 +2,8 @@
 
 ``ScanWriter`` answers the calls ``Scan.run`` makes of the Bliss 1.x writer (``prepared``,
 ``emit``, ``end``; ``db_name`` is the scan's ``esrf:scan:<ULID>`` key here), over
-``store.create_scan``: one stream per channel, named by the channel's fullname
-(``timer:elapsed_time``), created before PREPARED; ``prepared`` makes it PREPARED then STARTED,
+``streams.create_scan``: one stream per channel, named by the channel's fullname
+(``timer:elapsed_time``), written synchronously; ``prepared`` makes it PREPARED then STARTED,
 ``end`` STOPPED then CLOSED with ``info["end_reason"]``. What a sequence scan shares with it lives
 here too: the end of a scan, stream definitions, info made JSON-ready, checked channel points.
 """
@@ -20,6 +20,7 @@ from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
 from ..data.channel import ChannelSpec
+from .streams import StreamWriter, create_scan
 
 __all__ = ["END_REASONS", "ChannelStream", "ScanWriter", "close_scan", "end_scan", "json_ready",
            "now", "stream_definition"]
@@ -79,7 +80,7 @@ def end_scan(scan: Scan, reason: str = "SUCCESS", info: Mapping[str, Any] | None
 class ChannelStream:
     """A stream that takes checked points (converted to its dtype, shaped ``(n,) + shape``)."""
 
-    def __init__(self, spec: ChannelSpec, stream: Any) -> None:
+    def __init__(self, spec: ChannelSpec, stream: StreamWriter) -> None:
         self.spec = spec
         self.stream = stream
 
@@ -102,15 +103,12 @@ class ScanWriter:
 
     def __init__(self, store: DataStore, identity: Mapping[str, Any], info: Mapping[str, Any],
                  channels: Iterable[ChannelSpec]) -> None:
-        self.scan: Scan = store.create_scan(dict(identity), json_ready(info))
-        try:
-            self.channels = {
-                spec.name: ChannelStream(spec, self.scan.create_stream(
-                    stream_definition(spec.name, spec)))
-                for spec in channels}
-        except BaseException:
-            close_scan(self.scan)
-            raise
+        specs = {spec.name: spec for spec in channels}
+        self.scan, self.writers = create_scan(
+            store, identity, json_ready(info),
+            [stream_definition(name, spec) for name, spec in specs.items()])
+        self.channels = {name: ChannelStream(spec, self.writers[name])
+                         for name, spec in specs.items()}
         self.ended = False
 
     @property
@@ -134,6 +132,7 @@ class ScanWriter:
             self.scan.prepare()
             self.scan.start()
         except BaseException:
+            self._seal()
             close_scan(self.scan)
             raise
 
@@ -149,6 +148,12 @@ class ScanWriter:
         """STOPPED then CLOSED, ``end_reason`` from the final 1.x ``state``; returns ``state``.
         (``once``: ending twice is harmless here, a closed scan stays as it is.)"""
         info = {**json_ready(scan_info), **({"exception": exception} if exception else {})}
+        if self.scan.state is not ScanState.CLOSED:
+            self._seal()
         end_scan(self.scan, END_REASONS.get(state, "FAILURE"), info)
         self.ended = True
         return state
+
+    def _seal(self) -> None:
+        for writer in self.writers.values():
+            writer.seal()

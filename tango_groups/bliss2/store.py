@@ -3,33 +3,29 @@
 ``data_store(url, timeout)`` opens (and on an empty db sets up) the store; with a timeout, each
 Redis request fails after that long and is never retried. ``find_scans`` is blissdata's search
 by session and number (``scan_of_number``: the newest of a number); ``next_number`` counts the
-session's scan numbers. ``bounded`` puts a deadline on the calls that wait for blissdata's stream
-sinks: in blissdata 2.4.5 a sink's thread dies on a connection error or a timeout (it handles
-Redis's error replies only), and ``join()`` or ``seal()`` then wait forever; a service cannot
-let a client wait that long. ``close_left_open`` closes a scan that its writer left open (a
+session's scan numbers. ``close_left_open`` closes a scan that its writer left open (a
 crash), the way blissdata's own ``delete_scan(force=True)`` closes one, without deleting it.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from blissdata.exceptions import ScanNotFoundError
-from blissdata.redis_engine.scan import Scan, ScanState
+from blissdata.redis_engine.scan import ScanState
 from blissdata.redis_engine.store import DataStore
 
-from ..data.connection import Redis, RedisTimeoutError, never_retry
+from ..data.connection import Redis, never_retry
 from ..data.counters import last_number as counted
 from ..data.counters import next_number as count
+from .streams import open_scan
 
-__all__ = ["bounded", "close_left_open", "data_store", "ensure_set_up", "find_scans",
+__all__ = ["close_left_open", "data_store", "ensure_set_up", "find_scans",
            "last_number", "next_number", "scan_of_number", "scan_progress", "store_client",
            "stream_tails"]
 
-T = TypeVar("T")
 PROTOCOL_KEY = "_PROTOCOL_VERSION_"  # set by blissdata on a db it set up
 COUNTER = "tango_groups:bliss2:{session}"  # a hash counting the session's scan numbers
 COUNTER_FIELD = "last_scan_number"  # its field (the name Bliss 1.x gives its own counter)
@@ -136,42 +132,16 @@ def ensure_set_up(store: DataStore) -> None:
                 raise
 
 
-def bounded(call: Callable[[], T], timeout: float | None) -> T:
-    """``call()``, or ``RedisTimeoutError`` when it has not returned within ``timeout`` seconds
-    (it runs on in a daemon thread, which a dead blissdata sink never releases). None: no limit."""
-    if timeout is None:
-        return call()
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append((True, call()))
-        except Exception as error:  # noqa: BLE001 (raised again in the caller's thread)
-            outcome.append((False, error))
-
-    worker = threading.Thread(target=run, name="blissdata-call", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if not outcome:
-        raise RedisTimeoutError(f"blissdata did not finish within {timeout} s")
-    done, value = outcome[0]
-    if not done:
-        raise value
-    return value
-
-
 def close_left_open(store: DataStore, key: str, reason: str = "FAILURE") -> bool:
     """Close scan ``key`` that its writer left open: every stream sealed (readers waiting on
     them are released), ``info["end_reason"]`` set, state CLOSED. Returns False when it was
     closed already. blissdata offers this only inside ``delete_scan(force=True)``, through its
-    private ``Scan._load_rw``; the seals go through its public ``get_writer_stream``."""
-    scan = Scan._load_rw(store, key)
+    private ``Scan._load_rw`` (``streams.open_scan``)."""
+    scan, writers = open_scan(store, key)
     if scan.state is ScanState.CLOSED:
         return False
-    if scan.state >= ScanState.PREPARED:  # streams reach the document with PREPARED
-        for name in scan.streams:
-            writer = scan.get_writer_stream(name)
-            writer.seal()
+    for writer in writers.values():
+        writer.seal()
     scan.info = {**scan.info, "end_reason": reason}
     scan.close()
     return True

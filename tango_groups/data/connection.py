@@ -20,15 +20,16 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from redis import AuthenticationError as RedisAuthenticationError
 from redis import ConnectionError as RedisConnectionError
-from redis import Redis, RedisError
+from redis import Redis, RedisError, ResponseError
 from redis import TimeoutError as RedisTimeoutError
 from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
 __all__ = ["DATA_DB", "PasswordFile", "Redis", "RedisAuthenticationError", "RedisConnectionError",
-           "RedisError", "RedisTimeoutError", "connect", "never_retry", "password_file", "ping",
-           "probe", "redact", "run_id", "save", "use_credentials", "with_password"]
+           "RedisError", "RedisTimeoutError", "ResponseError", "connect", "never_retry",
+           "password_file", "ping", "probe", "redact", "run_id", "save", "use_credentials",
+           "with_password"]
 
 DATA_DB = 1  # Bliss keeps every data node in logical database 1 of the data Redis
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy
-
 from ..bliss1 import keys, lookup
 from ..bliss1.channel import emit_blocks
 from ..bliss1.lookup import ScanFacts, UnreadableScan
@@ -142,13 +140,9 @@ class Bliss1Service(ServiceCore, SequenceListener):
             return
         found = self._redis(sequence.resync)
         self._resynced(found)
-        uncertain = self._retries.uncertain
-        if uncertain is not None:
-            target = uncertain.target
-            self._retries.landed(
-                target in [str(name) for name in found.get(keys.SCANS_CHANNEL, ())]
-                or target in [int(n) for n in found.get(keys.SCAN_NUMBERS_CHANNEL, ())]
-                if uncertain.kind is RetryKind.ADD else target in found)
+        self._retries.found(
+            [str(name) for name in found.get(keys.SCANS_CHANNEL, ())]
+            + [int(n) for n in found.get(keys.SCAN_NUMBERS_CHANNEL, ())], found)
 
     def _left_open(self, record: running.RunningRecord) -> None:
         try:
@@ -193,10 +187,7 @@ class Bliss1Service(ServiceCore, SequenceListener):
 
     def _resynced(self, found: dict[str, Any]) -> None:
         """Points of the custom channels that Redis holds beyond what was notified."""
-        for name, spec in self._specs.items():
-            points = found.get(_fullname(name), ())
-            if len(points):
-                self._notify(PointsWritten(name, numpy.asarray(points, dtype=spec.dtype)))
+        self._show({name: found.get(_fullname(name), ()) for name in self._specs})
 
     # -- commands ------------------------------------------------------------------------------
     def start(self, request: StartRequest) -> str:

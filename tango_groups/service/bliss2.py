@@ -2,28 +2,29 @@
 
 The commands of ``bliss1.Bliss1Service`` over the same ``core``, written through blissdata 2.x
 (``tango_groups.bliss2``): sequences and groups are sequence scans, references go by key or by
-number (the session's scan, pending until PREPARED: ``bliss2.pending``). Every Redis request and
-every wait on blissdata's stream sinks gives up after ``RedisTimeout``
-(``bliss2.store.bounded``); a failed write of the running sequence leaves it LOST (blissdata
-2.4.5's stream writers cannot go on), End or Abort then closes it once Redis answers. A sequence
-a previous run left open is closed at start; a running one is LOST when Redis restarts. The
+number (the session's scan, pending until PREPARED: ``bliss2.pending``). Every write is in Redis
+when the command answers (``bliss2.streams``: no background sender) and every request gives up
+after ``RedisTimeout``. As in 1.x, a failure leaves the sequence running: it is re-read before
+the next write (what landed of a write that got no answer is found, and a client's retry of it
+writes nothing twice), so the sequence goes on once Redis is back, also after a restart with
+its data; a Redis that lost it leaves it LOST. A sequence a previous run left open is closed,
+or taken over with its sub-scans, points and pending numbers (``RecoveryMode resume``). The
 documentation (docs/bliss.rst, "Bliss 2") tells the whole contract.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Iterable
 from typing import Any
 
-import numpy
 from blissdata.exceptions import ScanNotFoundError
 from blissdata.redis_engine.scan import ScanState as Bliss2State
 from blissdata.redis_engine.store import DataStore
 
 from ..bliss2 import (
+    SUBSCANS,
     SequenceScan,
-    bounded,
     close_left_open,
     custom_stream_name,
     ensure_set_up,
@@ -34,10 +35,11 @@ from ..bliss2 import (
     stream_tails,
 )
 from ..bliss2.groups import write_group
-from ..bliss2.pending import Awaited
+from ..bliss2.pending import PendingScans
 from ..bliss2.scan import END_REASONS
 from ..data import running
-from ..data.connection import RedisConnectionError, RedisError, probe, run_id
+from ..data.channel import ChannelSpec
+from ..data.connection import probe
 from ..scanning.scan import ScanState
 from ..session import Session
 from .core import ServiceCore
@@ -52,17 +54,15 @@ from .notifications import (
 )
 from .protocol import Write
 from .reasons import ManagerError, Reason
-from .requests import (
-    SCAN_KEY_PREFIX,
-    StartRequest,
-)
+from .requests import SCAN_KEY_PREFIX, StartRequest, parse_channel
+from .retries import Points, RetryKey, RetryKind
 from .states import Command, Phase, Transition, transition
 
 __all__ = ["Bliss2Service"]
 
 logger = logging.getLogger(__name__)
 
-WRITERS_GONE = "blissdata's stream writers cannot go on after that."
+FINAL_STATES = {reason: ScanState[name] for name, reason in END_REASONS.items()}  # by end_reason
 
 
 class Bliss2Service(ServiceCore):
@@ -74,26 +74,25 @@ class Bliss2Service(ServiceCore):
     """
 
     def __init__(self, session: Session, redis_url: str, *, owner: str, store: DataStore,
-                 watch_store: DataStore, timeout: float, end_timeout: float = 1.5,
-                 block: float = 0.5, on_change: NotificationCallback = lambda _: None,
+                 watch_store: DataStore, end_timeout: float = 1.5, block: float = 0.5,
+                 recovery: str = "close", on_change: NotificationCallback = lambda _: None,
                  names: Names = NEUTRAL) -> None:
-        super().__init__(session, redis_url, owner=f"{owner}#bliss2", recovery="close",
+        super().__init__(session, redis_url, owner=f"{owner}#bliss2", recovery=recovery,
                          on_change=on_change, names=names)
         self.store, self.watch_store = store, watch_store
-        self.timeout, self.end_timeout, self.block = timeout, end_timeout, block
+        self.end_timeout, self.block = end_timeout, block
         self._sequence: SequenceScan | None = None
-        self._specs, self._keys = {}, []  # the custom channels; the keys referenced, in order
-        self._shown: dict[str, int] = {}  # points notified, by channel
-        self._awaited: dict[int, Awaited] = {}
-        self._settled = threading.Condition(self._lock)  # notified when nothing is awaited
-        self._server = ""  # the run_id of the Redis the writers are connected to
+        self._specs: dict[str, ChannelSpec] = {}  # the custom channels
+        self._awaiting = PendingScans(watch_store, session.name, self._lock, block=block,
+                                      reference=self._referenced, unreachable=self._unreachable,
+                                      changed=self._pending_changed)
         self._closing = ""  # what closing a LOST sequence did (End's answer says it)
         self.state, self.sequence_name, self.sequence_number = ScanState.IDLE, "", 0
         self._counted_in = f"session {session.name}"
 
     @property
     def pending(self) -> tuple[int, ...]:
-        return tuple(self._awaited)
+        return self._awaiting.numbers
 
     # -- life cycle ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -105,7 +104,7 @@ class Bliss2Service(ServiceCore):
                     self._finish(ScanState.KILLED)
                 except ManagerError as error:
                     logger.warning("sequence %s left open: %s", self.sequence_name, error)
-                    self._forget_awaited()
+                    self._awaiting.cancel()
             self._silence()
 
     def release(self) -> None:
@@ -118,34 +117,62 @@ class Bliss2Service(ServiceCore):
     LEASE_EACH_COMMAND = True
 
     def _abandon(self) -> None:
-        self._forget_awaited()
+        self._awaiting.cancel()
 
     def _probe(self, name: str | None) -> bool:
-        """Also: a Redis that restarted (a new ``run_id``) or refuses connections took the
-        running sequence's stream writers with it: LOST at once, rather than at its next write."""
-        client = store_client(self.store)
-        try:
-            exists, server = probe(client, name), run_id(client)
-        except RedisConnectionError as error:
-            self.give_up(f"Redis went down ({error}): {WRITERS_GONE}")
-            raise
-        if self._server not in ("", server):
-            self.give_up(f"Redis restarted: {WRITERS_GONE}")
-        self._server = server
-        return exists
+        return probe(store_client(self.store), name)
 
     def _resync_open(self) -> None:
-        if not self._redis(lambda: self._probe(self._sequence.key)):
+        """What Redis holds of the open sequence: points and sub-scans that landed after all
+        are shown; a stream shorter than written (a restart lost its end) leaves it LOST."""
+        sequence = self._sequence
+        if not self._redis(lambda: self._probe(sequence.key)):
             self._sequence_lost()
+            return
+        keys = len(sequence.keys)
+        landed = self._redis(sequence.resync)
+        if any(count < 0 for count in landed.values()):
+            self._lose(f"Redis no longer holds every point of sequence {self.sequence_name} (it "
+                       "restarted from older data?). End or Abort to close it, then Start a new "
+                       "sequence.")
+            return
+        self._show_late(landed)
+        if sequence.state is Bliss2State.CLOSED:  # an End or Abort landed after all
+            self._clear_record()
+            self._ended(FINAL_STATES.get(sequence.scan.info.get("end_reason"), ScanState.KILLED))
+            return
+        if len(sequence.keys) > keys:
+            self._notify(ScansAdded(tuple(sequence.scan_numbers[keys:]),
+                                    tuple(sequence.keys[keys:])))
+        self._retries.found(sequence.keys[keys:] + sequence.scan_numbers[keys:],
+                            [name for name in self._specs if custom_stream_name(name) in landed])
 
     def _left_open(self, record: running.RunningRecord) -> None:
-        """Close it (never resumed)."""
+        """Take it over (shown, with its sub-scans and points), then resume it (``RecoveryMode
+        resume``: its pending numbers followed again) or end it KILLED. One that never
+        started is closed, one gone is forgotten."""
         try:
-            if self._redis(lambda: close_left_open(self.store, record.db_name)):
+            sequence = self._redis(lambda: SequenceScan.reopen(self.store, record.db_name))
+        except (ScanNotFoundError, ValueError) as error:
+            logger.warning("not recovering %s: %s", record.db_name, error)
+            if isinstance(error, ValueError) and self._redis(
+                    lambda: close_left_open(self.store, record.db_name)):
                 logger.warning("closed sequence %s left open by a previous run", record.db_name)
-        except ScanNotFoundError:
-            pass  # expired or deleted meanwhile: nothing to close
-        self._redis(lambda: running.clear(self.session.client, self._record_key))
+            self._redis(lambda: running.clear(self.session.client, self._record_key))
+            return
+        self._run(sequence, [parse_channel(item) for item in record.channels])
+        if sequence.keys:
+            self._notify(ScansAdded(tuple(sequence.scan_numbers), tuple(sequence.keys)))
+        self._show_late({name: writer.written for name, writer in sequence.writers.items()})
+        if self.recovery != "resume":
+            logger.warning("closing sequence %s left open by a previous run", record.db_name)
+            self._finish(ScanState.KILLED)
+            return
+        logger.warning("resumed sequence %s left open by a previous run", record.db_name)
+        for number in record.pending:  # followed again: referenced once PREPARED
+            key, since = self._redis(lambda n=number: scan_of_number(
+                self.store, self.session.name, n))
+            self._await(number, since=since, key=key)
 
     # -- commands ------------------------------------------------------------------------------
     def start(self, request: StartRequest) -> str:
@@ -153,7 +180,6 @@ class Bliss2Service(ServiceCore):
         with self._lock:
             self._begin(Command.START)
             number = self._redis(self._next_number)
-            self._server = self._redis(lambda: run_id(store_client(self.store)))
             title = request.title if request.title is not None else "sequence_of_scans"
             channels = tuple(request.channels)
             self._specs = {spec.name: spec for spec in channels}
@@ -167,14 +193,20 @@ class Bliss2Service(ServiceCore):
             except ManagerError:
                 self._recovered = False  # a record may be left: close it once Redis answers
                 raise
-            self._sequence, self._keys, self._shown = sequence, [], {}
-            self.phase = transition(self.phase, Transition.STARTED)
-            self.state, self.sequence_name, self.sequence_number = (
-                ScanState.STARTING, sequence.key, number)
-            self._notify_state()
-            self._notify(SequenceStarted(sequence.key, number, title, self.state, channels,
-                                         dict(sequence.scan.info), key=sequence.key))
+            self._run(sequence, channels)
             return sequence.key
+
+    def _run(self, sequence: SequenceScan, channels: Iterable[ChannelSpec]) -> None:
+        """Make ``sequence`` (started, or resumed) the running one."""
+        self._sequence, self._specs = sequence, {spec.name: spec for spec in channels}
+        self.phase = transition(self.phase, Transition.STARTED)
+        self.state, self.sequence_name, self.sequence_number = (
+            ScanState.STARTING, sequence.key, int(sequence.scan.number))
+        self._notify_state()
+        self._notify(SequenceStarted(sequence.key, self.sequence_number,
+                                     str(sequence.scan.info.get("title", "")), self.state,
+                                     tuple(self._specs.values()), dict(sequence.scan.info),
+                                     key=sequence.key))
 
     def _next_number(self) -> int:
         """After setting the db up again if Redis lost everything (blissdata needs its index)."""
@@ -186,6 +218,11 @@ class Bliss2Service(ServiceCore):
         returns what ``add_scan`` does."""
         with self._lock:
             self._begin(Command.ADD)
+            retried = self._retries.retried(RetryKey(RetryKind.ADD, reference))
+            if retried:  # its first try landed: the same answer, nothing written twice
+                index = (self._sequence.scan_numbers if isinstance(reference, int)
+                         else self._sequence.keys).index(reference)
+                return lambda: self._sequence.keys[index]
             if isinstance(reference, int):
                 key, since = self._find_number(reference)
                 if key is None:  # not created yet: one far beyond the counter is named
@@ -197,7 +234,7 @@ class Bliss2Service(ServiceCore):
             number = self._not_pending(int(scan.number))
             if scan.state < Bliss2State.PREPARED:
                 return lambda: self._await(number, since=None, key=key)
-            return lambda: self._reference(key, number)
+            return lambda: self._reference(key, number, reference)
 
     def _find_number(self, number: int) -> tuple[str | None, str]:
         """The key of scan ``number`` of the session (None: not created yet) and the moment of
@@ -205,7 +242,7 @@ class Bliss2Service(ServiceCore):
         self._not_itself(number)
         self._not_pending(number)
         key, since = self._redis(lambda: scan_of_number(self.store, self.session.name, number))
-        if key in self._keys:
+        if key in self._sequence.keys:
             raise ManagerError(Reason.DUPLICATE_SCAN,
                                f"scan {number} is already in sequence {self.sequence_name}")
         return key, since
@@ -216,7 +253,7 @@ class Bliss2Service(ServiceCore):
                                f"{key!r} is not a Bliss 2 scan key: DataFormat "
                                f"bliss2 takes {SCAN_KEY_PREFIX}<id> or numbers")
         self._not_itself(key)
-        if key in self._keys:
+        if key in self._sequence.keys:
             raise ManagerError(Reason.DUPLICATE_SCAN, f"{key} is in sequence {self.sequence_name}")
         return key
 
@@ -232,75 +269,55 @@ class Bliss2Service(ServiceCore):
         with self._lock:
             if last is not None:
                 self._note_far(number, last)
-            self._awaited[number] = Awaited(self.watch_store, self.session.name, number,
-                                            since=since or "0-0", key=key, ready=self._ready,
-                                            failed=self._await_failed, block=self.block)
-            self._pending_changed()
+            self._awaiting.follow(number, since=since, key=key)
             return f"pending:{number}"
 
-    def _ready(self, number: int, key: str) -> None:
-        """(An ``Awaited`` thread) scan ``number`` is PREPARED: reference it."""
-        with self._lock:
-            awaited = self._awaited.pop(number, None)
-            if awaited is None or self.phase is not Phase.RUNNING:
-                return
+    def _referenced(self, number: int, key: str) -> bool:
+        """(A follower's thread) scan ``number`` is PREPARED: reference it. False when Redis
+        failed (followed again)."""
+        if self.phase is Phase.RUNNING and key not in self._sequence.keys:
             try:
-                if key not in self._keys:
-                    self._reference(key, number)
+                self._reference(key, number)
             except ManagerError as error:
+                if error.reason is Reason.REDIS_UNAVAILABLE:
+                    return False
                 logger.warning("scan %s could not be referenced: %s", number, error.message)
-            self._pending_changed()
+        return True
 
-    def _await_failed(self, number: int, error: Exception) -> None:
-        with self._lock:
-            if self._awaited.get(number) is None:
-                return
-            if isinstance(error, RedisError):
-                self._unreachable(error)
-            else:
-                logger.warning("pending scan %s vanished: %s", number, error)
-            self._awaited.pop(number)
-            self._pending_changed()
-
-    def _pending_changed(self) -> None:
-        numbers = self.pending
+    def _pending_changed(self, numbers: tuple[int, ...]) -> None:
         self._notify(PendingChanged(numbers))
         self._notify_state()  # the status names what is awaited
-        if not numbers:
-            self._settled.notify_all()
         try:
             self._redis(lambda: self._save_record(numbers))
         except ManagerError as error:
             logger.warning("running record not updated: %s", error.message)
 
-    def _reference(self, key: str, number: int) -> str:
+    def _reference(self, key: str, number: int, reference: int | str | None = None) -> str:
+        """Reference scan ``key`` (``reference``: what the client named it by, for a retry)."""
         with self._lock:
             sequence = self._sequence
-            self._written(lambda: (sequence.add_scan(key, number), sequence.flush(self.timeout)))
-            self._keys.append(key)
+            self._written(lambda: sequence.add_scan(key, number),
+                          RetryKey(RetryKind.ADD, key if reference is None else reference))
             self._notify(ScansAdded((number,), (key,)))
             return key
 
-    def _written(self, write: Any) -> None:
-        """Run a write of the running sequence, once the lease is checked (blissdata's writes
-        are not fenced); a failure leaves it LOST (see the docstring)."""
+    def _written(self, write: Any, uncertain: RetryKey) -> None:
+        """Run a write of the running sequence, once the lease is checked (these writes are
+        not fenced); one that got no answer is ``uncertain`` until the next re-read."""
         self._check_lease()
-        try:
-            self._redis(write)
-        except ManagerError:
-            self.give_up(f"Writing it failed (Redis did not answer): {WRITERS_GONE}")
-            raise
+        self._redis(write, uncertain=uncertain)
 
     def emit(self, channel: str, data: Any, flat: bool = False) -> int:
         """Append points to a custom channel; returns the number of points written."""
         with self._lock:
             self._begin(Command.EMIT)
             block = self._points(channel, data, flat)
+            key = RetryKey(RetryKind.EMIT, channel, Points(block))
+            if self._retries.retried(key):
+                return len(block)
             if len(block):
                 sequence = self._sequence
-                self._written(lambda: (sequence.emit(channel, block),
-                                       sequence.flush(self.timeout)))
-                self._shown[channel] = self._shown.get(channel, 0) + len(block)
+                self._written(lambda: sequence.emit(channel, block), key)
                 self._notify(PointsWritten(channel, block))
             return len(block)
 
@@ -310,11 +327,11 @@ class Bliss2Service(ServiceCore):
         with self._lock:
             self._begin(Command.END)
             if state is None and self.phase is Phase.RUNNING:
-                self._settled.wait_for(lambda: not self._awaited, self.end_timeout)
+                self._awaiting.wait(self.end_timeout)
             if self.phase is Phase.IDLE:
                 raise ManagerError(Reason.NOT_RUNNING, "the sequence was ended meanwhile")
             lost = self.lost_message if self.phase is Phase.LOST else ""
-            unfinished = sorted(self._awaited)
+            unfinished = sorted(self.pending)
             final = self._finish(state or (ScanState.KILLED if lost else ScanState.DONE))
             if lost:
                 raise ManagerError(Reason.SEQUENCE_LOST, f"{lost} {self._closing}")
@@ -327,38 +344,37 @@ class Bliss2Service(ServiceCore):
         """Close the sequence in Redis and go IDLE (the phase stays when Redis fails)."""
         sequence, reason = self._sequence, END_REASONS[state.name]
         self._check_lease()
-        if self.phase is Phase.LOST:  # its writers are gone: close it from a fresh load
+        if self.phase is Phase.LOST:  # Redis lost some of it: close what it holds
             try:
                 self._redis(lambda: close_left_open(self.store, sequence.key, reason))
-                self._landed_late(sequence.key)
                 self._closing = f"It is closed now ({reason})."
             except ScanNotFoundError:
                 self._closing = "Redis holds nothing of it to close."
         else:
-            self._written(lambda: bounded(lambda: sequence.end(reason), self.timeout))
-        self._forget_awaited()
+            self._redis(lambda: sequence.end(reason))
         self._clear_record()
-        self.phase = transition(self.phase, Transition.ENDED)
-        self.state, self._sequence = state, None
-        self._notify(PendingChanged(()))
-        self._notify_state()
-        self._notify(SequenceEnded(state, dict(sequence.scan.info)))
+        self._ended(state)
         return state
 
-    def _landed_late(self, key: str) -> None:
-        """Points a write that gave up left in Redis after all (it was on the socket when Redis
-        froze): shown as well, so that the device shows what blissdata's readers read."""
-        starts = {custom_stream_name(name): self._shown.get(name, 0) for name in self._specs}
-        tails = self._redis(lambda: stream_tails(self.store, key, starts))
-        for name, spec in self._specs.items():
-            tail = tails.get(custom_stream_name(name))
-            if tail is not None:
-                self._notify(PointsWritten(name, numpy.asarray(tail, dtype=spec.dtype)))
+    def _ended(self, final: ScanState) -> None:
+        """The sequence is over (closed in Redis): IDLE again."""
+        sequence = self._sequence
+        self._awaiting.cancel()
+        self.phase = transition(self.phase, Transition.ENDED)
+        self.state, self._sequence = final, None
+        self._notify(PendingChanged(()))
+        self._notify_state()
+        self._notify(SequenceEnded(final, dict(sequence.scan.info)))
 
-    def _forget_awaited(self) -> None:
-        for awaited in self._awaited.values():
-            awaited.cancel()
-        self._awaited.clear()
+    def _show_late(self, landed: dict[str, int]) -> None:
+        """Show the last ``landed[stream]`` points of each custom channel (read back from Redis:
+        they landed without an answer, or a previous run wrote them)."""
+        writers = self._sequence.writers
+        starts = {name: writers[name].written - count for name, count in landed.items()
+                  if count > 0 and name != SUBSCANS}
+        if starts:
+            tails = self._redis(lambda: stream_tails(self.store, self._sequence.key, starts))
+            self._show({name: tails.get(custom_stream_name(name), ()) for name in self._specs})
 
     # -- groups ----------------------------------------------------------------------------------
     def plan_group(self, references: list[int | str], title: str | None,
@@ -390,4 +406,4 @@ class Bliss2Service(ServiceCore):
         with self._lock:
             number = self._redis(self._next_number)
             return self._redis(lambda: write_group(self.store, self.session.name, number,
-                                                   members, title, scan_info, self.timeout))
+                                                   members, title, scan_info))

@@ -26,7 +26,7 @@ import abc
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy
@@ -39,7 +39,7 @@ from ..scanning.scan import ScanState
 from ..session import Session
 from .lease_guard import LeaseGuard
 from .messages import FAR_BEYOND, Names, far_beyond, redis_failure
-from .notifications import Notification, NotificationCallback, StateChanged
+from .notifications import Notification, NotificationCallback, PointsWritten, StateChanged
 from .protocol import Write
 from .reasons import ManagerError, Reason
 from .requests import channel_json, parse_group_request, parse_scan_reference
@@ -84,6 +84,13 @@ class ServiceCore(LeaseGuard, abc.ABC):
     def _notify(self, notification: Notification) -> None:
         if not self._closed:
             self.on_change(notification)
+
+    def _show(self, points: Mapping[str, Any]) -> None:
+        """Notify points of custom channels that landed unnotified (found by a re-read)."""
+        for name, block in points.items():
+            if len(block):
+                self._notify(PointsWritten(name, numpy.asarray(block,
+                                                               dtype=self._specs[name].dtype)))
 
     def _notify_state(self) -> None:
         self._notify(StateChanged(self.phase, self.connected, self.status()))

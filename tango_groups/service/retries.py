@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Collection
 from typing import Any
 
 import numpy
@@ -61,6 +62,14 @@ class Retries:
     def landed(self, landed: bool) -> None:
         """The re-read of the open sequence found the uncertain write in Redis, or not."""
         self._landed = landed
+
+    def found(self, references: Collection[Any], channels: Collection[str]) -> None:
+        """What the re-read found beyond what was known: the scans referenced (by each name a
+        client may give: number, name or key) and the channels that got points."""
+        uncertain = self.uncertain
+        if uncertain is not None:
+            self.landed(uncertain.target in (
+                references if uncertain.kind is RetryKind.ADD else channels))
 
     def retried(self, key: RetryKey) -> bool | None:
         """For a request on the target of the uncertain write: whether it repeats that request

@@ -49,7 +49,6 @@ from bliss2_data import write_scan
 from tango_checks import wait_until
 
 from tango_groups.bliss2 import SequenceScan, custom_stream_name
-from tango_groups.bliss2.scan import end_scan
 from tango_groups.data.channel import ChannelSpec
 
 WRITER_READY = 30.0  # seconds blisswriter may take to follow the Redis and save a first scan
@@ -158,7 +157,7 @@ def test_a_sequence_written_as_bliss2_does_is_saved_with_links(store, session_na
     sequence.add_scan(second)
     sequence.emit("sum", [1.0, 2.5, 4.0])
     # Bliss 2 writes h5maps again at CLOSED: here with the links to the sub-scans
-    end_scan(sequence.scan, "SUCCESS", h5maps(path, 3, entry(3, "a sequence", sums, files)))
+    sequence.end("SUCCESS", h5maps(path, 3, entry(3, "a sequence", sums, files)))
 
     data = when_written(path, "3.1/title", "3.1/measurement/sum", "3.1/1.1/measurement/diode",
                         "3.1/2.1/measurement/diode")

@@ -117,7 +117,6 @@ def test_listen_follows_a_sequence_key_until_it_is_closed(modules_redis, store, 
     subscans = f"NEW_DATA {key} GroupingMaster:SUBSCANS"
     sequence.add_scan(first)
     sequence.emit("sum", 1.0)
-    sequence.flush()
     with listen(url, "--sequence", key) as (process, reader):
         notes = LineReader(process, "stderr")
         note = notes.until(lambda line: "waiting" in line)[-1]
@@ -129,10 +128,8 @@ def test_listen_follows_a_sequence_key_until_it_is_closed(modules_redis, store, 
                                                f"NEW_DATA {key} custom_channels:sum points 0..0"])
         second = write_scan(store, session_name, 3)  # live
         sequence.add_scan(second)
-        sequence.flush()
         assert reader.until(lambda line: second in line)[-1] == f"{subscans} 3 {second}"
         sequence.emit("sum", [2.0, 3.0])
-        sequence.flush()
         assert reader.until(lambda line: "points" in line)[-1] == (
             f"NEW_DATA {key} custom_channels:sum points 1..2")
         sequence.emit("sum", 4.0)
@@ -152,7 +149,6 @@ def test_listen_follows_a_session(modules_redis, store, session_name):
     sequence = SequenceScan(store, session=session_name, number=1, title="listened")
     key = sequence.key
     sequence.add_scan(first)
-    sequence.flush()
     write_scan(store, f"{session_name}_other", 2)  # another session: never shown
     with listen(url, "--session", session_name) as (process, reader):
         notes = LineReader(process, "stderr")

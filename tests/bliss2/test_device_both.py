@@ -174,7 +174,7 @@ def test_end_after_the_bliss2_side_was_lost_says_what_became_of_each(
         assert proxy.EmitChannel(([1.5], ["sum"])) == 1  # the 1.x side took it
         wait_until(lambda: proxy.State() == tango.DevState.FAULT, what=proxy.Status)
         client.delete(stream)  # what was there is lost with the Bliss 2 side
-    wait_until(lambda: proxy.Status().startswith(f"Bliss 2: Sequence {key}: Writing it failed"),
+    wait_until(lambda: proxy.Status().startswith(f"Bliss 2: Sequence {key}: it missed points"),
                what=proxy.Status)  # Redis answers again; the Bliss 2 side stays LOST
     assert proxy.State() == tango.DevState.FAULT
     assert list(proxy.read_attribute("sum").value) == [1.5]  # the 1.x side's point

@@ -30,9 +30,9 @@ class Bliss2(DataModel):
     """Bliss 2 scans (JSON scans + streams) in a Redis with RedisJSON and RediSearch."""
 
     name = data_format = "bliss2"
-    goes_on_after_redis_fault = False
-    resumes_after_kill = False
-    shows_recovered_sequence = False
+    goes_on_after_redis_fault = True
+    resumes_after_kill = True
+    shows_recovered_sequence = True
     name_attributes = ("SequenceName", "ScanKey")
 
     def renew(self, server: SequenceServer) -> None:

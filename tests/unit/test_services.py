@@ -78,7 +78,7 @@ def _bliss2(session: Session, url: str, on_change: Callable[[Notification], None
 
     return Bliss2Service(session, url, owner=f"test/services/{next(_owners)}",
                          store=data_store(url, TIMEOUT), watch_store=data_store(url, 0.5 + TIMEOUT),
-                         timeout=TIMEOUT, block=0.5, end_timeout=1.0, on_change=on_change)
+                         block=0.5, end_timeout=1.0, on_change=on_change)
 
 
 @pytest.fixture(params=["bliss1", "bliss2"])

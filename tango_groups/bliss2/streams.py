@@ -1,0 +1,138 @@
+"""The scans this package writes: their JSON document and their streams, written synchronously.
+
+blissdata 2.4.5 writes a stream through ``scan.create_stream``: an ``EventStream`` whose
+``send`` queues to a sink thread that sends once 10 ms pass without a new point, and that dies
+on a connection error (every later ``join`` or ``seal`` then waits forever). A service has to
+know that a command's data is in Redis when it answers, and has to go on once a restarted Redis
+is back. ``StreamWriter`` sends the very entries blissdata's writer sends, in the caller's
+request: blissdata's encoder of the stream's definition, ``XADD <key> <index>-1`` with the field
+``payload`` (and ``len`` for a batch of more than one point), ``index`` the position of the
+batch's first point; it seals with the ``seal_stream`` Redis function blissdata installs. A
+reader cannot tell the difference. A write that failed without an answer may have landed:
+``resync`` reads the stream's end again (a retry must not write a batch twice).
+
+``create_scan`` writes the scan's first JSON document with its stream models in it (blissdata's
+``create_scan`` writes none and adds them at ``prepare``): a reader loading the scan while it
+is prepared (blissdata's ``Scan._load`` reads the document before the state) sees its streams
+all the same. ``open_scan`` takes over a scan someone left open, its writers at the end of each
+stream. This is the one module that reaches into blissdata's private writer side
+(``DataStore._scan_model``, ``_stream_model``, ``Scan._load_rw``), as blissdata offers no
+public way to write its entries synchronously.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from blissdata.redis_engine.scan import Scan, scan_creation_stream
+from blissdata.redis_engine.store import DataStore
+from blissdata.streams import StreamDefinition
+from blissdata.streams.encoding import EncodedBatch, StreamEncoder
+from blissdata.streams.encoding.json import JsonStreamEncoder
+from blissdata.streams.encoding.numeric import NumericStreamEncoder
+
+from ..data.connection import Redis, ResponseError
+
+__all__ = ["HISTORY_LENGTH", "StreamWriter", "create_scan", "open_scan"]
+
+HISTORY_LENGTH = 2048  # the length blissdata caps _SCAN_HISTORY_ at (MAXLEN ~)
+SEAL_ID = b"18446744073709551615-18446744073709551615"  # the id of blissdata's seal entry
+ENCODERS: dict[str, type[StreamEncoder]] = {"numeric": NumericStreamEncoder,
+                                            "json": JsonStreamEncoder}
+
+
+class StreamWriter:
+    """The writer of one stream (see the module docstring); ``written``: the points in it."""
+
+    def __init__(self, client: Redis, name: str, model: Any, encoder: StreamEncoder,
+                 written: int = 0, sealed: bool = False) -> None:
+        self.client, self.name, self.model, self.encoder = client, name, model, encoder
+        self.key: str = model.key()
+        self.written, self.sealed = written, sealed
+
+    @classmethod
+    def reopen(cls, client: Redis, name: str, model: Any) -> StreamWriter:
+        """The writer of a stream that holds points already: it goes on after the last."""
+        writer = cls(client, name, model, ENCODERS[model.encoding["type"]].from_info(
+            model.encoding))
+        writer.resync()
+        return writer
+
+    def send(self, data: Any) -> int:
+        """Append one point, or a batch along the first axis (what the encoder takes), as one
+        entry; returns the number of points. Nothing is counted when the request fails."""
+        batch = self.encoder.encode(data)
+        self.client.xadd(self.key, batch.todict(), id=f"{self.written}-1")
+        self.written += batch.len
+        return batch.len
+
+    def resync(self) -> int:
+        """Read the end of the stream again and go on from there; returns the points Redis
+        holds beyond ``written`` (a write whose answer was lost landed after all), negative
+        when it holds fewer (a restart from older data lost the difference)."""
+        last = self.client.xrevrange(self.key, count=1)
+        end = 0
+        if last:
+            entry_id, fields = last[0]
+            if entry_id == SEAL_ID:
+                self.sealed, end = True, int(fields[b"id"])
+            else:
+                end = int(entry_id.split(b"-")[0]) + int(fields.get(b"len", 1))
+        landed, self.written = end - self.written, end
+        return landed
+
+    def json_points(self) -> list[Any]:
+        """Every point of a JSON stream (a sequence's sub-scans), read back from Redis."""
+        return [point for entry_id, fields in self.client.xrange(self.key)
+                if entry_id != SEAL_ID
+                for point in self.encoder.decode([EncodedBatch(fields[b"payload"])])]
+
+    def seal(self) -> None:
+        """Seal the stream (blissdata's ``seal_stream``): readers learn it is complete."""
+        if self.sealed:
+            return
+        try:
+            self.client.fcall("seal_stream", 1, self.key)
+        except ResponseError as error:
+            if "is already sealed" not in str(error):
+                raise
+        self.sealed = True
+
+
+def create_scan(store: DataStore, identity: Mapping[str, Any], info: Mapping[str, Any],
+                definitions: Iterable[StreamDefinition]) -> tuple[Scan, dict[str, StreamWriter]]:
+    """A CREATED scan whose first document declares its streams, and their writers by name:
+    blissdata's ``create_scan`` (document, ``_SCAN_HISTORY_``, state stream, one transaction)
+    with the stream models in the document from the start."""
+    client = store._redis
+    models = {definition.name: store._stream_model(encoding=definition.encoder.info(),
+                                                   info=definition.info)
+              for definition in definitions}
+    identity_model = store._scan_model.model_fields["id"].annotation
+    model = store._scan_model(id=identity_model(**identity),
+                              info=Scan._filter_nan_values(dict(info)),
+                              state_stream=store._stream_model(), data_streams=models)
+
+    def write(pipe: Any) -> None:
+        model.save(pipeline=pipe)
+        pipe.xadd(scan_creation_stream, {"key": model.key()}, maxlen=HISTORY_LENGTH)
+        pipe.xadd(model.state_stream.key(), {"state": 0})
+
+    client.transaction(write)
+    scan = Scan._load_rw(store, model.key())
+    writers = {definition.name: StreamWriter(client, definition.name, models[definition.name],
+                                             definition.encoder)
+               for definition in definitions}
+    return scan, writers
+
+
+def open_scan(store: DataStore, key: str) -> tuple[Scan, dict[str, StreamWriter]]:
+    """Scan ``key`` in write mode and a writer for each of its streams, each after the stream's
+    last point (blissdata's ``ScanNotFoundError`` when it is gone)."""
+    scan = Scan._load_rw(store, key)
+    scan.json_info = json.dumps(scan.info)  # blissdata's mark of the info written: kept as is
+    client = store._redis
+    return scan, {name: StreamWriter.reopen(client, name, model)
+                  for name, model in scan._model.data_streams.items()}
