@@ -1,5 +1,5 @@
 """Waiting for Bliss 2 scans by number: ``Awaited`` follows a session's new scans until the scan
-of a number is PREPARED, then hands its key over.
+of a number is PREPARED, then hands it over.
 
 A number added before its scan exists is followed from the moment of the search that did not
 find it: blissdata's ``search_existing_scans`` returns the ``_SCAN_HISTORY_`` ID of that moment,
@@ -28,11 +28,11 @@ logger = logging.getLogger(__name__)
 
 class Awaited:
     """Scan ``number`` of ``session``, announced after ``since`` (or already known as ``key``):
-    ``ready(number, key)`` once it is PREPARED, ``failed(number, error)`` when Redis fails (the
-    follower stops then)."""
+    ``ready(number, scan)`` once it is PREPARED (the loaded scan), ``failed(number, error)``
+    when Redis fails (the follower stops then)."""
 
     def __init__(self, store: DataStore, session: str, number: int, *, since: str,
-                 key: str | None, ready: Callable[[int, str], None],
+                 key: str | None, ready: Callable[[int, Scan], None],
                  failed: Callable[[int, Exception], None], block: float = 0.5) -> None:
         self.number = number
         self._store, self._session, self._since, self._key = store, session, since, key
@@ -58,7 +58,7 @@ class Awaited:
                 self._failed(self.number, error)
             return
         if scan is not None and not self._cancelled.is_set():
-            self._ready(self.number, scan.key)
+            self._ready(self.number, scan)
 
     def _announced(self) -> Scan | None:
         """The first scan of the session with the number announced after ``since``."""

@@ -10,6 +10,10 @@
 The sequence scan is CREATED, its streams declared and PREPARED, then STARTED in the constructor
 (blissdata lets ``info`` change only on PREPARED and CLOSED, and streams reach readers with the
 PREPARED document). ``end()`` and ``close()`` always leave it CLOSED, whatever happened before.
+
+With a ``path`` (absolute: the HDF5 file), blisswriter saves it: ``info["h5maps"]`` holds its
+entry from creation on (``h5maps``), and at CLOSED its ``end_time`` and a link to the entry of
+each sub-scan added with the ``Entry`` it is saved in (sub-scans not saved get none).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from blissdata.redis_engine.store import DataStore
 from blissdata.streams.scan_sequence import ScanStream
 
 from ..data.channel import ChannelSpec
+from .h5maps import Entry, sequence_h5maps
 from .scan import close_scan, end_scan, now, stream_definition
 from .store import bounded
 
@@ -47,10 +52,15 @@ class SequenceScan:
                  on_created: Callable[[str], None] | None = None) -> None:
         self.store = store
         identity = {"name": name, "number": number, "data_policy": data_policy,
-                    "session": session, "path": path}
+                    "session": session, "path": path or None}
+        channels = tuple(channels)
+        self.saved_in = Entry(path, number) if path else None
+        self.links: list[Entry] = []
+        self._h5map = {"title": title, "start_time": now(), "channels": {
+            spec.short_name: custom_stream_name(spec.short_name) for spec in channels}}
         info = {**(scan_info or {}), "title": title, "type": name, "name": name,
                 "scan_nb": number, "session_name": session, "is_scan_sequence": True,
-                "start_time": now()}
+                "start_time": self._h5map["start_time"], **self._h5maps()}
         self.scan: Scan = store.create_scan(identity, info)
         try:
             if on_created is not None:  # e.g. record it, so that a crash from here on closes it
@@ -78,8 +88,17 @@ class SequenceScan:
     def state(self) -> ScanState:
         return self.scan.state
 
-    def add_scan(self, key: str, scan_number: int | None = None) -> int:
-        """Reference the scan ``key`` as the next sub-scan; returns its number.
+    def _h5maps(self, end_time: str | None = None) -> dict[str, Any]:
+        """``{"h5maps": ...}`` when it is saved (see the module docstring), else nothing."""
+        if self.saved_in is None:
+            return {}
+        return {"h5maps": sequence_h5maps(self.saved_in, **self._h5map, end_time=end_time,
+                                          links=self.links)}
+
+    def add_scan(self, key: str, scan_number: int | None = None,
+                 saved_in: Entry | None = None) -> int:
+        """Reference the scan ``key`` as the next sub-scan; returns its number. ``saved_in``:
+        its entry in its file (``h5maps.saved_entry``), linked from the sequence's at CLOSED.
 
         Without ``scan_number``, the scan is loaded for the number in its identity (it must
         exist: blissdata's ``ScanNotFoundError`` otherwise); a caller that knows both saves
@@ -89,6 +108,8 @@ class SequenceScan:
             scan_number = int(self.store.load_scan(key).number)
         self.subscans.send({"key": key, "scan_number": scan_number})
         self.scan_numbers.append(scan_number)
+        if saved_in is not None:
+            self.links.append(saved_in)
         return scan_number
 
     def emit(self, channel: str, data: Any) -> None:
@@ -102,10 +123,15 @@ class SequenceScan:
             bounded(stream.join, timeout)
 
     def end(self, reason: str = "SUCCESS") -> None:
-        """STOPPED then CLOSED, ``info["end_reason"]`` and ``end_time`` set; nothing stays open."""
-        end_scan(self.scan, reason)
+        """STOPPED then CLOSED, ``info["end_reason"]`` and ``end_time`` set (and the final
+        ``h5maps``); nothing stays open."""
+        end_scan(self.scan, reason, self._final())
 
     def close(self, reason: str = "FAILURE") -> None:
         """CLOSED from any state (every stream sealed); nothing when already closed."""
-        close_scan(self.scan, reason)
+        close_scan(self.scan, reason, self._final())
+
+    def _final(self) -> dict[str, Any]:
+        end_time = now()
+        return {"end_time": end_time, **self._h5maps(end_time)}
 

@@ -48,8 +48,8 @@ import h5py  # blissdata 2.x's dependency: in .venv with the bliss2 extra
 from bliss2_data import write_scan
 from tango_checks import wait_until
 
-from tango_groups.bliss2 import SequenceScan, custom_stream_name
-from tango_groups.bliss2.scan import end_scan
+from tango_groups.bliss2 import SequenceScan
+from tango_groups.bliss2.h5maps import saved_entry
 from tango_groups.data.channel import ChannelSpec
 
 WRITER_READY = 30.0  # seconds blisswriter may take to follow the Redis and save a first scan
@@ -145,24 +145,25 @@ def _until_following(store: Any, directory: Path, process: subprocess.Popen,
         return
 
 
-def test_a_sequence_written_as_bliss2_does_is_saved_with_links(store, session_name, blisswriter,
-                                                               tmp_path):
+def test_a_sequence_scan_with_a_path_is_saved_with_links(store, session_name, blisswriter,
+                                                         tmp_path):
+    """``SequenceScan`` with a ``path`` writes its own ``h5maps`` (``bliss2.h5maps``): entry,
+    custom channel, and at CLOSED ``end_time`` and the external links to its sub-scans."""
     files = {number: tmp_path / f"scan{number}" / f"scan{number}.h5" for number in (1, 2)}
     first, second = (saved_scan(store, session_name, number, files[number]) for number in files)
     path = tmp_path / "seq3" / "seq3.h5"
-    sums = {"sum": custom_stream_name("sum")}
     sequence = SequenceScan(store, session=session_name, number=3, title="a sequence",
-                            path=str(path), scan_info=h5maps(path, 3, entry(3, "a sequence", sums)),
-                            channels=[SUM], on_created=lambda key: seen_by_writer(path))
-    sequence.add_scan(first)
-    sequence.add_scan(second)
+                            path=str(path), channels=[SUM],
+                            on_created=lambda key: seen_by_writer(path))
+    for key in (first, second):
+        sequence.add_scan(key, saved_in=saved_entry(store.load_scan(key)))
     sequence.emit("sum", [1.0, 2.5, 4.0])
-    # Bliss 2 writes h5maps again at CLOSED: here with the links to the sub-scans
-    end_scan(sequence.scan, "SUCCESS", h5maps(path, 3, entry(3, "a sequence", sums, files)))
+    sequence.end()
 
-    data = when_written(path, "3.1/title", "3.1/measurement/sum", "3.1/1.1/measurement/diode",
-                        "3.1/2.1/measurement/diode")
+    data = when_written(path, "3.1/title", "3.1/end_time", "3.1/measurement/sum",
+                        "3.1/1.1/measurement/diode", "3.1/2.1/measurement/diode")
     assert data["3.1/title"].decode() == "a sequence"
+    assert data["3.1/end_time"].decode() == store.load_scan(sequence.key).info["end_time"]
     assert data["3.1/measurement/sum"].tolist() == [1.0, 2.5, 4.0]
     assert data["3.1/1.1/measurement/diode"].tolist() == [1, 2, 3, 4, 5]  # through the links
     assert data["3.1/2.1/measurement/diode"].tolist() == [2, 3, 4, 5, 6]
@@ -171,31 +172,54 @@ def test_a_sequence_written_as_bliss2_does_is_saved_with_links(store, session_na
         assert (link.filename, link.path) == (str(files[1]), "/1.1")
 
 
-def test_a_sequence_driven_through_tango_has_no_path_and_is_not_saved(
+def test_a_sequence_driven_through_tango_is_saved_with_its_sub_scans(
         store, session_name, blisswriter, tmp_path, start_device):
-    """What the SequenceManager lacks for blisswriter: its sequence scan has no ``id.path`` (no
-    request field sets one, and ``scan_info`` cannot: the path is in the identity), and nothing
-    adds the sub-scans' links to ``h5maps`` at CLOSED. ``h5maps`` itself passes through
-    ``scan_info``; blisswriter skips the sequence all the same, and saves its sub-scans."""
+    """Its file derived from the properties as Bliss's basic scan saving does
+    (BasePath/SavingTemplate/DataFilename.h5), sub-scans added by key and by a number whose scan
+    is created afterwards, a custom channel: all read through the sequence's file."""
     files = {number: tmp_path / f"scan{number}" / f"scan{number}.h5" for number in (1, 3)}
     first = saved_scan(store, session_name, 1, files[1])
-    proxy = start_device().proxy
-    path = tmp_path / "seq2" / "seq2.h5"
-    maps = h5maps(path, 2, entry(2, "through tango", {"sum": custom_stream_name("sum")}))
-    key = proxy.Start(json.dumps({"title": "through tango", "channels": ["sum"],
-                                  "scan_info": maps}))
-    assert proxy.SequenceNumber == 2
+    proxy = start_device(BasePath=str(tmp_path)).proxy
+    key = proxy.Start(json.dumps({"title": "through tango", "channels": ["sum"]}))
+    path = tmp_path / session_name / "data.h5"
+    assert proxy.SequenceNumber == 2 and store.load_scan(key).path == str(path)
     assert proxy.AddScan(first) == first and proxy.AddScan("3") == "pending:3"
     later = saved_scan(store, session_name, 3, files[3])
     wait_until(lambda: list(proxy.ScanNames) == [first, later])
-    assert proxy.EmitChannel(([1.0, 2.5], ["sum"])) == 2
+    assert proxy.EmitChannel(([1.0, 2.5, 4.0], ["sum"])) == 3
     assert proxy.End() == "DONE"
 
-    sequence = store.load_scan(key)
-    assert sequence.path is None and sequence.info["h5maps"] == maps["h5maps"]
-    wait_until(lambda: f"{key} - Not to be saved, skip." in blisswriter.read_text(),
-               what=blisswriter.read_text)
-    for number, file in files.items():
-        data = when_written(file, f"{number}.1/measurement/diode")
-        assert data[f"{number}.1/measurement/diode"].tolist() == list(range(number, number + 5))
-    assert not path.parent.exists()  # the sequence: not saved
+    info = store.load_scan(key).info
+    data = when_written(path, "2.1/title", "2.1/start_time", "2.1/end_time",
+                        "2.1/measurement/sum", "2.1/1.1/measurement/diode",
+                        "2.1/3.1/measurement/diode", "2.1/3.1/measurement/elapsed_time")
+    assert data["2.1/title"].decode() == "through tango"
+    assert [data[f"2.1/{name}"].decode() for name in ("start_time", "end_time")] == [
+        info["start_time"], info["end_time"]]
+    assert data["2.1/measurement/sum"].tolist() == [1.0, 2.5, 4.0]
+    assert data["2.1/1.1/measurement/diode"].tolist() == [1, 2, 3, 4, 5]  # by key
+    assert data["2.1/3.1/measurement/diode"].tolist() == [3, 4, 5, 6, 7]  # pending number
+    assert len(data["2.1/3.1/measurement/elapsed_time"]) == 5
+
+
+def test_scans_not_saved_get_no_link_and_the_sequence_and_group_are_saved(
+        store, session_name, blisswriter, tmp_path, start_device):
+    """A sub-scan without a file (no ``path``) is referenced in Redis, not linked; ``Start``'s
+    ``path`` chooses the sequence's file; a group is saved with links to its saved members."""
+    unsaved = write_scan(store, session_name, 1)
+    file = tmp_path / "scan2" / "scan2.h5"
+    saved = saved_scan(store, session_name, 2, file)
+    proxy = start_device(BasePath=str(tmp_path)).proxy
+    path = tmp_path / "given" / "sequence.h5"
+    proxy.Start(json.dumps({"title": "some saved", "path": str(path)}))
+    assert proxy.AddScan(unsaved) == unsaved and proxy.AddScan("2") == saved
+    assert proxy.End() == "DONE"
+    group = proxy.CreateGroup("1 2")
+    assert store.load_scan(group).number == 4
+
+    for file_path, number in ((path, 3), (tmp_path / session_name / "data.h5", 4)):
+        data = when_written(file_path, f"{number}.1/title", f"{number}.1/2.1/measurement/diode")
+        assert data[f"{number}.1/2.1/measurement/diode"].tolist() == [2, 3, 4, 5, 6]
+        with h5py.File(file_path, "r") as h5:
+            assert sorted(h5[f"{number}.1"]) == ["2.1", "end_time", "measurement", "start_time",
+                                                 "title"]

@@ -210,3 +210,19 @@ def test_every_service_has_the_whole_interface() -> None:
     for service in (Bliss1Service, Bliss2Service, BothService):
         assert not {name for name in methods if not callable(getattr(service, name, None))}, (
             service)
+
+
+def test_a_path_is_where_bliss2_saves_and_bliss1_refuses_it(model: Model) -> None:
+    if isinstance(model.service, Bliss1Service):  # no HDF5 file: refused, nothing written
+        with pytest.raises(ManagerError) as error:
+            _start(model.service, path="/data/seq.h5")
+        assert error.value.reason is Reason.BAD_REQUEST and "Bliss 2" in error.value.message
+        assert model.service.phase is Phase.IDLE and not model.of(SequenceStarted)
+        return
+    _start(model.service, path="/data/seq.h5")
+    started = model.of(SequenceStarted)[-1]
+    assert list(started.scan_info["h5maps"]) == ["/data/seq.h5"]
+    model.service.end()
+    _start(model.service, path="")  # no file: blisswriter skips it
+    assert "h5maps" not in model.of(SequenceStarted)[-1].scan_info
+    model.service.end()
