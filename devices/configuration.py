@@ -118,7 +118,8 @@ def _bliss2_service(device: Any, session: Session, credentials: PasswordFile | N
     except ImportError as error:
         raise ValueError(f"DataFormat {device.DataFormat} needs blissdata 2.x ({error}): "
                          "pip install 'tango_groups[bliss2]'") from None
-    saving = Saving(device.BasePath, device.SavingTemplate, device.DataFilename)
+    # blank: saving off (an empty property value reaches the device as " ")
+    saving = Saving(device.BasePath, device.SavingTemplate, device.DataFilename.strip())
     try:
         saving.check()
     except ValueError as error:

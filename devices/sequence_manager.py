@@ -96,7 +96,7 @@ class SequenceManager(Device):
     DataFilename = device_property(
         dtype=str, default_value="data",
         doc="Bliss 2: HDF5 file name (+ .h5) as SCAN_SAVING.data_filename, blisswriter saves "
-            "sequences and groups in BasePath/SavingTemplate/DataFilename.h5; '' saves none.")
+            "sequences and groups in BasePath/SavingTemplate/DataFilename.h5; blank: no file.")
     EndTimeout = device_property(
         dtype=float, default_value=1.5,
         doc="Seconds End waits for scans added by number that have not started yet. End takes "
