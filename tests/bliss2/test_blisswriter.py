@@ -11,11 +11,11 @@ read at PREPARED and again at CLOSED, the difference applied); datasets whose va
 ``{"type": "stream", "stream": <stream name>}`` get that stream's points. blisswriter 3 does not
 read ``GroupingMaster:SUBSCANS`` itself: a sequence's links to its sub-scans are items of its
 ``h5maps``, written by the producer (Bliss 2.4 computes them with ``blisswriter.mapping.h5map``
-of its own source tree, not released on PyPI). Here they are soft links named after each
-sub-scan's entry, as blisswriter 1.x/2.x name scan references; each scan has its own file, so
-they are external links (``seq3/seq3.h5::/3.1/1.1 -> scan1/scan1.h5::/1.1``). blisswriter runs
-from its own environment, ``.venv-blisswriter`` (``bliss_envs.BLISSWRITER``): the test reads its
-files with the h5py of ``.venv``.
+of its own source tree, not released on PyPI; ``tango_groups.bliss2.h5maps`` writes ours): links
+named after each sub-scan's entry, as blisswriter 1.x/2.x name scan references, external when
+the sub-scan has a file of its own (``seq3/seq3.h5::/3.1/1.1 -> scan1/scan1.h5::/1.1``), added
+at CLOSED. blisswriter runs from its own environment, ``.venv-blisswriter``
+(``bliss_envs.BLISSWRITER``): the test reads its files with the h5py of ``.venv``.
 
 A race of blissdata 2.4.5's ``Scan._load`` (the JSON model is read before the state stream): a
 reader that loads a scan while its producer calls ``prepare()`` gets state PREPARED with the
@@ -23,7 +23,9 @@ model of CREATED, no streams, and never refreshes them (``Missing stream ...``).
 loads each scan the moment it is announced, so a producer that prepares at once, as
 ``SequenceScan`` does, loses that race often. The producers here wait, before ``prepare()``,
 until blisswriter has created the scan's directory (``ScanWriter._prepare`` does, once the scan
-is loaded), each scan in a directory of its own.
+is loaded), each scan in a directory of its own. The device cannot wait (a client's ``Start``
+creates and prepares at once): its sequences were saved in every run measured, but the race
+remains possible until the sequence's first document holds its streams.
 """
 
 from __future__ import annotations
@@ -57,18 +59,13 @@ FILE_DONE = 30.0  # seconds it may take to finish a file once its scans are clos
 SUM = ChannelSpec("sum", "float64")
 
 
-def entry(number: int, title: str, measurement: dict[str, Any],
-          links: dict[int, Path] | None = None) -> dict[str, Any]:
-    """The ``h5maps`` item of scan ``number``: an NXentry with its title, its measurement (name ->
-    stream name) and, for a sequence, external links to the entries of its sub-scans (number ->
-    file)."""
-    children: dict[str, Any] = {
+def entry(number: int, title: str, measurement: dict[str, Any]) -> dict[str, Any]:
+    """The ``h5maps`` item of scan ``number`` (a sub-scan, written as Bliss 2.4 would): an
+    NXentry with its title and its measurement (name -> stream name)."""
+    return {"type": "group", "attributes": {"NX_class": "NXentry"}, "children": {
         "title": title,
         "measurement": {"type": "group", "attributes": {"NX_class": "NXcollection"}, "children": {
-            name: {"type": "stream", "stream": stream} for name, stream in measurement.items()}}}
-    children |= {f"{sub}.1": {"type": "external_link", "target_file": str(file),
-                              "target_path": f"/{sub}.1"} for sub, file in (links or {}).items()}
-    return {"type": "group", "attributes": {"NX_class": "NXentry"}, "children": children}
+            name: {"type": "stream", "stream": stream} for name, stream in measurement.items()}}}}
 
 
 def h5maps(path: Path, number: int, item: dict[str, Any]) -> dict[str, Any]:
