@@ -113,10 +113,17 @@ def _bliss2_service(device: Any, session: Session, credentials: PasswordFile | N
     """blissdata 2.x is an extra (``tango_groups[bliss2]``): imported only for this model."""
     try:
         from tango_groups.bliss2 import data_store, store_client
+        from tango_groups.bliss2.h5maps import Saving
         from tango_groups.service.bliss2 import Bliss2Service
     except ImportError as error:
         raise ValueError(f"DataFormat {device.DataFormat} needs blissdata 2.x ({error}): "
                          "pip install 'tango_groups[bliss2]'") from None
+    # blank: saving off (an empty property value reaches the device as " ")
+    saving = Saving(device.BasePath, device.SavingTemplate, device.DataFilename.strip())
+    try:
+        saving.check()
+    except ValueError as error:
+        raise ValueError(f"BasePath, SavingTemplate, DataFilename: {error}") from None
     password = None if credentials is None else credentials.read()
     url, timeout, block = with_password(device.RedisURL, password), device.RedisTimeout, 0.5
     try:
@@ -134,5 +141,6 @@ def _bliss2_service(device: Any, session: Session, credentials: PasswordFile | N
             use_credentials(store_client(each), credentials)
     return Bliss2Service(session, device.RedisURL, owner=device.get_name(), store=store,
                          watch_store=watch_store, block=block, end_timeout=device.EndTimeout,
-                         recovery=device.RecoveryMode, on_change=on_change, names=NAMES)
+                         recovery=device.RecoveryMode, on_change=on_change, names=NAMES,
+                         saving=saving)
 

@@ -37,11 +37,7 @@ from tango_groups.data.channel import ChannelSpec
 from tango_groups.data.connection import redact
 from tango_groups.devices.attributes import MAX_SCANS, json_value, push_change, pushed
 from tango_groups.devices.channels import PointWindow, channel_attribute, same_channel
-from tango_groups.devices.configuration import (
-    DEFAULT_LEASE_TIME,
-    MAX_REDIS_TIMEOUT,
-    create_service,
-)
+from tango_groups.devices.configuration import DEFAULT_LEASE_TIME, MAX_REDIS_TIMEOUT, create_service
 from tango_groups.devices.interface import RESERVED_NAMES, Attribute
 from tango_groups.devices.pushes import Pushes
 from tango_groups.devices.refusals import refusals
@@ -59,11 +55,7 @@ from tango_groups.service.notifications import (
 )
 from tango_groups.service.protocol import SequenceService
 from tango_groups.service.reasons import ManagerError, Reason
-from tango_groups.service.requests import (
-    decode_npy,
-    parse_channels,
-    parse_start_request,
-)
+from tango_groups.service.requests import decode_npy, parse_channels, parse_start_request
 from tango_groups.service.states import Phase
 
 __all__ = ["SequenceManager"]
@@ -97,6 +89,14 @@ class SequenceManager(Device):
         dtype=str, default_value="/tmp/scans",
         doc="Scan-saving path; its directories become containers below the session, as in Bliss "
             "(/tmp/scans -> <session>:tmp:scans). Scan numbers are counted in that container.")
+    SavingTemplate = device_property(
+        dtype=str, default_value="{session}",
+        doc="Bliss 2: directory of the HDF5 files below BasePath, as Bliss's SCAN_SAVING.template "
+            "({session}, {scan_name}, {scan_number}, {date}, {user_name}).")
+    DataFilename = device_property(
+        dtype=str, default_value="data",
+        doc="Bliss 2: HDF5 file name (+ .h5) as SCAN_SAVING.data_filename, blisswriter saves "
+            "sequences and groups in BasePath/SavingTemplate/DataFilename.h5; blank: no file.")
     EndTimeout = device_property(
         dtype=float, default_value=1.5,
         doc="Seconds End waits for scans added by number that have not started yet. End takes "
@@ -334,7 +334,8 @@ class SequenceManager(Device):
     # -- commands -----------------------------------------------------------------------------
     @command(dtype_in=str, dtype_out=str,
              doc_in='Empty, a title, or JSON {"title": str, "scan_info": {...}, "channels": '
-                    '[{"name": str, "dtype": "float64", "shape": [], "unit": str}]}',
+                    '[{"name": str, "dtype": "float64", "shape": [], "unit": str}], "path": '
+                    'str (Bliss 2: the absolute .h5 file, "" for none)}',
              doc_out="db_name of the new sequence (scan_group node); its esrf:scan: key in "
                      "DataFormat bliss2")
     @refusals

@@ -1,5 +1,5 @@
 """Waiting for Bliss 2 scans by number: ``Awaited`` follows a session's new scans until the scan
-of a number is PREPARED, then hands its key over.
+of a number is PREPARED, then hands it over.
 
 A number added before its scan exists is followed from the moment of the search that did not
 find it: blissdata's ``search_existing_scans`` returns the ``_SCAN_HISTORY_`` ID of that moment,
@@ -30,11 +30,12 @@ logger = logging.getLogger(__name__)
 
 class Awaited:
     """Scan ``number`` of ``session``, announced after ``since`` (or already known as ``key``):
-    ``ready(number, key)`` once it is PREPARED; ``failed(number, error)`` when Redis fails (the
-    follower tries again every ``block`` seconds) or the scan was deleted (it stops)."""
+    ``ready(number, scan)`` once it is PREPARED (the loaded scan); ``failed(number, error)`` when
+    Redis fails (the follower tries again every ``block`` seconds) or the scan was deleted (it
+    stops)."""
 
     def __init__(self, store: DataStore, session: str, number: int, *, since: str,
-                 key: str | None, ready: Callable[[int, str], None],
+                 key: str | None, ready: Callable[[int, Scan], None],
                  failed: Callable[[int, Exception], None], block: float = 0.5) -> None:
         self.number = number
         self._store, self._session, self._since, self._key = store, session, since, key
@@ -71,7 +72,7 @@ class Awaited:
                     self._failed(self.number, error)
                 return
             if not self._cancelled.is_set():
-                self._ready(self.number, scan.key)
+                self._ready(self.number, scan)
             return
 
     def _announced(self) -> Scan | None:
@@ -94,12 +95,12 @@ class Awaited:
 class PendingScans:
     """The numbers a running sequence awaits, one ``Awaited`` each, under its owner's ``lock``.
 
-    ``reference(number, key)`` once scan ``number`` is PREPARED (False: Redis failed, follow it
+    ``reference(number, scan)`` once scan ``number`` is PREPARED (False: Redis failed, follow it
     again); ``unreachable(error)`` on a Redis failure (the follower goes on); ``changed(numbers)``
     whenever the numbers awaited change (not on ``cancel``)."""
 
     def __init__(self, store: DataStore, session: str, lock: threading.RLock, *,
-                 reference: Callable[[int, str], bool],
+                 reference: Callable[[int, Scan], bool],
                  unreachable: Callable[[Exception], object],
                  changed: Callable[[tuple[int, ...]], None], block: float = 0.5) -> None:
         self._store, self._session, self._lock, self._block = store, session, lock, block
@@ -129,12 +130,12 @@ class PendingScans:
             awaited.cancel()
         self._awaited.clear()
 
-    def _ready(self, number: int, key: str) -> None:
+    def _ready(self, number: int, scan: Scan) -> None:
         with self._lock:
             if self._awaited.pop(number, None) is None:
                 return
-            if not self._reference(number, key):
-                self.follow(number, key=key)
+            if not self._reference(number, scan):
+                self.follow(number, key=scan.key)
                 return
             self._done()
 

@@ -56,11 +56,12 @@ def stream_definition(name: str, spec: ChannelSpec) -> Any:
 
 def close_scan(scan: Scan, reason: str = "FAILURE", info: Mapping[str, Any] | None = None
                ) -> None:
-    """CLOSED from any state (every stream sealed), ``end_reason``, ``end_time`` and ``info`` set
-    (blissdata lets ``info`` change on CLOSED); nothing when already closed."""
+    """CLOSED from any state (every stream sealed), ``end_reason``, ``end_time`` (unless ``info``
+    gives it) and ``info`` set (blissdata lets ``info`` change on CLOSED); nothing when already
+    closed."""
     if scan.state is ScanState.CLOSED:
         return
-    scan.info = {**scan.info, **(info or {}), "end_reason": reason, "end_time": now()}
+    scan.info = {**scan.info, "end_time": now(), **(info or {}), "end_reason": reason}
     scan.close()
 
 

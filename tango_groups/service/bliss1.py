@@ -37,7 +37,7 @@ from ..scanning.scan import ScanState
 from ..scanning.sequence import SequenceContext, SequenceListener
 from ..session import Session
 from .core import ServiceCore
-from .messages import NEUTRAL, Names, scans_never_started
+from .messages import NEUTRAL, NO_FILE, Names, scans_never_started
 from .notifications import (
     NotificationCallback,
     PendingChanged,
@@ -192,6 +192,8 @@ class Bliss1Service(ServiceCore, SequenceListener):
     # -- commands ------------------------------------------------------------------------------
     def start(self, request: StartRequest) -> str:
         """Create the sequence (scan_group) and return its db_name."""
+        if request.path:
+            raise ManagerError(Reason.BAD_REQUEST, f"path {request.path!r:.80}: {NO_FILE}")
         with self._lock:
             self._begin(Command.START)
             sequence = Sequence(scan_info=request.scan_info, title=request.title,

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from blissdata.exceptions import ScanNotFoundError
+from blissdata.redis_engine.scan import Scan
 from blissdata.redis_engine.scan import ScanState as Bliss2State
 from blissdata.redis_engine.store import DataStore
 
@@ -35,6 +36,7 @@ from ..bliss2 import (
     stream_tails,
 )
 from ..bliss2.groups import write_group
+from ..bliss2.h5maps import Entry, Saving, saved_entry
 from ..bliss2.pending import PendingScans
 from ..bliss2.scan import END_REASONS
 from ..data import running
@@ -76,11 +78,12 @@ class Bliss2Service(ServiceCore):
     def __init__(self, session: Session, redis_url: str, *, owner: str, store: DataStore,
                  watch_store: DataStore, end_timeout: float = 1.5, block: float = 0.5,
                  recovery: str = "close", on_change: NotificationCallback = lambda _: None,
-                 names: Names = NEUTRAL) -> None:
+                 names: Names = NEUTRAL, saving: Saving | None = None) -> None:
         super().__init__(session, redis_url, owner=f"{owner}#bliss2", recovery=recovery,
                          on_change=on_change, names=names)
         self.store, self.watch_store = store, watch_store
         self.end_timeout, self.block = end_timeout, block
+        self.saving = saving or Saving(session.base_path)  # the HDF5 file of a sequence, group
         self._sequence: SequenceScan | None = None
         self._specs: dict[str, ChannelSpec] = {}  # the custom channels
         self._awaiting = PendingScans(watch_store, session.name, self._lock, block=block,
@@ -187,6 +190,7 @@ class Bliss2Service(ServiceCore):
             try:
                 sequence = self._redis(lambda: SequenceScan(
                     self.store, session=self.session.name, number=number, title=title,
+                    path=self._path(request.path, number, "sequence_of_scans"),
                     scan_info=request.scan_info, channels=channels, on_created=lambda key: (
                         running.save(self.session.client, self._record_key,
                                      running.RunningRecord(key, record)))))
@@ -213,6 +217,10 @@ class Bliss2Service(ServiceCore):
         ensure_set_up(self.store)
         return next_number(self.store, self.session.name)
 
+    def _path(self, given: str | None, number: int, name: str) -> str | None:
+        """The HDF5 file of scan ``number``: ``Start``'s ``path`` if given, else ``saving``'s."""
+        return given if given is not None else self.saving.path(self.session.name, number, name)
+
     def plan_add(self, reference: int | str) -> Write:
         """Every check of ``add_scan`` (a refusal writes nothing); returns the write, which
         returns what ``add_scan`` does."""
@@ -234,7 +242,7 @@ class Bliss2Service(ServiceCore):
             number = self._not_pending(int(scan.number))
             if scan.state < Bliss2State.PREPARED:
                 return lambda: self._await(number, since=None, key=key)
-            return lambda: self._reference(key, number, reference)
+            return lambda: self._reference(key, number, saved_entry(scan), reference)
 
     def _find_number(self, number: int) -> tuple[str | None, str]:
         """The key of scan ``number`` of the session (None: not created yet) and the moment of
@@ -272,12 +280,12 @@ class Bliss2Service(ServiceCore):
             self._awaiting.follow(number, since=since, key=key)
             return f"pending:{number}"
 
-    def _referenced(self, number: int, key: str) -> bool:
+    def _referenced(self, number: int, scan: Scan) -> bool:
         """(A follower's thread) scan ``number`` is PREPARED: reference it. False when Redis
         failed (followed again)."""
-        if self.phase is Phase.RUNNING and key not in self._sequence.keys:
+        if self.phase is Phase.RUNNING and scan.key not in self._sequence.keys:
             try:
-                self._reference(key, number)
+                self._reference(scan.key, number, saved_entry(scan))
             except ManagerError as error:
                 if error.reason is Reason.REDIS_UNAVAILABLE:
                     return False
@@ -292,11 +300,13 @@ class Bliss2Service(ServiceCore):
         except ManagerError as error:
             logger.warning("running record not updated: %s", error.message)
 
-    def _reference(self, key: str, number: int, reference: int | str | None = None) -> str:
-        """Reference scan ``key`` (``reference``: what the client named it by, for a retry)."""
+    def _reference(self, key: str, number: int, entry: Entry | None,
+                   reference: int | str | None = None) -> str:
+        """Reference scan ``key``, saved in ``entry`` (``reference``: what the client named it
+        by, for a retry)."""
         with self._lock:
             sequence = self._sequence
-            self._written(lambda: sequence.add_scan(key, number),
+            self._written(lambda: sequence.add_scan(key, number, entry),
                           RetryKey(RetryKind.ADD, key if reference is None else reference))
             self._notify(ScansAdded((number,), (key,)))
             return key
@@ -384,7 +394,7 @@ class Bliss2Service(ServiceCore):
         with self._lock:
             self._sync()
             self._redis(lambda: ensure_set_up(self.store))
-            found: list[tuple[str, int]] = []
+            found: list[tuple[str, int, Entry | None]] = []
             for reference in references:
                 if isinstance(reference, int):
                     key, _ = self._redis(lambda n=reference: scan_of_number(
@@ -396,14 +406,15 @@ class Bliss2Service(ServiceCore):
                     key = reference if reference.startswith(SCAN_KEY_PREFIX) else (
                         self._checked_key(reference))  # raises: not a Bliss 2 key
                 scan = self._lookup(lambda k=key: self.store.load_scan(k))
-                found.append((key, int(scan.number)))
-            if len({key for key, _ in found}) != len(found):
+                found.append((key, int(scan.number), saved_entry(scan)))
+            if len({key for key, _, _ in found}) != len(found):
                 raise ManagerError(Reason.DUPLICATE_SCAN, "a scan is listed twice")
         return lambda: self._write_group(found, title, scan_info)
 
-    def _write_group(self, members: list[tuple[str, int]], title: str | None,
+    def _write_group(self, members: list[tuple[str, int, Entry | None]], title: str | None,
                      scan_info: dict[str, Any]) -> str:
         with self._lock:
             number = self._redis(self._next_number)
-            return self._redis(lambda: write_group(self.store, self.session.name, number,
-                                                   members, title, scan_info))
+            path = self._path(None, number, "group_of_scans")
+            return self._redis(lambda: write_group(self.store, self.session.name, number, members,
+                                                   title, scan_info, path))

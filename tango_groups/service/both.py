@@ -141,7 +141,7 @@ class BothService:
     def start(self, request: StartRequest) -> str:
         self.second.start(request)
         try:
-            return self.first.start(request)
+            return self.first.start(dataclasses.replace(request, path=None))  # Bliss 2's file
         except ManagerError:
             self._close_second(ScanState.KILLED)
             raise

@@ -1,7 +1,8 @@
 """What the service says, in words a person can act on: when Redis fails (unreachable,
 refusing the credentials, showing a certificate that is not verified: ``redis_failure``), when
 End leaves scans behind (``scans_never_started``), when a pending scan number is far beyond the
-counter (``far_beyond``). URLs come redacted; no text names a password.
+counter (``far_beyond``), when a file is asked of the Bliss 1.x model (``NO_FILE``). URLs come
+redacted; no text names a password.
 
 The settings a message tells to change are named as the owner calls them (``Names``: the Tango
 device gives its property names), so that no name of Tango lives in the service.
@@ -15,9 +16,12 @@ from urllib.parse import urlsplit
 from ..data.connection import RedisAuthenticationError, RedisTimeoutError
 from .reasons import ManagerError, Reason
 
-__all__ = ["FAR_BEYOND", "NEUTRAL", "Names", "far_beyond", "redis_failure", "scans_never_started"]
+__all__ = ["FAR_BEYOND", "NEUTRAL", "NO_FILE", "Names", "far_beyond", "redis_failure",
+           "scans_never_started"]
 
 FAR_BEYOND = 100  # a pending number this far beyond the counter is named in the status
+NO_FILE = ("the Bliss 1.x data model saves no HDF5 file (blisswriter saves Bliss 2 scans): leave "
+           "\"path\" out, or write the Bliss 2 model")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import re
 import unicodedata
 from typing import Any
@@ -48,6 +49,7 @@ MAX_NUMBER = 2**63 - 1  # Bliss counts scans with HINCRBY: a signed 64-bit integ
 MAX_TITLE = 255
 SCAN_KEY_PREFIX = "esrf:scan:"  # a Bliss 2 scan (blissdata 2.x's ESRF identity model)
 MAX_NESTING = 32  # levels of lists and objects in scan_info
+PATH_EXTENSIONS = (".h5", ".hdf5", ".nxs", ".nx5")  # what Start's path may end with
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -115,11 +117,13 @@ class StartRequest:
     title: str | None = None
     scan_info: dict[str, Any] = dataclasses.field(default_factory=dict)
     channels: tuple[ChannelSpec, ...] = ()
+    path: str | None = None  # the HDF5 file blisswriter saves it in ("": none; None: derived)
 
 
 def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
                         declared: dict[str, ChannelSpec] | None = None) -> StartRequest:
-    """``Start``'s argument: empty, a title, or JSON ``{"title", "scan_info", "channels"}``.
+    """``Start``'s argument: empty, a title, or JSON ``{"title", "scan_info", "channels",
+    "path"}``.
 
     ``reserved_names`` (lower case) are names a channel may not take (the device's own
     attributes); ``declared`` as in ``parse_channel``."""
@@ -132,7 +136,7 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
                            "\"[...]\"}")
     if not text.startswith("{"):
         return StartRequest(_title(text) if text else None)
-    request = _json_object(text, "Start", {"title", "scan_info", "channels"})
+    request = _json_object(text, "Start", {"title", "scan_info", "channels", "path"})
     title = request.get("title")
     if title is not None:
         if not isinstance(title, str) or not title.strip():
@@ -152,7 +156,22 @@ def parse_start_request(text: str, reserved_names: frozenset[str] = frozenset(),
             raise ManagerError(Reason.BAD_CHANNEL,
                                f"channel name {decl.name!r} is taken by a device "
                                "attribute: choose another name")
-    return StartRequest(title, _scan_info(request), decls)
+    return StartRequest(title, _scan_info(request), decls, _path(request.get("path")))
+
+
+def _path(path: Any) -> str | None:
+    """``Start``'s ``path``: an absolute HDF5 file name, "" (no file) or None (not given)."""
+    if path is None or path == "":
+        return path
+    if not isinstance(path, str):
+        raise ManagerError(Reason.BAD_REQUEST, f"\"path\" must be a string (an absolute HDF5 "
+                           f"file name, or \"\" for none), not {path!r:.80}")
+    _utf8(path, "path")
+    if "\0" in path or not path.startswith("/") or not path.endswith(PATH_EXTENSIONS):
+        raise ManagerError(Reason.BAD_REQUEST, f"\"path\" {path!r:.80} is not an absolute HDF5 "
+                           f"file name: give /<directories>/<name> ending in "
+                           f"{', '.join(PATH_EXTENSIONS)}, or \"\" to save no file")
+    return os.path.normpath(path)
 
 
 def parse_channels(items: list[str], reserved_names: frozenset[str] = frozenset()

@@ -11,11 +11,11 @@ read at PREPARED and again at CLOSED, the difference applied); datasets whose va
 ``{"type": "stream", "stream": <stream name>}`` get that stream's points. blisswriter 3 does not
 read ``GroupingMaster:SUBSCANS`` itself: a sequence's links to its sub-scans are items of its
 ``h5maps``, written by the producer (Bliss 2.4 computes them with ``blisswriter.mapping.h5map``
-of its own source tree, not released on PyPI). Here they are soft links named after each
-sub-scan's entry, as blisswriter 1.x/2.x name scan references; each scan has its own file, so
-they are external links (``seq3/seq3.h5::/3.1/1.1 -> scan1/scan1.h5::/1.1``). blisswriter runs
-from its own environment, ``.venv-blisswriter`` (``bliss_envs.BLISSWRITER``): the test reads its
-files with the h5py of ``.venv``.
+of its own source tree, not released on PyPI; ``tango_groups.bliss2.h5maps`` writes ours): links
+named after each sub-scan's entry, as blisswriter 1.x/2.x name scan references, external when
+the sub-scan has a file of its own (``seq3/seq3.h5::/3.1/1.1 -> scan1/scan1.h5::/1.1``), added
+at CLOSED. blisswriter runs from its own environment, ``.venv-blisswriter``
+(``bliss_envs.BLISSWRITER``): the test reads its files with the h5py of ``.venv``.
 
 A race of blissdata 2.4.5's ``Scan._load`` (the JSON model is read before the state stream): a
 reader that loads a scan while its producer calls ``prepare()`` gets state PREPARED with the
@@ -23,7 +23,9 @@ model of CREATED, no streams, and never refreshes them (``Missing stream ...``).
 loads each scan the moment it is announced, so a producer that prepares at once, as
 ``SequenceScan`` does, loses that race often. The producers here wait, before ``prepare()``,
 until blisswriter has created the scan's directory (``ScanWriter._prepare`` does, once the scan
-is loaded), each scan in a directory of its own.
+is loaded), each scan in a directory of its own. The device cannot wait (a client's ``Start``
+creates and prepares at once): its sequences were saved in every run measured, but the race
+remains possible until the sequence's first document holds its streams.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ import h5py  # blissdata 2.x's dependency: in .venv with the bliss2 extra
 from bliss2_data import write_scan
 from tango_checks import wait_until
 
-from tango_groups.bliss2 import SequenceScan, custom_stream_name
+from tango_groups.bliss2 import SequenceScan
+from tango_groups.bliss2.h5maps import saved_entry
 from tango_groups.data.channel import ChannelSpec
 
 WRITER_READY = 30.0  # seconds blisswriter may take to follow the Redis and save a first scan
@@ -56,18 +59,13 @@ FILE_DONE = 30.0  # seconds it may take to finish a file once its scans are clos
 SUM = ChannelSpec("sum", "float64")
 
 
-def entry(number: int, title: str, measurement: dict[str, Any],
-          links: dict[int, Path] | None = None) -> dict[str, Any]:
-    """The ``h5maps`` item of scan ``number``: an NXentry with its title, its measurement (name ->
-    stream name) and, for a sequence, external links to the entries of its sub-scans (number ->
-    file)."""
-    children: dict[str, Any] = {
+def entry(number: int, title: str, measurement: dict[str, Any]) -> dict[str, Any]:
+    """The ``h5maps`` item of scan ``number`` (a sub-scan, written as Bliss 2.4 would): an
+    NXentry with its title and its measurement (name -> stream name)."""
+    return {"type": "group", "attributes": {"NX_class": "NXentry"}, "children": {
         "title": title,
         "measurement": {"type": "group", "attributes": {"NX_class": "NXcollection"}, "children": {
-            name: {"type": "stream", "stream": stream} for name, stream in measurement.items()}}}
-    children |= {f"{sub}.1": {"type": "external_link", "target_file": str(file),
-                              "target_path": f"/{sub}.1"} for sub, file in (links or {}).items()}
-    return {"type": "group", "attributes": {"NX_class": "NXentry"}, "children": children}
+            name: {"type": "stream", "stream": stream} for name, stream in measurement.items()}}}}
 
 
 def h5maps(path: Path, number: int, item: dict[str, Any]) -> dict[str, Any]:
@@ -144,24 +142,25 @@ def _until_following(store: Any, directory: Path, process: subprocess.Popen,
         return
 
 
-def test_a_sequence_written_as_bliss2_does_is_saved_with_links(store, session_name, blisswriter,
-                                                               tmp_path):
+def test_a_sequence_scan_with_a_path_is_saved_with_links(store, session_name, blisswriter,
+                                                         tmp_path):
+    """``SequenceScan`` with a ``path`` writes its own ``h5maps`` (``bliss2.h5maps``): entry,
+    custom channel, and at CLOSED ``end_time`` and the external links to its sub-scans."""
     files = {number: tmp_path / f"scan{number}" / f"scan{number}.h5" for number in (1, 2)}
     first, second = (saved_scan(store, session_name, number, files[number]) for number in files)
     path = tmp_path / "seq3" / "seq3.h5"
-    sums = {"sum": custom_stream_name("sum")}
     sequence = SequenceScan(store, session=session_name, number=3, title="a sequence",
-                            path=str(path), scan_info=h5maps(path, 3, entry(3, "a sequence", sums)),
-                            channels=[SUM], on_created=lambda key: seen_by_writer(path))
-    sequence.add_scan(first)
-    sequence.add_scan(second)
+                            path=str(path), channels=[SUM],
+                            on_created=lambda key: seen_by_writer(path))
+    for key in (first, second):
+        sequence.add_scan(key, saved_in=saved_entry(store.load_scan(key)))
     sequence.emit("sum", [1.0, 2.5, 4.0])
-    # Bliss 2 writes h5maps again at CLOSED: here with the links to the sub-scans
-    sequence.end("SUCCESS", h5maps(path, 3, entry(3, "a sequence", sums, files)))
+    sequence.end()
 
-    data = when_written(path, "3.1/title", "3.1/measurement/sum", "3.1/1.1/measurement/diode",
-                        "3.1/2.1/measurement/diode")
+    data = when_written(path, "3.1/title", "3.1/end_time", "3.1/measurement/sum",
+                        "3.1/1.1/measurement/diode", "3.1/2.1/measurement/diode")
     assert data["3.1/title"].decode() == "a sequence"
+    assert data["3.1/end_time"].decode() == store.load_scan(sequence.key).info["end_time"]
     assert data["3.1/measurement/sum"].tolist() == [1.0, 2.5, 4.0]
     assert data["3.1/1.1/measurement/diode"].tolist() == [1, 2, 3, 4, 5]  # through the links
     assert data["3.1/2.1/measurement/diode"].tolist() == [2, 3, 4, 5, 6]
@@ -170,31 +169,54 @@ def test_a_sequence_written_as_bliss2_does_is_saved_with_links(store, session_na
         assert (link.filename, link.path) == (str(files[1]), "/1.1")
 
 
-def test_a_sequence_driven_through_tango_has_no_path_and_is_not_saved(
+def test_a_sequence_driven_through_tango_is_saved_with_its_sub_scans(
         store, session_name, blisswriter, tmp_path, start_device):
-    """What the SequenceManager lacks for blisswriter: its sequence scan has no ``id.path`` (no
-    request field sets one, and ``scan_info`` cannot: the path is in the identity), and nothing
-    adds the sub-scans' links to ``h5maps`` at CLOSED. ``h5maps`` itself passes through
-    ``scan_info``; blisswriter skips the sequence all the same, and saves its sub-scans."""
+    """Its file derived from the properties as Bliss's basic scan saving does
+    (BasePath/SavingTemplate/DataFilename.h5), sub-scans added by key and by a number whose scan
+    is created afterwards, a custom channel: all read through the sequence's file."""
     files = {number: tmp_path / f"scan{number}" / f"scan{number}.h5" for number in (1, 3)}
     first = saved_scan(store, session_name, 1, files[1])
-    proxy = start_device().proxy
-    path = tmp_path / "seq2" / "seq2.h5"
-    maps = h5maps(path, 2, entry(2, "through tango", {"sum": custom_stream_name("sum")}))
-    key = proxy.Start(json.dumps({"title": "through tango", "channels": ["sum"],
-                                  "scan_info": maps}))
-    assert proxy.SequenceNumber == 2
+    proxy = start_device(BasePath=str(tmp_path)).proxy
+    key = proxy.Start(json.dumps({"title": "through tango", "channels": ["sum"]}))
+    path = tmp_path / session_name / "data.h5"
+    assert proxy.SequenceNumber == 2 and store.load_scan(key).path == str(path)
     assert proxy.AddScan(first) == first and proxy.AddScan("3") == "pending:3"
     later = saved_scan(store, session_name, 3, files[3])
     wait_until(lambda: list(proxy.ScanNames) == [first, later])
-    assert proxy.EmitChannel(([1.0, 2.5], ["sum"])) == 2
+    assert proxy.EmitChannel(([1.0, 2.5, 4.0], ["sum"])) == 3
     assert proxy.End() == "DONE"
 
-    sequence = store.load_scan(key)
-    assert sequence.path is None and sequence.info["h5maps"] == maps["h5maps"]
-    wait_until(lambda: f"{key} - Not to be saved, skip." in blisswriter.read_text(),
-               what=blisswriter.read_text)
-    for number, file in files.items():
-        data = when_written(file, f"{number}.1/measurement/diode")
-        assert data[f"{number}.1/measurement/diode"].tolist() == list(range(number, number + 5))
-    assert not path.parent.exists()  # the sequence: not saved
+    info = store.load_scan(key).info
+    data = when_written(path, "2.1/title", "2.1/start_time", "2.1/end_time",
+                        "2.1/measurement/sum", "2.1/1.1/measurement/diode",
+                        "2.1/3.1/measurement/diode", "2.1/3.1/measurement/elapsed_time")
+    assert data["2.1/title"].decode() == "through tango"
+    assert [data[f"2.1/{name}"].decode() for name in ("start_time", "end_time")] == [
+        info["start_time"], info["end_time"]]
+    assert data["2.1/measurement/sum"].tolist() == [1.0, 2.5, 4.0]
+    assert data["2.1/1.1/measurement/diode"].tolist() == [1, 2, 3, 4, 5]  # by key
+    assert data["2.1/3.1/measurement/diode"].tolist() == [3, 4, 5, 6, 7]  # pending number
+    assert len(data["2.1/3.1/measurement/elapsed_time"]) == 5
+
+
+def test_scans_not_saved_get_no_link_and_the_sequence_and_group_are_saved(
+        store, session_name, blisswriter, tmp_path, start_device):
+    """A sub-scan without a file (no ``path``) is referenced in Redis, not linked; ``Start``'s
+    ``path`` chooses the sequence's file; a group is saved with links to its saved members."""
+    unsaved = write_scan(store, session_name, 1)
+    file = tmp_path / "scan2" / "scan2.h5"
+    saved = saved_scan(store, session_name, 2, file)
+    proxy = start_device(BasePath=str(tmp_path)).proxy
+    path = tmp_path / "given" / "sequence.h5"
+    proxy.Start(json.dumps({"title": "some saved", "path": str(path)}))
+    assert proxy.AddScan(unsaved) == unsaved and proxy.AddScan("2") == saved
+    assert proxy.End() == "DONE"
+    group = proxy.CreateGroup("1 2")
+    assert store.load_scan(group).number == 4
+
+    for file_path, number in ((path, 3), (tmp_path / session_name / "data.h5", 4)):
+        data = when_written(file_path, f"{number}.1/title", f"{number}.1/2.1/measurement/diode")
+        assert data[f"{number}.1/2.1/measurement/diode"].tolist() == [2, 3, 4, 5, 6]
+        with h5py.File(file_path, "r") as h5:
+            assert sorted(h5[f"{number}.1"]) == ["2.1", "end_time", "measurement", "start_time",
+                                                 "title"]

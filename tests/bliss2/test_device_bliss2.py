@@ -92,6 +92,22 @@ def test_refusals_write_nothing(store, session_name, start_device):
     refused("SequenceManager_NotRunning", lambda: proxy.AddScan("1"))
 
 
+def test_the_file_comes_from_start_or_from_the_properties(store, session_name, start_device):
+    proxy = start_device(DataFilename="").proxy  # saving off, unless Start gives a path
+    assert store.load_scan(proxy.Start("")).path is None and proxy.End() == "DONE"
+    for bad in ("seq.h5", "/data/seq.txt", 5):  # refused: no number taken, nothing written
+        desc = refused("SequenceManager_BadRequest",
+                       lambda b=bad: proxy.Start(json.dumps({"path": b})))
+        assert "absolute HDF5 file" in desc or "must be a string" in desc
+    key = proxy.Start(json.dumps({"path": "/data/id00/seq.h5"}))
+    scan = store.load_scan(key)
+    assert (scan.number, scan.path, list(scan.info["h5maps"])) == (2, "/data/id00/seq.h5",
+                                                                  ["/data/id00/seq.h5"])
+    assert proxy.End() == "DONE"
+    faulty = start_device(SavingTemplate="{proposal}").proxy
+    assert faulty.State() == tango.DevState.FAULT and "SavingTemplate" in faulty.Status()
+
+
 def test_end_reports_a_scan_that_never_came_and_still_closes(store, session_name, start_device):
     proxy = start_device().proxy
     key = proxy.Start("")

@@ -156,3 +156,17 @@ def test_scan_info_is_kept_exactly_or_refused_for_its_text(scan_info: dict) -> N
         assert parse_start_request(request).scan_info == scan_info
     else:
         assert reason_of(lambda: parse_start_request(request)) == "BadRequest"
+
+
+@pytest.mark.parametrize("path", ["data.h5", "scans/data.h5", "/data/id00/data.txt", "/data/x",
+                                  7, ["/a.h5"], "/a\u0000b.h5", "/a" + SURROGATE + ".h5"])
+def test_start_refuses_a_path_that_is_no_absolute_hdf5_file(path: object) -> None:
+    request = json.dumps({"title": "t", "path": path})
+    assert reason_of(lambda: parse_start_request(request)) == "BadRequest"
+
+
+def test_start_takes_an_absolute_hdf5_file_or_no_file() -> None:
+    assert parse_start_request('{"path": "/data/id00/../id01/seq.h5"}').path == "/data/id01/seq.h5"
+    assert parse_start_request('{"path": "/data/seq.nxs"}').path == "/data/seq.nxs"
+    assert parse_start_request('{"path": ""}').path == ""  # saves no file
+    assert parse_start_request('{"title": "t"}').path is None  # derived from the properties

@@ -167,16 +167,18 @@ def test_a_group_is_checked_whole_before_it_is_written(model: Model) -> None:
 
 def test_both_is_composed_of_the_two_through_the_interface(modules_redis, session_name) -> None:
     """One sequence in each model: the 1.x name is the answer, the Bliss 2 key rides along in
-    the one SequenceStarted; both sides end."""
+    the one SequenceStarted; both sides end. A path is the Bliss 2 sequence's file."""
     url, notes = modules_redis.url, []
     session = Session(session_name, redis_url=url)
     service = BothService(lambda on_change: _bliss1(session, url, on_change),
                           lambda on_change: _bliss2(session, url, on_change), notes.append)
     service.open(0.2)
     try:
-        name = _start(service, title="both")
+        name = _start(service, title="both", path="/data/both.h5")
         started = [note for note in notes if isinstance(note, SequenceStarted)][-1]
         assert started.name == name and started.key.startswith("esrf:scan:")
+        assert list(service.second.store.load_scan(started.key).info["h5maps"]) == [
+            "/data/both.h5"]
         assert service.emit("sum", [3.0]) == 1
         assert service.end() == "DONE"
         assert [note.state for note in notes if isinstance(note, SequenceEnded)] == [
@@ -210,3 +212,19 @@ def test_every_service_has_the_whole_interface() -> None:
     for service in (Bliss1Service, Bliss2Service, BothService):
         assert not {name for name in methods if not callable(getattr(service, name, None))}, (
             service)
+
+
+def test_a_path_is_where_bliss2_saves_and_bliss1_refuses_it(model: Model) -> None:
+    if isinstance(model.service, Bliss1Service):  # no HDF5 file: refused, nothing written
+        with pytest.raises(ManagerError) as error:
+            _start(model.service, path="/data/seq.h5")
+        assert error.value.reason is Reason.BAD_REQUEST and "Bliss 2" in error.value.message
+        assert model.service.phase is Phase.IDLE and not model.of(SequenceStarted)
+        return
+    _start(model.service, path="/data/seq.h5")
+    started = model.of(SequenceStarted)[-1]
+    assert list(started.scan_info["h5maps"]) == ["/data/seq.h5"]
+    model.service.end()
+    _start(model.service, path="")  # no file: blisswriter skips it
+    assert "h5maps" not in model.of(SequenceStarted)[-1].scan_info
+    model.service.end()
