@@ -40,6 +40,8 @@ from tango_groups.devices.channels import PointWindow, channel_attribute, same_c
 from tango_groups.devices.configuration import (
     DEFAULT_LEASE_TIME,
     MAX_REDIS_TIMEOUT,
+    SCAN_SERIES,
+    SETTINGS_REDIS_URL,
     create_service,
 )
 from tango_groups.devices.interface import RESERVED_NAMES, Attribute
@@ -59,11 +61,7 @@ from tango_groups.service.notifications import (
 )
 from tango_groups.service.protocol import SequenceService
 from tango_groups.service.reasons import ManagerError, Reason
-from tango_groups.service.requests import (
-    decode_npy,
-    parse_channels,
-    parse_start_request,
-)
+from tango_groups.service.requests import decode_npy, parse_channels, parse_start_request
 from tango_groups.service.states import Phase
 
 __all__ = ["SequenceManager"]
@@ -90,6 +88,8 @@ class SequenceManager(Device):
         doc="File whose first line is the Redis password, readable by the server's user only: "
             "keeps the password out of the Tango database. Used when RedisURL names none; read "
             "again at each new connection (a fixed or rotated password needs no Init).")
+    SettingsRedisURL = device_property(dtype=str, default_value="", doc=SETTINGS_REDIS_URL)
+    ScanSeries = device_property(dtype=str, default_value="", doc=SCAN_SERIES)
     Session = device_property(
         dtype=str, default_value="tango_groups",
         doc="Session name: the root node of everything this device writes (no ':').")

@@ -23,7 +23,7 @@ from blissdata.streams.scan_sequence import ScanStream
 
 from ..data.channel import ChannelSpec
 from .scan import close_scan, end_scan, now, stream_definition
-from .store import bounded
+from .store import WRITER, WRITTEN_BY, bounded
 
 __all__ = ["CUSTOM", "SUBSCANS", "SequenceScan", "custom_stream_name"]
 
@@ -50,7 +50,7 @@ class SequenceScan:
                     "session": session, "path": path}
         info = {**(scan_info or {}), "title": title, "type": name, "name": name,
                 "scan_nb": number, "session_name": session, "is_scan_sequence": True,
-                "start_time": now()}
+                "start_time": now(), WRITTEN_BY: WRITER}
         self.scan: Scan = store.create_scan(identity, info)
         try:
             if on_created is not None:  # e.g. record it, so that a crash from here on closes it

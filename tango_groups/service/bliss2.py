@@ -23,12 +23,11 @@ from blissdata.redis_engine.store import DataStore
 
 from ..bliss2 import (
     SequenceScan,
+    SessionCounter,
     bounded,
     close_left_open,
     custom_stream_name,
     ensure_set_up,
-    last_number,
-    next_number,
     scan_of_number,
     store_client,
     stream_tails,
@@ -38,6 +37,7 @@ from ..bliss2.pending import Awaited
 from ..bliss2.scan import END_REASONS
 from ..data import running
 from ..data.connection import RedisConnectionError, RedisError, probe, run_id
+from ..data.counters import CounterUnavailable, Numbers
 from ..scanning.scan import ScanState
 from ..session import Session
 from .core import ServiceCore
@@ -70,16 +70,18 @@ class Bliss2Service(ServiceCore):
 
     ``store`` writes (its requests fail after ``timeout``); ``watch_store`` follows pending
     scans (its socket timeout must exceed ``block``); ``session.client`` keeps the running
-    record (next to the 1.x data of the same Redis).
+    record (next to the 1.x data of the same Redis). ``counter`` gives the numbers (Bliss's own
+    counter, or else ``bliss2.store.next_number``'s).
     """
 
     def __init__(self, session: Session, redis_url: str, *, owner: str, store: DataStore,
                  watch_store: DataStore, timeout: float, end_timeout: float = 1.5,
                  block: float = 0.5, on_change: NotificationCallback = lambda _: None,
-                 names: Names = NEUTRAL) -> None:
+                 names: Names = NEUTRAL, counter: Numbers | None = None) -> None:
         super().__init__(session, redis_url, owner=f"{owner}#bliss2", recovery="close",
                          on_change=on_change, names=names)
         self.store, self.watch_store = store, watch_store
+        self.counter = counter or SessionCounter(store, session.name)
         self.timeout, self.end_timeout, self.block = timeout, end_timeout, block
         self._sequence: SequenceScan | None = None
         self._specs, self._keys = {}, []  # the custom channels; the keys referenced, in order
@@ -176,10 +178,15 @@ class Bliss2Service(ServiceCore):
                                          dict(sequence.scan.info), key=sequence.key))
             return sequence.key
 
-    def _next_number(self) -> int:
-        """After setting the db up again if Redis lost everything (blissdata needs its index)."""
+    def _next_number(self, last: bool = False) -> int:
+        """The next number (``last``: the last given), once the db is set up again if Redis lost
+        everything (blissdata needs its index); a failing ``counter`` refuses."""
         ensure_set_up(self.store)
-        return next_number(self.store, self.session.name)
+        try:
+            return self.counter.last() if last else self.counter.next()
+        except CounterUnavailable as error:
+            raise ManagerError(Reason.REDIS_UNAVAILABLE, f"{error}: check that it runs, or empty "
+                               f"{self.names.settings_redis_url}") from None
 
     def plan_add(self, reference: int | str) -> Write:
         """Every check of ``add_scan`` (a refusal writes nothing); returns the write, which
@@ -189,7 +196,7 @@ class Bliss2Service(ServiceCore):
             if isinstance(reference, int):
                 key, since = self._find_number(reference)
                 if key is None:  # not created yet: one far beyond the counter is named
-                    last = self._redis(lambda: last_number(self.store, self.session.name))
+                    last = self._redis(lambda: self._next_number(last=True))
                     return lambda: self._await(reference, since=since, key=None, last=last)
             else:
                 key = self._checked_key(reference)
