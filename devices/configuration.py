@@ -16,7 +16,9 @@ data it carries checks the lease in the same round trip.
 unless the URL names one, with the same timeouts; the running record stays with the 1.x client)
 or ``both`` (``BothService``, composed from the factories of the other two, sharing the
 session). blissdata connects when its store is made: a Redis that refuses it then is an invalid
-configuration (FAULT until Init).
+configuration (FAULT until Init). With ``SettingsRedisURL``, the Bliss 2 numbers come from
+Bliss's own counter in that Redis (``data.counters.SharedCounter``, series ``ScanSeries``),
+connected at the first number.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tango_groups.data.connection import (
     use_credentials,
     with_password,
 )
+from tango_groups.data.counters import SharedCounter
 from tango_groups.data.lease import Lease
 from tango_groups.formats import DataFormat
 from tango_groups.service.bliss1 import Bliss1Service
@@ -49,15 +52,30 @@ from tango_groups.session import Session
 if TYPE_CHECKING:  # blissdata 2.x is an extra: imported only for DataFormat bliss2
     from tango_groups.service.bliss2 import Bliss2Service
 
-__all__ = ["DEFAULT_LEASE_TIME", "MAX_REDIS_TIMEOUT", "NAMES", "create_service"]
+__all__ = ["DEFAULT_LEASE_TIME", "MAX_REDIS_TIMEOUT", "NAMES", "SCAN_SERIES", "SETTINGS_REDIS_URL",
+           "create_service"]
 
 # how the service's messages name what to change: the device's properties and commands
 NAMES = Names(redis_url="RedisURL", password_file="RedisPasswordFile",
+              settings_redis_url="SettingsRedisURL",
               health_period="HealthCheckPeriod", end_timeout="EndTimeout",
               reopen="restart the server or run Init")
 
 MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client gets our answer
 DEFAULT_LEASE_TIME = 5.0  # s: LeaseTime 0, unless 2 x HealthCheckPeriod + RedisTimeout is longer
+
+# the docs of the properties of Bliss 2's scan numbers
+SETTINGS_REDIS_URL = (
+    "DataFormat bliss2 and both: Bliss's settings Redis (Beacon's, port 6379; db 0 unless the URL "
+    "names one; a password goes in the URL), whose {session}:scan_counter Bliss 2 numbers its "
+    "scans with: sequences and groups take their numbers there too, so that none has the number "
+    "of a Bliss scan. Empty: numbers are counted in RedisURL, past the session's newest scan at "
+    "each Start. Start refuses (SequenceManager_RedisUnavailable) while it does not answer.")
+SCAN_SERIES = (
+    "With SettingsRedisURL: the series Bliss's counter is in (its 'name' field). Empty: go on "
+    "with the series the counter holds (no_data_policy when there is none yet). A name (Bliss's "
+    "current data path, or no_data_policy): Bliss's own rule, count on when it is the counter's "
+    "series, else start it again at 1, which Bliss does too at its next scan of another series.")
 
 
 def create_service(device: Any, on_change: NotificationCallback) -> SequenceService:
@@ -139,8 +157,14 @@ def _bliss2_service(device: Any, session: Session, credentials: PasswordFile | N
     if credentials is not None:
         for each in (store, watch_store):
             use_credentials(store_client(each), credentials)
+    counter = None
+    if device.SettingsRedisURL:
+        settings = connect(device.SettingsRedisURL, db=0, socket_timeout=timeout,
+                           socket_connect_timeout=timeout)
+        counter = SharedCounter(settings, device.SettingsRedisURL, device.Session,
+                                device.ScanSeries)
     return Bliss2Service(session, device.RedisURL, owner=device.get_name(), store=store,
                          watch_store=watch_store, block=block, end_timeout=device.EndTimeout,
                          recovery=device.RecoveryMode, on_change=on_change, names=NAMES,
-                         saving=saving)
+                         saving=saving, counter=counter)
 

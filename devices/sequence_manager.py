@@ -37,7 +37,13 @@ from tango_groups.data.channel import ChannelSpec
 from tango_groups.data.connection import redact
 from tango_groups.devices.attributes import MAX_SCANS, json_value, push_change, pushed
 from tango_groups.devices.channels import PointWindow, channel_attribute, same_channel
-from tango_groups.devices.configuration import DEFAULT_LEASE_TIME, MAX_REDIS_TIMEOUT, create_service
+from tango_groups.devices.configuration import (
+    DEFAULT_LEASE_TIME,
+    MAX_REDIS_TIMEOUT,
+    SCAN_SERIES,
+    SETTINGS_REDIS_URL,
+    create_service,
+)
 from tango_groups.devices.interface import RESERVED_NAMES, Attribute
 from tango_groups.devices.pushes import Pushes
 from tango_groups.devices.refusals import refusals
@@ -82,6 +88,8 @@ class SequenceManager(Device):
         doc="File whose first line is the Redis password, readable by the server's user only: "
             "keeps the password out of the Tango database. Used when RedisURL names none; read "
             "again at each new connection (a fixed or rotated password needs no Init).")
+    SettingsRedisURL = device_property(dtype=str, default_value="", doc=SETTINGS_REDIS_URL)
+    ScanSeries = device_property(dtype=str, default_value="", doc=SCAN_SERIES)
     Session = device_property(
         dtype=str, default_value="tango_groups",
         doc="Session name: the root node of everything this device writes (no ':').")

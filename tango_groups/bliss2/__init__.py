@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from .sequence import SUBSCANS, SequenceScan, custom_stream_name
 from .store import (
+    SessionCounter,
     close_left_open,
     data_store,
     ensure_set_up,
@@ -61,6 +62,6 @@ from .store import (
     stream_tails,
 )
 
-__all__ = ["SUBSCANS", "SequenceScan", "close_left_open", "custom_stream_name",
-           "data_store", "ensure_set_up", "find_scans", "last_number", "next_number",
-           "scan_of_number", "scan_progress", "store_client", "stream_tails"]
+__all__ = ["SUBSCANS", "SequenceScan", "SessionCounter", "close_left_open",
+           "custom_stream_name", "data_store", "ensure_set_up", "find_scans", "last_number",
+           "next_number", "scan_of_number", "scan_progress", "store_client", "stream_tails"]

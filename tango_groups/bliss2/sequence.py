@@ -31,13 +31,13 @@ from blissdata.streams.scan_sequence import ScanStream
 from ..data.channel import ChannelSpec
 from .h5maps import Entry, saved_entry, sequence_h5maps
 from .scan import close_scan, now, stream_definition
+from .store import WRITER, WRITTEN_BY
 from .streams import StreamWriter, create_scan, open_scan
 
-__all__ = ["CUSTOM", "SUBSCANS", "WRITTEN_BY", "SequenceScan", "custom_stream_name"]
+__all__ = ["CUSTOM", "SUBSCANS", "SequenceScan", "custom_stream_name"]
 
 SUBSCANS = "GroupingMaster:SUBSCANS"  # the stream of sub-scan references, named as Bliss 2 does
 CUSTOM = "custom_channels"  # custom channel streams: "custom_channels:{name}", as in 1.x nodes
-WRITTEN_BY = {"written_by": "tango_groups"}  # in the info of what tango_groups writes
 
 
 def custom_stream_name(name: str) -> str:
@@ -61,7 +61,7 @@ class SequenceScan:
         self.saved_in = Entry(path, number) if path else None
         info = {**(scan_info or {}), "title": title, "type": name, "name": name,
                 "scan_nb": number, "session_name": session, "is_scan_sequence": True,
-                "start_time": now(), **WRITTEN_BY}
+                "start_time": now(), WRITTEN_BY: WRITER}
         definitions = [ScanStream.make_definition(SUBSCANS),
                        *(stream_definition(custom_stream_name(spec.short_name), spec)
                          for spec in channels)]

@@ -2,9 +2,10 @@
 
 ``data_store(url, timeout)`` opens (and on an empty db sets up) the store; with a timeout, each
 Redis request fails after that long and is never retried. ``find_scans`` is blissdata's search
-by session and number (``scan_of_number``: the newest of a number); ``next_number`` counts the
-session's scan numbers. ``close_left_open`` closes a scan that its writer left open (a
-crash), the way blissdata's own ``delete_scan(force=True)`` closes one, without deleting it.
+by session and number (``scan_of_number``: the newest of a number, a scan before what
+tango_groups wrote itself); ``next_number`` counts the session's scan numbers.
+``close_left_open`` closes a scan that its writer left open (a crash), the way blissdata's own
+``delete_scan(force=True)`` closes one, without deleting it.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from ..data.counters import last_number as counted
 from ..data.counters import next_number as count
 from .streams import open_scan
 
-__all__ = ["close_left_open", "data_store", "ensure_set_up", "find_scans",
-           "last_number", "next_number", "scan_of_number", "scan_progress", "store_client",
-           "stream_tails"]
+__all__ = ["WRITER", "WRITTEN_BY", "SessionCounter", "close_left_open", "data_store",
+           "ensure_set_up", "find_scans", "last_number", "next_number", "scan_of_number",
+           "scan_progress", "store_client", "stream_tails"]
 
 PROTOCOL_KEY = "_PROTOCOL_VERSION_"  # set by blissdata on a db it set up
 COUNTER = "tango_groups:bliss2:{session}"  # a hash counting the session's scan numbers
 COUNTER_FIELD = "last_scan_number"  # its field (the name Bliss 1.x gives its own counter)
+WRITTEN_BY = "written_by"  # info field of the sequences and groups tango_groups writes
+WRITER = "tango_groups"  # its value
 
 
 def data_store(url: str, timeout: float | None = None, set_up: bool = True) -> DataStore:
@@ -76,29 +79,53 @@ def find_scans(store: DataStore, session: str, number: int | None = None) -> lis
 
 
 def scan_of_number(store: DataStore, session: str, number: int) -> tuple[str | None, str]:
-    """The key of the session's scan ``number`` (the newest when several carry it; None when
-    there is none) and the moment of the search (``get_next_scan(since=...)`` from there misses
-    no scan created after it)."""
+    """The key of the session's scan ``number`` (None when there is none) and the moment of the
+    search (``get_next_scan(since=...)`` from there misses no scan created after it). Of several
+    with that number: the newest that tango_groups did not write itself (a sequence or group,
+    marked ``info[WRITTEN_BY]``), else the newest."""
     since, keys = store.search_existing_scans(session=session, number=number)
-    return (max(keys) if keys else None), since  # ULIDs sort by creation time
+    keys = sorted(keys, reverse=True)  # ULIDs sort by creation time: newest first
+    if len(keys) > 1:
+        keys.sort(key=lambda key: _written_here(store, key))
+    return (keys[0] if keys else None), since
+
+
+def _written_here(store: DataStore, key: str) -> bool:
+    """Scan ``key`` is a sequence or group tango_groups wrote (or is gone meanwhile)."""
+    try:
+        return store.load_scan(key).info.get(WRITTEN_BY) == WRITER
+    except ScanNotFoundError:
+        return True
 
 
 def next_number(store: DataStore, session: str) -> int:
-    """The session's next scan number: ``tango_groups:bliss2:{session}`` counts them (HINCRBY, as
-    Bliss 1.x containers do: writers of tango_groups never share a number) and starts after the
-    session's newest scan. Bliss 2 counts in its settings Redis, which is not visible here: a
-    scan Bliss starts once the counter exists does not move it."""
-    def newest() -> int:
-        keys = find_scans(store, session)
-        return int(store.load_scan(keys[-1]).number) if keys else 0
-
+    """The session's next scan number: ``tango_groups:bliss2:{session}`` counts them (as Bliss
+    1.x containers do: writers of tango_groups never share a number), moved past the number of
+    the session's newest scan at each call. Bliss 2 counts in its settings Redis
+    (``data.counters.SharedCounter`` shares that counter): without it, a scan Bliss numbers
+    between this search and its own creation can still get the same number."""
+    keys = find_scans(store, session)
+    newest = int(store.load_scan(keys[-1]).number) if keys else 0
     return count(store_client(store), COUNTER.format(session=session), COUNTER_FIELD,
-                 after=newest)
+                 floor=newest)
 
 
 def last_number(store: DataStore, session: str) -> int:
     """The session's scan number given last (``next_number``'s counter; 0 before the first)."""
     return counted(store_client(store), COUNTER.format(session=session), COUNTER_FIELD)
+
+
+class SessionCounter:
+    """``next_number`` and ``last_number`` of ``session`` (``data.counters.Numbers``)."""
+
+    def __init__(self, store: DataStore, session: str) -> None:
+        self.store, self.session = store, session
+
+    def next(self) -> int:
+        return next_number(self.store, self.session)
+
+    def last(self) -> int:
+        return last_number(self.store, self.session)
 
 
 def scan_progress(store: DataStore, key: str) -> tuple[str, int]:

@@ -26,11 +26,10 @@ from blissdata.redis_engine.store import DataStore
 from ..bliss2 import (
     SUBSCANS,
     SequenceScan,
+    SessionCounter,
     close_left_open,
     custom_stream_name,
     ensure_set_up,
-    last_number,
-    next_number,
     scan_of_number,
     store_client,
     stream_tails,
@@ -42,6 +41,7 @@ from ..bliss2.scan import END_REASONS
 from ..data import running
 from ..data.channel import ChannelSpec
 from ..data.connection import probe
+from ..data.counters import CounterUnavailable, Numbers
 from ..scanning.scan import ScanState
 from ..session import Session
 from .core import ServiceCore
@@ -72,18 +72,21 @@ class Bliss2Service(ServiceCore):
 
     ``store`` writes (its requests fail after ``timeout``); ``watch_store`` follows pending
     scans (its socket timeout must exceed ``block``); ``session.client`` keeps the running
-    record (next to the 1.x data of the same Redis).
+    record (next to the 1.x data of the same Redis). ``counter`` gives the numbers (Bliss's own
+    counter, or else ``bliss2.store.next_number``'s).
     """
 
     def __init__(self, session: Session, redis_url: str, *, owner: str, store: DataStore,
                  watch_store: DataStore, end_timeout: float = 1.5, block: float = 0.5,
                  recovery: str = "close", on_change: NotificationCallback = lambda _: None,
-                 names: Names = NEUTRAL, saving: Saving | None = None) -> None:
+                 names: Names = NEUTRAL, saving: Saving | None = None,
+                 counter: Numbers | None = None) -> None:
         super().__init__(session, redis_url, owner=f"{owner}#bliss2", recovery=recovery,
                          on_change=on_change, names=names)
         self.store, self.watch_store = store, watch_store
         self.end_timeout, self.block = end_timeout, block
         self.saving = saving or Saving(session.base_path)  # the HDF5 file of a sequence, group
+        self.counter = counter or SessionCounter(store, session.name)
         self._sequence: SequenceScan | None = None
         self._specs: dict[str, ChannelSpec] = {}  # the custom channels
         self._awaiting = PendingScans(watch_store, session.name, self._lock, block=block,
@@ -212,10 +215,15 @@ class Bliss2Service(ServiceCore):
                                      tuple(self._specs.values()), dict(sequence.scan.info),
                                      key=sequence.key))
 
-    def _next_number(self) -> int:
-        """After setting the db up again if Redis lost everything (blissdata needs its index)."""
+    def _next_number(self, last: bool = False) -> int:
+        """The next number (``last``: the last given), once the db is set up again if Redis lost
+        everything (blissdata needs its index); a failing ``counter`` refuses."""
         ensure_set_up(self.store)
-        return next_number(self.store, self.session.name)
+        try:
+            return self.counter.last() if last else self.counter.next()
+        except CounterUnavailable as error:
+            raise ManagerError(Reason.REDIS_UNAVAILABLE, f"{error}: check that it runs, or empty "
+                               f"{self.names.settings_redis_url}") from None
 
     def _path(self, given: str | None, number: int, name: str) -> str | None:
         """The HDF5 file of scan ``number``: ``Start``'s ``path`` if given, else ``saving``'s."""
@@ -234,7 +242,7 @@ class Bliss2Service(ServiceCore):
             if isinstance(reference, int):
                 key, since = self._find_number(reference)
                 if key is None:  # not created yet: one far beyond the counter is named
-                    last = self._redis(lambda: last_number(self.store, self.session.name))
+                    last = self._redis(lambda: self._next_number(last=True))
                     return lambda: self._await(reference, since=since, key=None, last=last)
             else:
                 key = self._checked_key(reference)

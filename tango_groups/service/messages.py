@@ -30,6 +30,7 @@ class Names:
 
     redis_url: str = "the Redis URL"
     password_file: str = "the password file"
+    settings_redis_url: str = "the settings Redis URL"
     health_period: str = "the health-check period"
     end_timeout: str = "the end timeout"
     reopen: str = "reopen the service"  # what makes it connect anew
