@@ -52,7 +52,7 @@ from tango_groups.session import Session
 if TYPE_CHECKING:  # blissdata 2.x is an extra: imported only for DataFormat bliss2
     from tango_groups.service.bliss2 import Bliss2Service
 
-__all__ = ["DEFAULT_LEASE_TIME", "MAX_REDIS_TIMEOUT", "NAMES", "SCAN_SERIES", "SETTINGS_REDIS_URL",
+__all__ = ["DEFAULT_LEASE_TIME", "MAX_REDIS_TIMEOUT", "NAMES",
            "create_service"]
 
 # how the service's messages name what to change: the device's properties and commands
@@ -64,18 +64,6 @@ NAMES = Names(redis_url="RedisURL", password_file="RedisPasswordFile",
 MAX_REDIS_TIMEOUT = 2.5  # s: below the 3 s Tango client timeout, so a client gets our answer
 DEFAULT_LEASE_TIME = 5.0  # s: LeaseTime 0, unless 2 x HealthCheckPeriod + RedisTimeout is longer
 
-# the docs of the properties of Bliss 2's scan numbers
-SETTINGS_REDIS_URL = (
-    "DataFormat bliss2 and both: Bliss's settings Redis (Beacon's, port 6379; db 0 unless the URL "
-    "names one; a password goes in the URL), whose {session}:scan_counter Bliss 2 numbers its "
-    "scans with: sequences and groups take their numbers there too, so that none has the number "
-    "of a Bliss scan. Empty: numbers are counted in RedisURL, past the session's newest scan at "
-    "each Start. Start refuses (SequenceManager_RedisUnavailable) while it does not answer.")
-SCAN_SERIES = (
-    "With SettingsRedisURL: the series Bliss's counter is in (its 'name' field). Empty: go on "
-    "with the series the counter holds (no_data_policy when there is none yet). A name (Bliss's "
-    "current data path, or no_data_policy): Bliss's own rule, count on when it is the counter's "
-    "series, else start it again at 1, which Bliss does too at its next scan of another series.")
 
 
 def create_service(device: Any, on_change: NotificationCallback) -> SequenceService:

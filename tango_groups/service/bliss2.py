@@ -3,13 +3,12 @@
 The commands of ``bliss1.Bliss1Service`` over the same ``core``, written through blissdata 2.x
 (``tango_groups.bliss2``): sequences and groups are sequence scans, references go by key or by
 number (the session's scan, pending until PREPARED: ``bliss2.pending``). Every write is in Redis
-when the command answers (``bliss2.streams``: no background sender) and every request gives up
-after ``RedisTimeout``. As in 1.x, a failure leaves the sequence running: it is re-read before
-the next write (what landed of a write that got no answer is found, and a client's retry of it
-writes nothing twice), so the sequence goes on once Redis is back, also after a restart with
-its data; a Redis that lost it leaves it LOST. A sequence a previous run left open is closed,
-or taken over with its sub-scans, points and pending numbers (``RecoveryMode resume``). The
-documentation (docs/bliss.rst, "Bliss 2") tells the whole contract.
+when the command answers (``bliss2.streams``) and every request gives up after ``RedisTimeout``.
+As in 1.x, a failure leaves the sequence running, re-read before the next write (what landed of
+a write that got no answer is found: a client's retry writes nothing twice), so it goes on once
+Redis is back, also after a restart with its data; a Redis that lost it leaves it LOST. A
+sequence a previous run left open is closed, or resumed with its sub-scans, points and pending
+numbers (``RecoveryMode resume``). docs/bliss.rst, "Bliss 2", tells the whole contract.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from ..bliss2 import (
     close_left_open,
     custom_stream_name,
     ensure_set_up,
-    scan_of_number,
     store_client,
     stream_tails,
 )
@@ -44,6 +42,7 @@ from ..data.connection import probe
 from ..data.counters import CounterUnavailable, Numbers
 from ..scanning.scan import ScanState
 from ..session import Session
+from .bliss2_scans import Bliss2Scans
 from .core import ServiceCore
 from .messages import NEUTRAL, Names, scans_never_started
 from .notifications import (
@@ -56,7 +55,7 @@ from .notifications import (
 )
 from .protocol import Write
 from .reasons import ManagerError, Reason
-from .requests import SCAN_KEY_PREFIX, StartRequest, parse_channel
+from .requests import StartRequest, parse_channel
 from .retries import Points, RetryKey, RetryKind
 from .states import Command, Phase, Transition, transition
 
@@ -70,7 +69,7 @@ FINAL_STATES = {reason: ScanState[name] for name, reason in END_REASONS.items()}
 class Bliss2Service(ServiceCore):
     """One Bliss 2 sequence at a time in ``session.name``; see the module docstring.
 
-    ``store`` writes (its requests fail after ``timeout``); ``watch_store`` follows pending
+    ``store`` writes (its requests fail after RedisTimeout); ``watch_store`` follows pending
     scans (its socket timeout must exceed ``block``); ``session.client`` keeps the running
     record (next to the 1.x data of the same Redis). ``counter`` gives the numbers (Bliss's own
     counter, or else ``bliss2.store.next_number``'s).
@@ -87,6 +86,7 @@ class Bliss2Service(ServiceCore):
         self.end_timeout, self.block = end_timeout, block
         self.saving = saving or Saving(session.base_path)  # the HDF5 file of a sequence, group
         self.counter = counter or SessionCounter(store, session.name)
+        self._scans = Bliss2Scans(store, session.name, self._redis)
         self._sequence: SequenceScan | None = None
         self._specs: dict[str, ChannelSpec] = {}  # the custom channels
         self._awaiting = PendingScans(watch_store, session.name, self._lock, block=block,
@@ -138,18 +138,13 @@ class Bliss2Service(ServiceCore):
         keys = len(sequence.keys)
         landed = self._redis(sequence.resync)
         if any(count < 0 for count in landed.values()):
-            self._lose(f"Redis no longer holds every point of sequence {self.sequence_name} (it "
-                       "restarted from older data?). End or Abort to close it, then Start a new "
-                       "sequence.")
-            return
-        self._show_late(landed)
+            return self._lose(f"Redis lost points of sequence {self.sequence_name} (restarted "
+                              "from older data?). End or Abort, then Start a new sequence.")
+        self._show_new(keys, landed)
         if sequence.state is Bliss2State.CLOSED:  # an End or Abort landed after all
             self._clear_record()
-            self._ended(FINAL_STATES.get(sequence.scan.info.get("end_reason"), ScanState.KILLED))
-            return
-        if len(sequence.keys) > keys:
-            self._notify(ScansAdded(tuple(sequence.scan_numbers[keys:]),
-                                    tuple(sequence.keys[keys:])))
+            return self._ended(FINAL_STATES.get(sequence.scan.info.get("end_reason"),
+                                                ScanState.KILLED))
         self._retries.found(sequence.keys[keys:] + sequence.scan_numbers[keys:],
                             [name for name in self._specs if custom_stream_name(name) in landed])
 
@@ -167,17 +162,14 @@ class Bliss2Service(ServiceCore):
             self._redis(lambda: running.clear(self.session.client, self._record_key))
             return
         self._run(sequence, [parse_channel(item) for item in record.channels])
-        if sequence.keys:
-            self._notify(ScansAdded(tuple(sequence.scan_numbers), tuple(sequence.keys)))
-        self._show_late({name: writer.written for name, writer in sequence.writers.items()})
+        self._show_new(0, {name: writer.written for name, writer in sequence.writers.items()})
         if self.recovery != "resume":
             logger.warning("closing sequence %s left open by a previous run", record.db_name)
             self._finish(ScanState.KILLED)
             return
         logger.warning("resumed sequence %s left open by a previous run", record.db_name)
         for number in record.pending:  # followed again: referenced once PREPARED
-            key, since = self._redis(lambda n=number: scan_of_number(
-                self.store, self.session.name, n))
+            key, since = self._scans.of_number(number)
             self._await(number, since=since, key=key)
 
     # -- commands ------------------------------------------------------------------------------
@@ -246,7 +238,7 @@ class Bliss2Service(ServiceCore):
                     return lambda: self._await(reference, since=since, key=None, last=last)
             else:
                 key = self._checked_key(reference)
-            scan = self._lookup(lambda: self.store.load_scan(key))
+            scan = self._scans.load(key)
             number = self._not_pending(int(scan.number))
             if scan.state < Bliss2State.PREPARED:
                 return lambda: self._await(number, since=None, key=key)
@@ -257,28 +249,17 @@ class Bliss2Service(ServiceCore):
         the search (to follow new scans from)."""
         self._not_itself(number)
         self._not_pending(number)
-        key, since = self._redis(lambda: scan_of_number(self.store, self.session.name, number))
+        key, since = self._scans.of_number(number)
         if key in self._sequence.keys:
             raise ManagerError(Reason.DUPLICATE_SCAN,
                                f"scan {number} is already in sequence {self.sequence_name}")
         return key, since
 
     def _checked_key(self, key: str) -> str:
-        if not key.startswith(SCAN_KEY_PREFIX):
-            raise ManagerError(Reason.UNKNOWN_SCAN,
-                               f"{key!r} is not a Bliss 2 scan key: DataFormat "
-                               f"bliss2 takes {SCAN_KEY_PREFIX}<id> or numbers")
-        self._not_itself(key)
+        self._not_itself(self._scans.key(key))
         if key in self._sequence.keys:
             raise ManagerError(Reason.DUPLICATE_SCAN, f"{key} is in sequence {self.sequence_name}")
         return key
-
-    def _lookup(self, action: Any) -> Any:
-        try:
-            return self._redis(action)
-        except ScanNotFoundError as error:
-            raise ManagerError(Reason.UNKNOWN_SCAN,
-                               f"{error} (expired, deleted, never written)") from None
 
     def _await(self, number: int, *, since: str | None, key: str | None,
                last: int | None = None) -> str:
@@ -384,14 +365,18 @@ class Bliss2Service(ServiceCore):
         self._notify_state()
         self._notify(SequenceEnded(final, dict(sequence.scan.info)))
 
-    def _show_late(self, landed: dict[str, int]) -> None:
-        """Show the last ``landed[stream]`` points of each custom channel (read back from Redis:
-        they landed without an answer, or a previous run wrote them)."""
-        writers = self._sequence.writers
-        starts = {name: writers[name].written - count for name, count in landed.items()
-                  if count > 0 and name != SUBSCANS}
+    def _show_new(self, keys: int, landed: dict[str, int]) -> None:
+        """Show what the sequence holds unshown (read back from Redis: written without an
+        answer, or by a previous run): the sub-scans from the ``keys``-th on, and the last
+        ``landed[stream]`` points of each custom channel."""
+        sequence = self._sequence
+        if len(sequence.keys) > keys:
+            self._notify(ScansAdded(tuple(sequence.scan_numbers[keys:]),
+                                    tuple(sequence.keys[keys:])))
+        starts = {name: sequence.writers[name].written - count
+                  for name, count in landed.items() if count > 0 and name != SUBSCANS}
         if starts:
-            tails = self._redis(lambda: stream_tails(self.store, self._sequence.key, starts))
+            tails = self._redis(lambda: stream_tails(self.store, sequence.key, starts))
             self._show({name: tails.get(custom_stream_name(name), ()) for name in self._specs})
 
     # -- groups ----------------------------------------------------------------------------------
@@ -402,21 +387,7 @@ class Bliss2Service(ServiceCore):
         with self._lock:
             self._sync()
             self._redis(lambda: ensure_set_up(self.store))
-            found: list[tuple[str, int, Entry | None]] = []
-            for reference in references:
-                if isinstance(reference, int):
-                    key, _ = self._redis(lambda n=reference: scan_of_number(
-                        self.store, self.session.name, n))
-                    if key is None:
-                        raise ManagerError(Reason.UNKNOWN_SCAN, f"no scan number {reference} "
-                                           f"in session {self.session.name}")
-                else:
-                    key = reference if reference.startswith(SCAN_KEY_PREFIX) else (
-                        self._checked_key(reference))  # raises: not a Bliss 2 key
-                scan = self._lookup(lambda k=key: self.store.load_scan(k))
-                found.append((key, int(scan.number), saved_entry(scan)))
-            if len({key for key, _, _ in found}) != len(found):
-                raise ManagerError(Reason.DUPLICATE_SCAN, "a scan is listed twice")
+            found = self._scans.members(references)
         return lambda: self._write_group(found, title, scan_info)
 
     def _write_group(self, members: list[tuple[str, int, Entry | None]], title: str | None,

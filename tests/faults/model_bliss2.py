@@ -9,11 +9,10 @@ import threading
 
 import bliss2_data
 import pytest
-import tango
 from blissdata.exceptions import EndOfStream, ScanNotFoundError
 from blissdata.redis_engine.scan import ScanState as Bliss2State
 from blissdata.streams import CursorGroup
-from fault_points import CHANNEL, LOST
+from fault_points import CHANNEL
 from models import DataModel, Waiter
 from sequence_server import SequenceServer
 
@@ -30,9 +29,6 @@ class Bliss2(DataModel):
     """Bliss 2 scans (JSON scans + streams) in a Redis with RedisJSON and RediSearch."""
 
     name = data_format = "bliss2"
-    goes_on_after_redis_fault = True
-    resumes_after_kill = True
-    shows_recovered_sequence = True
     name_attributes = ("SequenceName", "ScanKey")
 
     def renew(self, server: SequenceServer) -> None:
@@ -76,13 +72,6 @@ class Bliss2(DataModel):
 
     def waiter(self, server: SequenceServer, name: str) -> Waiter:
         return EndWaiter(server, name)
-
-    def closed_anyway(self, fault: str, command: str, final: ScanState,
-                      error: tango.DevFailed) -> ScanState:
-        """The failed write left the sequence LOST: closed now, an End shows it KILLED."""
-        assert error.args[0].reason == LOST, error.args[0].desc
-        assert "closed now" in error.args[0].desc
-        return final if command == "Abort" else ScanState.KILLED
 
 
 class EndWaiter:

@@ -3,21 +3,10 @@ to start the server, read the sequence back with the model's own reader, judge R
 model's checker, follow the sequence to its end as a reader does. ``BLISS1`` is here;
 ``model_bliss2.BLISS2`` (blissdata 2.x) is imported only where blissdata 2.x is installed.
 
-Where the models differ on purpose, the adapter says so, and only here:
+Both models go on after a Redis fault and resume after a SIGKILL alike (``closed_anyway``: a
+retried End / Abort may answer ``NotRunning`` after a pause, the end having landed on SIGCONT).
+Where they differ on purpose, the adapter says so, and only here:
 
-* ``goes_on_after_redis_fault``: Redis came back after a fault a write met (crashed, or frozen
-  past a command): a Bliss 1.x sequence goes on (the refused write, retried, is stored once);
-  a Bliss 2 sequence is LOST (blissdata's stream writers die with their connections: README,
-  "Bliss 2"): commands answer ``SequenceLost``, End closes it with what it held (FAILURE).
-* ``resumes_after_kill``: ``RecoveryMode resume`` resumes a 1.x sequence after a SIGKILL; it is
-  for bliss1 only, a Bliss 2 sequence is closed as with ``close``.
-* ``shows_recovered_sequence``: a server restarted after a SIGKILL closes the sequence left open;
-  a 1.x device then shows it (``SequenceName``, ``SequenceState`` KILLED), a Bliss 2 device is
-  idle (nothing shown).
-* ``closed_anyway``: what a retried End / Abort after a Redis fault may answer instead of its
-  final state: 1.x ``NotRunning`` after a pause (the END landed on SIGCONT), never after a crash;
-  Bliss 2 ``SequenceLost`` "closed now" (the failed write left the sequence LOST: an End shows
-  it KILLED).
 * ``renew``: after Redis lost its data, Bliss 2's db is set up again (as the beamline's Bliss
   does on its empty Redis); 1.x needs nothing.
 * names: a 1.x sequence is a data node ending with ``_<title>``, blanks as ``_``
@@ -61,9 +50,6 @@ class DataModel(abc.ABC):
 
     name: ClassVar[str]
     data_format: ClassVar[str]
-    goes_on_after_redis_fault: ClassVar[bool]
-    resumes_after_kill: ClassVar[bool]
-    shows_recovered_sequence: ClassVar[bool]
     name_attributes: ClassVar[tuple[str, ...]]  # the device attributes naming the sequence
 
     def start(self, sequence_server: Callable[..., SequenceServer], **properties: object
@@ -114,20 +100,19 @@ class DataModel(abc.ABC):
     def waiter(self, server: SequenceServer, name: str) -> Waiter:
         """A reader following the sequence as the model's consumers do, from now on."""
 
-    @abc.abstractmethod
     def closed_anyway(self, fault: str, command: str, final: ScanState,
                       error: tango.DevFailed) -> ScanState:
-        """A retried End / Abort answered ``error``: asserts the model allows it, returns the
-        state the sequence shows."""
+        """A retried End / Abort answered ``error``: after a pause the end may have landed (the
+        device read it back: NotRunning). Returns the state the sequence shows."""
+        assert fault == "paused", error.args[0].desc
+        assert error.args[0].reason == NOT_RUNNING, error.args[0].desc
+        return final
 
 
 class Bliss1(DataModel):
     """Bliss 1.x data nodes, read back with ``tango_groups.data`` and ``redis_checker``."""
 
     name = data_format = "bliss1"
-    goes_on_after_redis_fault = True
-    resumes_after_kill = True
-    shows_recovered_sequence = True
     name_attributes = ("SequenceName",)
 
     def assert_named(self, name: str, title: str) -> None:
@@ -164,12 +149,6 @@ class Bliss1(DataModel):
     def waiter(self, server: SequenceServer, name: str) -> Waiter:
         return EndWaiter(server.redis.url, name)
 
-    def closed_anyway(self, fault: str, command: str, final: ScanState,
-                      error: tango.DevFailed) -> ScanState:
-        """After a pause the END may have landed: the device read it back (NotRunning)."""
-        assert fault == "paused", error.args[0].desc
-        assert error.args[0].reason == NOT_RUNNING, error.args[0].desc
-        return final
 
 
 class EndWaiter:

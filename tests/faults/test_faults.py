@@ -4,8 +4,7 @@ RedisTimeout and past the 3 s Tango client timeout, the device server SIGKILLed 
 (``RecoveryMode`` close and resume).
 
 Each scenario is written once and runs in each model through its adapter (``models``, which
-lists where the models differ on purpose: a Bliss 1.x sequence goes on after a Redis fault, a
-Bliss 2 one is LOST and closed FAILURE; ``RecoveryMode resume`` resumes 1.x only). Each fault
+lists where the models differ on purpose: names, ends, readers and checkers). Each fault
 strikes at several points of a sequence (``fault_points``: ``started``, ``scan_added``,
 ``emitted``, ``pending``; the sequence has a custom channel ``x`` and a finished scan,
 ``spare``, that it does not reference yet).
@@ -71,15 +70,14 @@ def reach(model: DataModel, server: SequenceServer, point: str) -> Expected:
     return expected
 
 
-def assert_agree(model: DataModel, server: SequenceServer, expected: Expected, running: bool,
-                 late: tuple[float, ...] = ()) -> None:
-    """Device == Redis == expected; nothing without its end but the running sequence. ``late``:
-    points of a write that failed, which Redis may hold once after the others (the device then
-    shows them too: ``test_points_that_landed_late_are_shown``)."""
+def assert_agree(model: DataModel, server: SequenceServer, expected: Expected,
+                 running: bool) -> None:
+    """Device == Redis == expected (every point once); nothing without its end but the running
+    sequence."""
     proxy = server.proxy
     assert model.references(server, expected.name) == (expected.names, expected.numbers)
     stored = model.points(server, expected.name)
-    assert stored in (expected.points, expected.points + list(late))  # never twice
+    assert stored == expected.points
     for attribute in model.name_attributes:
         assert proxy.read_attribute(attribute).value == expected.name, attribute
     assert spectrum(proxy, "ScanNames") == expected.names
@@ -145,27 +143,12 @@ def start_again(model: DataModel, server: SequenceServer, previous: str,
     assert model.problems(server) == []
 
 
-def close_lost(model: DataModel, server: SequenceServer, expected: Expected,
-               late: tuple[float, ...] = ()) -> None:
-    """The sequence is LOST: End answers SequenceLost and closes it (KILLED); the device is ON,
-    shows what Redis holds; Start works again."""
-    proxy = server.proxy
-    assert "closed now" in refused(LOST, proxy.End)
-    assert proxy.State() == tango.DevState.ON
-    assert proxy.SequenceState == ScanState.KILLED
-    model.assert_ended(server, expected.name, ScanState.KILLED)
-    expected.pending = []
-    assert_agree(model, server, expected, running=False, late=late)
-    start_again(model, server, expected.name)
-
-
 # -- Redis crashed ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("point", POINTS)
 def test_redis_restarted_with_its_data(sequence_server, model: DataModel, point: str) -> None:
-    """Down: FAULT, commands refused quickly (nothing written); back with its data: 1.x goes on
-    (the refused EmitChannel retried is stored once, pending numbers are still followed, End:
-    DONE); Bliss 2 is LOST (EmitChannel answers SequenceLost storing nothing, End closes it with
-    what it held, FAILURE, and Start works again)."""
+    """Down: FAULT, commands refused quickly (nothing written); back with its data, the sequence
+    goes on (the refused EmitChannel retried is stored once, pending numbers are still followed,
+    End: DONE)."""
     server = model.start(sequence_server)
     proxy = server.proxy
     expected = reach(model, server, point)
@@ -174,20 +157,12 @@ def test_redis_restarted_with_its_data(sequence_server, model: DataModel, point:
          lambda: device_view(proxy))
     refused(UNAVAILABLE, lambda: proxy.EmitChannel(([3.0], [CHANNEL])))
     server.redis.start()
-    if model.goes_on_after_redis_fault:
-        poll(lambda: proxy.State() == tango.DevState.RUNNING, DETECTION,
-             "RUNNING once Redis is back", lambda: device_view(proxy))
-        assert retried(lambda: proxy.EmitChannel(([3.0], [CHANNEL]))) == 1
-        expected.points.append(3.0)
-        assert_agree(model, server, expected, running=True)
-        finish(model, server, expected)
-        return
-    poll(lambda: proxy.Status().startswith("Sequence "),  # not "Redis ... is unreachable"
-         DETECTION, "the LOST status once Redis is back", lambda: device_view(proxy))
-    assert proxy.State() == tango.DevState.FAULT
-    refused(LOST, lambda: proxy.EmitChannel(([3.0], [CHANNEL])))
-    assert model.points(server, expected.name) == expected.points
-    close_lost(model, server, expected)
+    poll(lambda: proxy.State() == tango.DevState.RUNNING, DETECTION,
+         "RUNNING once Redis is back", lambda: device_view(proxy))
+    assert retried(lambda: proxy.EmitChannel(([3.0], [CHANNEL]))) == 1
+    expected.points.append(3.0)
+    assert_agree(model, server, expected, running=True)
+    finish(model, server, expected)
 
 
 @pytest.mark.parametrize(("point", "closer"), [*((point, "End") for point in POINTS),
@@ -248,11 +223,6 @@ def test_redis_paused_then_resumed(sequence_server, model: DataModel, point: str
         if pause > CLIENT_TIMEOUT_S:
             refused(UNAVAILABLE, lambda: proxy.AddScan(expected.spare))
         time.sleep(max(0.0, frozen + pause - time.monotonic()))  # the fault lasts `pause`
-    if not model.goes_on_after_redis_fault:
-        refused(LOST, lambda: retried(lambda: proxy.EmitChannel(([5.0, 6.0], [CHANNEL]))))
-        refused(LOST, lambda: proxy.AddScan(expected.spare))
-        close_lost(model, server, expected, late=(5.0, 6.0))
-        return
     assert retried(lambda: proxy.EmitChannel(([5.0, 6.0], [CHANNEL]))) == 2
     assert proxy.EmitChannel(([7.0], [CHANNEL])) == 1
     expected.points += [5.0, 6.0, 7.0]
@@ -279,10 +249,7 @@ def test_points_that_landed_late_are_shown(sequence_server, model: DataModel) ->
     with server.redis.paused():
         refused(UNAVAILABLE, lambda: proxy.EmitChannel(([5.0, 6.0], [CHANNEL])))
         time.sleep(max(0.0, frozen + 2.2 - time.monotonic()))  # the fault lasts 2.2 s
-    if model.goes_on_after_redis_fault:
-        assert retried(proxy.End) == "DONE"
-    else:
-        refused(LOST, lambda: retried(proxy.End))
+    assert retried(proxy.End) == "DONE"
     assert spectrum(proxy, CHANNEL) == model.points(server, expected.name)
 
 
@@ -325,7 +292,7 @@ def test_end_or_abort_retried_once_redis_is_back(sequence_server, model: DataMod
 # -- the server SIGKILLed --------------------------------------------------------------------------
 def killed_and_closed(model: DataModel, server: SequenceServer, expected: Expected) -> None:
     """SIGKILL, restart: within seconds the sequence has its end (KILLED), a reader following it
-    is released, the device is ON (showing it as KILLED: ``shows_recovered_sequence``),
+    is released, the device is ON (showing it as KILLED),
     references and points are untouched, a pending number is no longer followed; Start works
     again."""
     waiter = model.waiter(server, expected.name)
@@ -341,8 +308,7 @@ def killed_and_closed(model: DataModel, server: SequenceServer, expected: Expect
     finally:
         waiter.close()
     proxy = server.proxy
-    shown = ((expected.name, ScanState.KILLED) if model.shows_recovered_sequence
-             else ("", ScanState.IDLE))
+    shown = (expected.name, ScanState.KILLED)
     poll(lambda: (proxy.State() == tango.DevState.ON
                   and (proxy.SequenceName, proxy.SequenceState) == shown), DETECTION,
          f"the restarted device ON, showing {shown}", lambda: device_view(proxy))
@@ -365,14 +331,10 @@ def test_server_killed_then_restarted_closes_the_sequence(sequence_server, model
 @pytest.mark.parametrize("point", POINTS)
 def test_server_killed_then_restarted_resumes_the_sequence(sequence_server, model: DataModel,
                                                            point: str) -> None:
-    """RecoveryMode resume: the restarted 1.x device is RUNNING on the same sequence with its
-    scans, pending numbers and channel points restored from Redis; it goes on and ends DONE.
-    Bliss 2 (``resumes_after_kill`` false) closes it as ``close`` does."""
+    """RecoveryMode resume: the restarted device is RUNNING on the same sequence with its scans,
+    pending numbers and channel points restored from Redis; it goes on and ends DONE."""
     server = model.start(sequence_server, RecoveryMode="resume")
     expected = reach(model, server, point)
-    if not model.resumes_after_kill:
-        killed_and_closed(model, server, expected)
-        return
     waiter = model.waiter(server, expected.name)
     try:
         server.kill()
