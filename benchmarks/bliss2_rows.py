@@ -106,6 +106,16 @@ class _Bench:
                 results[side].append(measure())
         return results
 
+    def anchor_emits(self, data: numpy.ndarray, n: int) -> list[float]:
+        """Seconds of ``n`` sends + joins of ``data`` on a fresh anchor sequence (after one
+        untimed), its streams dropped once it ended."""
+        sequence = self.anchor()
+        sequence.emit(data)  # warm-up
+        samples = timed(partial(sequence.emit, data), n)
+        sequence.end()
+        self.drop(sequence.stream_keys)
+        return samples
+
     def drop(self, keys: list[str]) -> None:
         """Delete the data streams of an ended sequence (Redis stays small between repeats)."""
         self.client.delete(*keys)
@@ -228,15 +238,7 @@ def _emit(b: _Bench) -> list[Row]:
             b.drop([sequence.subscans.key, *(c.key for c in sequence.channels.values())])
             return samples
 
-        def anchor(data: numpy.ndarray = data, n: int = n) -> list[float]:
-            sequence = b.anchor()
-            sequence.emit(data)  # warm-up
-            samples = timed(partial(sequence.emit, data), n)
-            sequence.end()
-            b.drop(sequence.stream_keys)
-            return samples
-
-        o, a = b.both(ours, anchor)
+        o, a = b.both(ours, partial(b.anchor_emits, data, n))
         label = f"{size:.0e}".replace("e+0", "e")
         om, am = median_of_medians(o), median_of_medians(a)
         rows.append(Row(
@@ -309,15 +311,7 @@ def _tango_emit(b: _Bench, proxy: tango.DeviceProxy, sequences: Sequences, size:
         sequences.end()
         return samples
 
-    def anchor() -> list[float]:
-        sequence = b.anchor()
-        sequence.emit(data)  # warm-up
-        samples = timed(partial(sequence.emit, data), n)
-        sequence.end()
-        b.drop(sequence.stream_keys)
-        return samples
-
-    o, a = b.both(ours, anchor)
+    o, a = b.both(ours, partial(b.anchor_emits, data, n))
     label = "1 point" if size == 1 else f"{size:.0e}".replace("e+0", "e") + " points"
     return Row(f"EmitChannel {label} through Tango (DataFormat bliss2) vs blissdata's send + "
                "join, p50", percentile(o, 50) * 1e3, percentile(a, 50) * 1e3, "ms",
