@@ -8,8 +8,10 @@ streams. Bliss creates every stream, then ``prepare()`` and ``start()``; points 
 streams, ``info`` gets the end reason and ``close()`` publishes it.
 
 Unlike ``bliss_side.py`` (blissdata 0.3.1, which needs gevent), this runs in the benchmark's own
-process, on the same ``DataStore`` as ``tango_groups.bliss2.SequenceScan``: both sides use the
-same library with the same (thread) sinks, so the ratios show what our layer adds on top.
+process, on the same ``DataStore`` as ``tango_groups.bliss2.SequenceScan``. Only this side sends
+through blissdata's (thread) sink, ``DualStageThreadSink``: it sends what it was given once no
+new command came for 10 ms, so ``add_scan`` and ``emit`` (send + join) wait about that long;
+ours sends the same entries synchronously (``tango_groups.bliss2.streams``).
 Imports blissdata 2: import this module only where the ``bliss2`` extra is installed.
 """
 

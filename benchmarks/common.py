@@ -41,6 +41,7 @@ BLISS1_PYTHON = os.environ.get("TANGO_GROUPS_BLISS1_PYTHON") or str(
     HERE.parent / ".venv-bliss1" / "bin" / "python")
 BASE_PATH = "/tmp/scans"  # scans land in {session}:tmp:scans, as with Bliss's default ScanSaving
 Samples = list[list[float]]  # seconds, one list per repeat
+SECONDS = {"s": 1.0, "ms": 1e-3, "µs": 1e-6}  # seconds per time unit of a row
 
 
 # -- profiles -----------------------------------------------------------------------------------

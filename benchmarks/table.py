@@ -17,9 +17,7 @@ import numpy
 import redis
 from redis.utils import HIREDIS_AVAILABLE
 
-from .common import BLISS1_PYTHON, BenchEnv, Row
-
-_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "µs": 1e-6}
+from .common import BLISS1_PYTHON, SECONDS, BenchEnv, Row
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -31,8 +29,8 @@ def fmt(value: float | None, unit: str) -> str:
             f"{value:,.0f} {unit}"
     if unit == "":
         return f"{value:,.0f}"
-    if unit in _TIME_UNITS:
-        seconds = value * _TIME_UNITS[unit]
+    if unit in SECONDS:
+        seconds = value * SECONDS[unit]
         for best, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
             if seconds >= scale or best == "µs":
                 value, unit = seconds / scale, best
@@ -81,7 +79,8 @@ def format_table(rows: list[Row], header: str,
                "tango_groups is faster (smaller); '-' = not measured.")
     if checks is not None:
         out.append("target: '>= Nx' = the ratio must reach N; 'ours <= Nx' = ours may cost at "
-                   "most N times the anchor column (ratio >= 1/N).")
+                   "most N times the anchor column (ratio >= 1/N); ', ours <= 2 ms' = and the "
+                   "tango_groups column may be at most that time.")
     out += [f"[{i}] {note}" for i, note in enumerate(notes, 1)]
     return "\n".join(out)
 
