@@ -21,26 +21,13 @@ from tango_groups.scanning.chain import AcquisitionChannel
 from tango_groups.scanning.group import Group, ScanSequenceError, Sequence
 from tango_groups.scanning.scan import ScanState
 from tango_groups.scanning.simulation import loopscan
-from tango_groups.session import Session
 
 DIODE = "simulation_diode_sampling_controller:diode"
 
 
 @pytest.fixture
-def session(modules_redis, session_name):
-    session = Session(session_name, redis_url=modules_redis.url, data_format="bliss2").setup()
-    yield session
-    session.close()
-
-
-@pytest.fixture
 def config(session):
     return session.config
-
-
-@pytest.fixture
-def url(modules_redis) -> str:
-    return modules_redis.url
 
 
 def test_loopscan_is_a_bliss2_scan(config, url, session_name):

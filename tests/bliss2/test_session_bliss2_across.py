@@ -59,18 +59,6 @@ def run_python(code: str, *args: str) -> str:
     return out.stdout
 
 
-@pytest.fixture
-def session(modules_redis, session_name):
-    session = Session(session_name, redis_url=modules_redis.url, data_format="bliss2").setup()
-    yield session
-    session.close()
-
-
-@pytest.fixture
-def url(modules_redis) -> str:
-    return modules_redis.url
-
-
 def test_a_number_another_process_writes_is_pending_until_its_scan_is_prepared(session, url,
                                                                               session_name):
     seq = Sequence()
