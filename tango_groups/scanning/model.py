@@ -81,7 +81,8 @@ class SequenceOut(WriterOut, Protocol):
 
 
 class PendingNumbers(Protocol):
-    """Scan numbers followed until their scans are prepared (``bliss1.pending.NumberWatch``)."""
+    """Scan numbers followed until their scans are prepared (``bliss1.pending.NumberWatch``,
+    ``bliss2.pending.NumberFollowers``)."""
 
     def follow(self, number: int, facts: ScanFacts | None = None) -> None: ...
     def restart(self, numbers: Iterable[int]) -> None: ...
@@ -122,13 +123,13 @@ class DataModel(Protocol):
 
     def follow_numbers(self, watch_client: Redis, on_prepared: Callable[[ScanFacts], None],
                        on_error: Callable[[RedisError], None]) -> PendingNumbers:
-        """What follows the numbers ``add_number`` adds (``ScanSequenceError`` when the model
-        does not follow pending numbers)."""
+        """What follows the numbers ``add_number`` adds; ``on_prepared`` gets the facts of each
+        scan found PREPARED (``db_name``, ``number``, ``ended``, ``node(client)``)."""
         ...
 
     def running_sequence(self, db_name: str) -> dict[str, Any]:
         """The info of the sequence ``db_name`` another process left without END, checked
-        (``ScanSequenceError`` when it is no such sequence, or the model reopens none)."""
+        (``ScanSequenceError`` when it is no such sequence, saying why)."""
         ...
 
     def attach_sequence(self, db_name: str, info: Mapping[str, Any],
