@@ -375,6 +375,16 @@ class GroupWriter(ScanWriter):
         return {n: c for n, c in self.channels.items()
                 if c.node.device == self.CUSTOM}
 
+    def resync(self) -> dict[str, Any]:
+        """Re-read every channel's length; returns the points found beyond what was known, by
+        channel fullname (``scans``: db_names; all of them for channels just attached)."""
+        found = {}
+        for name, channel in self.channels.items():
+            known = channel.length
+            if channel.resync() > known:
+                found[name] = channel.read(known)
+        return found
+
     def publish_scan(self, scan_db_name: str, scan_nb: int, ended: bool | None = None) -> None:
         """Reference a sub-scan (its node must exist): ``scan_numbers`` then ``scans``, and the
         refresh of the sub-scan's TTLs if it already ended (Bliss keeps grouped scans alive as

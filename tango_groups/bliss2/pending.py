@@ -8,22 +8,25 @@ is missed. A scan found while still CREATED is followed by its own state stream.
 awaited number; each waits at most ``block`` seconds per Redis call, so ``cancel()`` takes effect
 within that time. The store it follows with needs a socket timeout longer than ``block``. A
 Redis failure is reported and the follower goes on once Redis answers. ``PendingScans`` keeps
-the followers of a running sequence.
+the followers of a running sequence (the service's); ``NumberFollowers`` those of a
+``Sequence`` of a bliss2 ``Session`` (``add_number``: ``scanning.model.PendingNumbers``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from blissdata.exceptions import NoScanAvailable, ScanNotFoundError
 from blissdata.redis_engine.scan import Scan, ScanState
 from blissdata.redis_engine.store import DataStore
 
 from ..data.connection import RedisError
+from .store import scan_of_number
 
-__all__ = ["Awaited", "PendingScans"]
+__all__ = ["Awaited", "NumberFollowers", "PendingScans", "PreparedScan"]
 
 logger = logging.getLogger(__name__)
 
@@ -154,3 +157,70 @@ class PendingScans:
         if not self._awaited:
             self._settled.notify_all()
         self._changed(self.numbers)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedScan:
+    """Scan ``number`` found PREPARED, as a ``Sequence`` references it (what
+    ``bliss1.lookup.ScanFacts`` is to a 1.x one)."""
+
+    db_name: str  # its esrf:scan:... key
+    number: int
+    ended: bool
+
+    def node(self, client: object) -> str:
+        """What the sequence keeps of it: its key (Bliss 2 has no data nodes)."""
+        return self.db_name
+
+
+class NumberFollowers:
+    """The numbers a ``Sequence`` of session ``session`` awaits (``add_number``), one
+    ``Awaited`` each: ``on_prepared(PreparedScan)`` once its scan is PREPARED (at once when it
+    is already), ``on_error(error)`` when Redis fails (the followers go on). Its owner
+    serialises ``follow``, ``restart`` and ``stop``; the callbacks come from the followers'
+    threads, and the owner checks that it still awaits the number."""
+
+    def __init__(self, store: DataStore, session: str,
+                 on_prepared: Callable[[PreparedScan], None],
+                 on_error: Callable[[RedisError], None], block: float = 0.5) -> None:
+        self._store, self._session, self._block = store, session, block
+        self._on_prepared, self._on_error = on_prepared, on_error
+        self._awaited: list[Awaited] = []
+
+    def follow(self, number: int, facts: object = None) -> None:
+        """Follow scan ``number`` of the session from what Redis holds now (``facts``, what a
+        1.x lookup found, has no Bliss 2 counterpart: the number is looked up here)."""
+        key, since = scan_of_number(self._store, self._session, number)
+        if key is not None:
+            try:
+                scan = self._store.load_scan(key)
+            except ScanNotFoundError:  # deleted since the search: await a newer one
+                key = None
+            else:
+                if scan.state >= ScanState.PREPARED:
+                    self._ready(number, scan)
+                    return
+        self._awaited.append(Awaited(self._store, self._session, number, since=since, key=key,
+                                     ready=self._ready, failed=self._failed,
+                                     block=self._block))
+
+    def restart(self, numbers: Iterable[int]) -> None:
+        """Follow ``numbers`` again from what Redis holds now."""
+        self.stop()
+        for number in numbers:
+            self.follow(number)
+
+    def stop(self) -> None:
+        """Follow nothing more (the followers end within ``block`` seconds, not waited for)."""
+        for awaited in self._awaited:
+            awaited.cancel()
+        self._awaited.clear()
+
+    def _ready(self, number: int, scan: Scan) -> None:
+        self._on_prepared(PreparedScan(scan.key, number, scan.state >= ScanState.STOPPED))
+
+    def _failed(self, number: int, error: Exception) -> None:
+        if isinstance(error, RedisError):
+            self._on_error(error)
+        else:  # deleted before it was prepared: it stays pending (end() lists it unfinished)
+            logger.warning("pending scan %s vanished: %s", number, error)

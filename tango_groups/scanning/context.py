@@ -110,9 +110,10 @@ class SequenceContext:
         self._sequence._add_node(node, scan_nb, ended)
 
     def add_number(self, number: int, facts: ScanFacts | None = None) -> None:
-        """Add scan ``number`` of the session's scan-saving container, which another process
-        writes: published now if it is prepared, otherwise as soon as it is. ``facts``: what a
-        lookup just found of it (None: not registered yet)."""
+        """Add scan ``number`` of the session's scan-saving container (bliss2: of the session's
+        scans), which another process writes: published now if it is prepared, otherwise as
+        soon as it is. ``facts`` (bliss1): what a lookup just found of it (None: not registered
+        yet)."""
         self._sequence._add_number(number, facts)
 
     def wait_all_subscans(self, timeout: float | None = None) -> bool:

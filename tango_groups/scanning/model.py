@@ -70,12 +70,19 @@ class SequenceOut(WriterOut, Protocol):
     @property
     def ended(self) -> bool: ...
     def publish_scan(self, db_name: str, scan_nb: int, ended: bool | None = None) -> None: ...
+    def resync(self) -> dict[str, Any]:
+        """Read again what Redis holds (a write whose answer was lost may have landed): the
+        points beyond what this writer knew, by channel fullname, the references under
+        ``scans`` (names, keys) and ``scan_numbers``; a writer of a sequence just reopened
+        knew nothing."""
+        ...
     def end(self, scan_info: Mapping[str, Any], state: str, exception: str = "",
             once: bool = False) -> str: ...
 
 
 class PendingNumbers(Protocol):
-    """Scan numbers followed until their scans are prepared (``bliss1.pending.NumberWatch``)."""
+    """Scan numbers followed until their scans are prepared (``bliss1.pending.NumberWatch``,
+    ``bliss2.pending.NumberFollowers``)."""
 
     def follow(self, number: int, facts: ScanFacts | None = None) -> None: ...
     def restart(self, numbers: Iterable[int]) -> None: ...
@@ -116,13 +123,13 @@ class DataModel(Protocol):
 
     def follow_numbers(self, watch_client: Redis, on_prepared: Callable[[ScanFacts], None],
                        on_error: Callable[[RedisError], None]) -> PendingNumbers:
-        """What follows the numbers ``add_number`` adds (``ScanSequenceError`` when the model
-        does not follow pending numbers)."""
+        """What follows the numbers ``add_number`` adds; ``on_prepared`` gets the facts of each
+        scan found PREPARED (``db_name``, ``number``, ``ended``, ``node(client)``)."""
         ...
 
     def running_sequence(self, db_name: str) -> dict[str, Any]:
         """The info of the sequence ``db_name`` another process left without END, checked
-        (``ScanSequenceError`` when it is no such sequence, or the model reopens none)."""
+        (``ScanSequenceError`` when it is no such sequence, saying why)."""
         ...
 
     def attach_sequence(self, db_name: str, info: Mapping[str, Any],

@@ -3,8 +3,7 @@
 In a bliss1 session a sequence is a ``scan_group`` node whose ``GroupingMaster`` publishes one
 ``scan_numbers`` and one ``scans`` reference per sub-scan, plus optional custom channels; in a
 bliss2 one a sequence scan (``tango_groups.bliss2``). The rules here are the same in both; what
-differs is asked of the session's model (``scanning.model.DataModel``): pending numbers,
-``add_number`` and ``reopen`` are bliss1's only::
+differs is asked of the session's model (``scanning.model.DataModel``)::
 
     seq = Sequence(title="my_sequence")
     seq.add_custom_channel(AcquisitionChannel("sum", float, ()))
@@ -18,8 +17,9 @@ differs is asked of the session's model (``scanning.model.DataModel``): pending 
 Scans the sequence waits for (*pending*) are of two kinds, kept in one place: ``Scan`` objects of
 this process added before they run (``scan_info["group"]`` is set so that Flint follows them;
 referenced from the thread running them when they reach STARTING) and scan numbers of the
-scan-saving container written by another process (``add_number``; followed in Redis by the
-model, ``tango_groups.bliss1.pending``, and referenced when PREPARED). ``wait_all_subscans``
+scan-saving container (bliss2: of the session) written by another process (``add_number``;
+followed in Redis by the model, ``tango_groups.bliss1.pending`` or ``bliss2.pending``, and
+referenced when PREPARED). ``wait_all_subscans``
 waits for both; ``end`` drops what never started and raises Bliss's error after ending the
 sequence.
 
@@ -187,9 +187,10 @@ class Sequence:
                session: Session | None = None, listener: SequenceListener | None = None,
                watch_client: Redis | None = None) -> Sequence:
         """The sequence ``db_name`` as another process left it without END (same custom
-        channels), to add scans and points (when it is STARTING) or end it from here. Raises
-        ``ScanSequenceError`` when it is not a sequence without END, or its info cannot be read
-        safely."""
+        channels), to add scans and points (when it is STARTING) or end it from here (bliss1: a
+        ``scan_group`` node's db_name; bliss2: a STARTED sequence scan's ``esrf:scan:`` key,
+        of this session). Raises ``ScanSequenceError`` when it is not a sequence without END,
+        or its info cannot be read safely."""
         session = session or get_current_session()
         info = session.model.running_sequence(db_name)
         sequence = cls(title=info.get("title"), session=session, listener=listener,
@@ -209,11 +210,7 @@ class Sequence:
         fullname (``scans``: db_names)."""
         if self._group is None or self._group.ended:
             raise ScanSequenceError(f'the sequence "{self.title}" is not running')
-        found = {}
-        for name, channel in self._group.channels.items():
-            known = channel.length
-            if channel.resync() > known:
-                found[name] = channel.read(known)
+        found = self._group.resync()
         names = [str(db_name) for db_name in found.get(keys.SCANS_CHANNEL, ())]
         with self._changed:
             if names:

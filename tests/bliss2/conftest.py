@@ -1,6 +1,6 @@
 """Fixtures of the Bliss 2 tests: a blissdata 2.x ``DataStore`` on the Redis with RedisJSON and
-RediSearch (``modules_redis``, tests/conftest.py), live blissdata readers, and
-SequenceManager processes in ``DataFormat bliss2`` (``start_device``).
+RediSearch (``modules_redis``, tests/conftest.py), a ``bliss2`` ``Session``, live blissdata
+readers, and SequenceManager processes in ``DataFormat bliss2`` (``start_device``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from tango.test_context import DeviceTestContext
 
 from tango_groups.devices.sequence_manager import SequenceManager
 from tango_groups.runtime.redis_server import RedisServer
+from tango_groups.session import Session
 
 _sessions = itertools.count(1)
 CHANNELS = ['{"name": "sum", "unit": "count"}', '{"name": "spectrum", "shape": [4]}']
@@ -32,6 +33,19 @@ def store(modules_redis):
 @pytest.fixture
 def session_name() -> str:
     return f"b2_{os.getpid()}_{next(_sessions)}"
+
+
+@pytest.fixture
+def url(modules_redis) -> str:
+    return modules_redis.url
+
+
+@pytest.fixture
+def session(url, session_name) -> Iterator[Session]:
+    """The current session: ``session_name`` writing the Bliss 2 model to ``url``."""
+    session = Session(session_name, redis_url=url, data_format="bliss2").setup()
+    yield session
+    session.close()
 
 
 @pytest.fixture

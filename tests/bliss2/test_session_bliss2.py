@@ -3,7 +3,8 @@
 The examples of tests/seed_examples.py (the bliss1 tests run them too), in a bliss2 session; what
 they wrote is read by blissdata 2.4.5's own reader (``bliss2_reader.py snapshot``, a subprocess):
 the sequence scan CLOSED, its sub-scans loaded through the ``scan_sequence`` plugin with their data,
-custom channels, Group's references; and Sequence's pending rules, kept in bliss2.
+custom channels, Group's references; and Sequence's pending rules, kept in bliss2 (numbers
+pending in another process and ``Sequence.reopen``: test_session_bliss2_across.py).
 """
 
 from __future__ import annotations
@@ -20,26 +21,13 @@ from tango_groups.scanning.chain import AcquisitionChannel
 from tango_groups.scanning.group import Group, ScanSequenceError, Sequence
 from tango_groups.scanning.scan import ScanState
 from tango_groups.scanning.simulation import loopscan
-from tango_groups.session import Session
 
 DIODE = "simulation_diode_sampling_controller:diode"
 
 
 @pytest.fixture
-def session(modules_redis, session_name):
-    session = Session(session_name, redis_url=modules_redis.url, data_format="bliss2").setup()
-    yield session
-    session.close()
-
-
-@pytest.fixture
 def config(session):
     return session.config
-
-
-@pytest.fixture
-def url(modules_redis) -> str:
-    return modules_redis.url
 
 
 def test_loopscan_is_a_bliss2_scan(config, url, session_name):
@@ -184,10 +172,3 @@ def test_an_error_in_the_block_closes_the_sequence_as_a_failure(config, url):
     seen = snapshot(url, seq.key)
     assert seen["state"] == "CLOSED" and seen["info"]["end_reason"] == "FAILURE"
 
-
-def test_pending_numbers_and_reopen_are_bliss1_only(session):
-    seq = Sequence()
-    with seq.sequence_context() as scan_seq, pytest.raises(ScanSequenceError, match="bliss1"):
-        scan_seq.add_number(7)
-    with pytest.raises(ScanSequenceError, match="bliss1"):
-        Sequence.reopen(seq.key)
