@@ -24,7 +24,7 @@ from blissdata.redis_engine.scan import Scan, ScanState
 from blissdata.redis_engine.store import DataStore
 
 from ..data.connection import RedisError
-from .store import scan_of_number
+from .store import WRITER, WRITTEN_BY, scan_of_number
 
 __all__ = ["Awaited", "NumberFollowers", "PendingScans", "PreparedScan"]
 
@@ -79,7 +79,8 @@ class Awaited:
             return
 
     def _announced(self) -> Scan | None:
-        """The first scan of the session with the number announced after ``since``."""
+        """The first scan of the session with the number announced after ``since`` that
+        tango_groups did not write itself."""
         while not self._cancelled.is_set():
             try:
                 self._since, key = self._store.get_next_scan(since=self._since,
@@ -90,7 +91,8 @@ class Awaited:
                 scan = self._store.load_scan(key)
             except ScanNotFoundError:  # an older scan of the history, expired since
                 continue
-            if scan.session == self._session and scan.number == self.number:
+            if (scan.session == self._session and scan.number == self.number
+                    and scan.info.get(WRITTEN_BY) != WRITER):  # not a sequence or group of ours
                 return scan
         return None
 

@@ -16,7 +16,7 @@ import tango
 pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
 
 from bliss2_support import snapshot, write_scan
-from tango_checks import refused
+from tango_checks import refused, wait_until
 
 from tango_groups.bliss2 import find_scans
 from tango_groups.data.connection import Redis, connect
@@ -129,6 +129,21 @@ def test_a_number_finds_the_scan_before_a_sequence_of_the_device(store, session_
         scan]
     assert store.load_scan(colliding).info["written_by"] == "tango_groups"
     assert "written_by" not in store.load_scan(scan).info
+
+
+def test_a_pending_number_waits_for_a_scan_not_for_a_group_of_the_device(
+        store, session_name, start_device, settings, redis_server):
+    """Bliss's counter reset (a new dataset) gives a group of the device the number a client
+    awaits: the sequence references the Bliss scan of that number once it runs."""
+    member = write_scan(store, session_name, bliss_scan_number(settings, session_name))
+    proxy = start_device(SettingsRedisURL=redis_server.url).proxy
+    proxy.Start(json.dumps({"title": "awaits 3"}))  # number 2
+    assert proxy.AddScan("3") == "pending:3"
+    group = proxy.CreateGroup("1")  # the counter's next number: the one the client awaits
+    assert number_of(store, group) == 3
+    later = write_scan(store, session_name, 3)  # the scan the client meant
+    wait_until(lambda: list(proxy.ScanNames) == [later], what=lambda: list(proxy.ScanNames))
+    assert proxy.End() == "DONE" and member != later
 
 
 def test_a_settings_redis_down_refuses_start_and_writes_nothing(store, session_name,
