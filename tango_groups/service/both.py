@@ -18,15 +18,16 @@ returns and what the device shows), the *second* Bliss 2 scans (its key is the s
 
 Faults: when Redis fails the second side's write of what the first wrote (emit, add_scan: no
 answer, or an error; the second side refuses with ``RedisUnavailable``), the request is
-*half-done*: it is refused with that error and remembered (``_HalfDone``: its ``RetryKey``, as ``retries`` builds them). Before any other
-sequence command (emit, add_scan, end, abort) the second side writes it again (its own retry
-logic finds whether its failed write landed: nothing twice), so that both models hold what the
-client sent, in the order sent; a client repeating exactly that request then gets the first
-side's answer without a second write there. While the second cannot write it, those commands
-are refused (``RedisUnavailable``, writing nothing): as with one model, the sequence goes on once
-Redis answers. The second side is LOST (``give_up``; FAULT, closed by End) only when it refuses
-for another reason (its sequence gone from Redis, its lease lost), or when it was LOST already:
-the command then succeeds with the 1.x side alone.
+*half-done*: it is refused with that error and remembered (``_HalfDone``: its ``RetryKey``, as
+``retries`` builds them). Before any other sequence command (emit, add_scan, end, abort) the
+second side writes it again (its own retry logic finds whether its failed write landed: nothing
+twice), so that both models hold what the client sent, in the order sent; a client repeating
+exactly that request then gets the first side's answer without a second write there. While the
+second cannot write it, those commands are refused (``RedisUnavailable``, writing nothing): as
+with one model, the sequence goes on once Redis answers (also after a restart with its data).
+The second side is LOST (``give_up``; FAULT, closed by End) only when it refuses for another
+reason (its sequence gone from Redis, its lease lost), or when it was LOST already: the command
+then succeeds with the 1.x side alone.
 
 Notifications: the first model's reach the owner (with the key of the Bliss 2 sequence in
 ``SequenceStarted``); of the second's, only what it adds to the picture: its state merged into

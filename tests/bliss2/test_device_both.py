@@ -1,6 +1,8 @@
 """The SequenceManager with ``DataFormat both``: one sequence in each data model, each referencing
 the scans of its own generation, read by blissdata 0.3.1 (1.x) and blissdata 2.4.5 (Bliss 2),
-each in its own environment.
+each in its own environment; and a fuzz of requests that must be refused, writing nothing in
+either model (``TANGO_GROUPS_FUZZ_EXAMPLES_BOTH`` runs, 40 by default). Redis faults in this
+format: ``test_both_faults.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
 
+import redis_checker
 from bliss2_support import snapshot, write_scan
 from bliss_envs import BLISS1_PYTHON
 from redis_checker import KeySnapshot
@@ -238,18 +241,21 @@ BAD_REQUESTS = st.one_of(
 def test_fuzz_refusals_write_nothing_in_either_model(store, session_name, modules_redis,
                                                      bliss1_session, start_device):
     """Runs of requests drawn from what must be refused (names of nothing, numbers out of range,
-    the sequence itself in either model, a scan both sides hold, points of the wrong shape or
-    dtype, bytes that are no .npy, groups of nothing, a second Start): each is refused with a
-    ``SequenceManager_`` reason and neither model changes; the sequence then ends DONE with
-    what it took before, once in each."""
+    the sequence itself in either model: a number the other side could take, a scan both sides
+    hold, points of the wrong shape or dtype, bytes that are no .npy, groups of nothing, a
+    second Start): each is refused with a ``SequenceManager_`` reason and neither model
+    changes; the sequence then ends DONE with what it took before, once in each."""
     name, key, number = both_scans(bliss1_session, store)
+    loopscan(1, 0.0, bliss1_session.config.get("diode"), session=bliss1_session)  # 1.x only
     proxy = start_device(DataFormat="both").proxy
     db_name = proxy.Start(json.dumps({"channels": ["sum", "spectrum"]}))
+    # each side's own number is a scan the other side could take: refused by one side only
+    assert (proxy.SequenceNumber, int(store.load_scan(proxy.ScanKey).number)) == (
+        number + 2, number + 1)
     assert proxy.AddScan(str(number)) == name and proxy.EmitChannel(([1.5], ["sum"])) == 1
     own = dict(zip(OWN, (db_name, proxy.ScanKey, str(proxy.SequenceNumber),
                          str(int(store.load_scan(proxy.ScanKey).number)), name, key,
                          str(number))))
-    before = snapshots(modules_redis.url)
 
     @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow])
@@ -257,6 +263,7 @@ def test_fuzz_refusals_write_nothing_in_either_model(store, session_name, module
     def refused_writing_nothing(requests: list[tuple[str, Any]]) -> None:
         for command, argument in requests:
             argument = own.get(argument, argument) if isinstance(argument, str) else argument
+            before = snapshots(modules_redis.url)
             with pytest.raises(tango.DevFailed) as failure:
                 proxy.command_inout(command, argument)
             error = failure.value.args[0]
@@ -268,3 +275,5 @@ def test_fuzz_refusals_write_nothing_in_either_model(store, session_name, module
     assert snapshot(modules_redis.url, own["<key>"])["references"] == [
         {"key": key, "scan_number": number}]
     assert end_events(modules_redis.url, db_name) == [b"END_SCAN"]
+    with redis.Redis.from_url(modules_redis.url, db=1) as client:
+        assert redis_checker.references(client, db_name) == ([name], [number])
