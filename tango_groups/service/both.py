@@ -186,7 +186,8 @@ class BothService:
         if isinstance(reference, str):
             side = self.second if reference.startswith(SCAN_KEY_PREFIX) else self.first
             return side.plan_add(reference)
-        writes, held = {}, []
+        writes: dict[SequenceService, Write] = {}
+        held: list[ManagerError] = []
         followed = self.second.phase is Phase.RUNNING  # a lost Bliss 2 side takes no more
         for side in (self.first, self.second) if followed else (self.first,):
             try:
