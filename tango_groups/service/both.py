@@ -9,15 +9,25 @@ returns and what the device shows), the *second* Bliss 2 scans (its key is the s
 * ``add_scan``: a number goes to both (the 1.x scan of that number in the container, the Bliss 2
   scan of that number in the session: each may be pending on its own); a db_name to the first
   only, a Bliss 2 key to the second only. Both sides check a number (``plan_add``) before either
-  writes: a refusal of either writes nothing in both. A number one model already holds (a client
-  repeating the command after a failure) is added to the other only; when the second cannot
-  write what the first wrote, it is LOST, as in ``emit``;
-* ``emit``: the first, then the second. The Bliss 2 side follows the 1.x side: when it cannot
-  take points the 1.x side took, it is LOST (``give_up``; FAULT, closed by End) and the command
-  still succeeds, so that a client's retry never writes the 1.x points twice;
+  writes: a refusal of either writes nothing in both. A number one model already holds (added
+  by db_name or key) is added to the other only;
+* ``emit``: the first, then the second;
 * ``end`` / ``abort``: both (each closed even when the other fails; the first error's reason is
   raised, its message saying what became of each side);
 * ``create_group``: both groups' scans are checked (``plan_group``) before either is written.
+
+Faults: when Redis fails the second side's write of what the first wrote (emit, add_scan: no
+answer, or an error; the second side refuses with ``RedisUnavailable``), the request is
+*half-done*: it is refused with that error and remembered (``_HalfDone``: its ``RetryKey``, as
+``retries`` builds them). Before any other sequence command (emit, add_scan, end, abort) the
+second side writes it again (its own retry logic finds whether its failed write landed: nothing
+twice), so that both models hold what the client sent, in the order sent; a client repeating
+exactly that request then gets the first side's answer without a second write there. While the
+second cannot write it, those commands are refused (``RedisUnavailable``, writing nothing): as
+with one model, the sequence goes on once Redis answers (also after a restart with its data).
+The second side is LOST (``give_up``; FAULT, closed by End) only when it refuses for another
+reason (its sequence gone from Redis, its lease lost), or when it was LOST already: the command
+then succeeds with the 1.x side alone.
 
 Notifications: the first model's reach the owner (with the key of the Bliss 2 sequence in
 ``SequenceStarted``); of the second's, only what it adds to the picture: its state merged into
@@ -30,7 +40,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
+
+import numpy
 
 from ..scanning.scan import ScanState
 from .notifications import (
@@ -43,6 +56,7 @@ from .notifications import (
 from .protocol import SequenceService, ServiceFactory, Write
 from .reasons import ManagerError, Reason
 from .requests import SCAN_KEY_PREFIX, StartRequest, parse_group_request, parse_scan_reference
+from .retries import Points, RetryKey, RetryKind
 from .states import Phase
 
 __all__ = ["BothService"]
@@ -60,6 +74,16 @@ class _Side:
     pending: tuple[int, ...] = ()
 
 
+@dataclasses.dataclass(frozen=True)
+class _HalfDone:
+    """A request the first side wrote and the second could not (see the module docstring)."""
+
+    key: RetryKey  # the request, to recognise a client repeating it
+    redo: Callable[[], object]  # the second side's write of it
+    answer: Any  # what the command answers (the first side's answer)
+    what: str  # what the second side misses, for messages
+
+
 class BothService:
     """The services ``first`` (1.x) and ``second`` (Bliss 2) build, as one; see the module
     docstring."""
@@ -72,6 +96,7 @@ class BothService:
         self._first = _Side("1.x", first(self._from_first))
         self._second = _Side("Bliss 2", second(self._from_second))
         self.first, self.second = self._first.service, self._second.service
+        self._half: _HalfDone | None = None
 
     @property
     def phase(self) -> Phase:
@@ -130,6 +155,7 @@ class BothService:
         self.first.open(health_period)
 
     def close(self) -> None:
+        self._half = None  # the sequences are closed: what the second missed stays missed
         self.first.close()
         self.second.close()
 
@@ -151,47 +177,82 @@ class BothService:
 
     def plan_add(self, reference: int | str) -> Write:
         """A db_name goes to the first, a key to the second; a number is planned on both (a side
-        that holds it already, after a repeated command, is left out): a refusal of either
-        writes nothing. The write writes the first side, then the second."""
+        that holds it already is left out): a refusal of either writes nothing. The write
+        writes the first side, then the second (``_follow``)."""
+        key, half = RetryKey(RetryKind.ADD, reference), self._half
+        self._catch_up()
+        if half is not None and half.key == key:  # repeated: the first side holds it
+            return lambda: half.answer
         if isinstance(reference, str):
             side = self.second if reference.startswith(SCAN_KEY_PREFIX) else self.first
             return side.plan_add(reference)
-        writes, held = [], []
+        writes: dict[SequenceService, Write] = {}
+        held: list[ManagerError] = []
         followed = self.second.phase is Phase.RUNNING  # a lost Bliss 2 side takes no more
         for side in (self.first, self.second) if followed else (self.first,):
             try:
-                writes.append(side.plan_add(reference))  # checks: nothing written yet
+                writes[side] = side.plan_add(reference)  # checks: nothing written yet
             except ManagerError as error:
                 if error.reason is not Reason.DUPLICATE_SCAN:
                     raise  # refused by either side: nothing written in either model
-                held.append(error)  # a side that holds it already (a repeated command)
+                held.append(error)  # a side that holds it already (added by db_name or key)
         if not writes:
             raise held[0]
+        first, second = writes.get(self.first), writes.get(self.second)
+        if first is None:
+            return second
 
         def write() -> str:
-            result = writes[0]()
-            for later in writes[1:]:  # the Bliss 2 side, after the 1.x side wrote: see emit
-                try:
-                    later()
-                except ManagerError as error:
-                    self.second.give_up(f"it missed scan {reference}, which the 1.x sequence "
-                                        f"took ({error.message})")
+            result = first()
+            if second is not None:
+                self._follow(_HalfDone(key, lambda: self.second.plan_add(reference)(), result,
+                                       f"scan {reference}"))
             return result
 
         return write
 
     def emit(self, channel: str, data: Any, flat: bool = False) -> int:
+        """The points to the first side, then to the second (``_follow``)."""
+        key = RetryKey(RetryKind.EMIT, (channel, flat), Points(numpy.asarray(data)))
+        half = self._half
+        self._catch_up()
+        if half is not None and half.key == key:  # repeated: the first side holds them
+            return half.answer
         written = self.first.emit(channel, data, flat)
         if self.second.phase is Phase.RUNNING:
-            try:
-                self.second.emit(channel, data, flat)
-            except ManagerError as error:
-                self.second.give_up(f"it missed points the 1.x sequence took ({error.message})")
+            self._follow(_HalfDone(key, lambda: self.second.emit(channel, data, flat), written,
+                                   f"points of channel {channel!r}"))
         return written
+
+    def _follow(self, half: _HalfDone) -> None:
+        """The second side writes what the first wrote: half-done until it did."""
+        self._half = half
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """The second side writes the half-done request, if any (refused while Redis fails it:
+        nothing else is written meanwhile); LOST when it refuses it otherwise."""
+        half, self._half = self._half, None
+        if half is None or self.second.phase is not Phase.RUNNING:
+            return
+        try:
+            half.redo()
+        except ManagerError as error:
+            if error.reason is Reason.REDIS_UNAVAILABLE:
+                self._half = half
+                raise ManagerError(error.reason, f"{self._second.model}: {error.message} Its "
+                                   f"sequence misses {half.what}, which the 1.x sequence took: "
+                                   "repeat the command once Redis answers (any command on the "
+                                   "sequence first writes what it misses).") from None
+            if error.reason is not Reason.DUPLICATE_SCAN:  # a scan it holds: done
+                self.second.give_up(f"it missed {half.what}, which the 1.x sequence took "
+                                    f"({error.message})")
 
     def end(self, state: ScanState | None = None) -> str:
         """Both sides, each ended even when the other fails; a failure (one side LOST, scans
-        not finished...) is raised with what became of each side."""
+        not finished...) is raised with what became of each side. The second side first writes
+        what it has not taken yet (``_catch_up``)."""
+        self._catch_up()
         running = [side for side in (self._first, self._second)
                    if side.service.phase is not Phase.IDLE]
         if not running:
@@ -224,6 +285,7 @@ class BothService:
                            self.second.sequence_name, error.message)
 
     def give_up(self, why: str) -> None:
+        self._half = None
         self.first.give_up(why)
         self.second.give_up(why)
 

@@ -1,20 +1,29 @@
 """The SequenceManager with ``DataFormat both``: one sequence in each data model, each referencing
 the scans of its own generation, read by blissdata 0.3.1 (1.x) and blissdata 2.4.5 (Bliss 2),
-each in its own environment.
+each in its own environment; and a fuzz of requests that must be refused, writing nothing in
+either model (``TANGO_GROUPS_FUZZ_EXAMPLES_BOTH`` runs, 40 by default). Redis faults in this
+format: ``test_both_faults.py``.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import numpy
 import pytest
 import redis
 import tango
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("blissdata.redis_engine.store", reason="blissdata 2.x (tango_groups[bliss2])")
 
+import redis_checker
 from bliss2_support import snapshot, write_scan
 from bliss_envs import BLISS1_PYTHON
 from redis_checker import KeySnapshot
@@ -25,6 +34,7 @@ from tango_groups.scanning.simulation import loopscan
 from tango_groups.session import Session
 
 INTEROP = Path(__file__).parents[1] / "interop"
+FUZZ_EXAMPLES = int(os.environ.get("TANGO_GROUPS_FUZZ_EXAMPLES_BOTH", "40"))
 
 
 def bliss1_snapshot(url: str, session: str) -> dict:
@@ -160,33 +170,6 @@ def end_events(url: str, db_name: str) -> list[bytes]:
         return [entry[b"__EVENT__"] for _, entry in client.xrange(db_name + "_end")]
 
 
-def test_end_after_the_bliss2_side_was_lost_says_what_became_of_each(
-        store, session_name, modules_redis, start_device):
-    """The Bliss 2 side cannot take points the 1.x side took (its stream is not a stream): it is
-    LOST (FAULT), the 1.x side kept them; End ends the 1.x sequence DONE, closes the Bliss 2 one
-    FAILURE and answers SequenceLost saying both."""
-    proxy = start_device(DataFormat="both").proxy
-    db_name = proxy.Start(json.dumps({"channels": ["sum"]}))
-    key = proxy.ScanKey
-    stream = store.load_scan(key).streams[custom_stream_name("sum")].key
-    with redis.Redis.from_url(modules_redis.url) as client:
-        client.set(stream, "not a stream")  # XADD: WRONGTYPE
-        assert proxy.EmitChannel(([1.5], ["sum"])) == 1  # the 1.x side took it
-        wait_until(lambda: proxy.State() == tango.DevState.FAULT, what=proxy.Status)
-        client.delete(stream)  # what was there is lost with the Bliss 2 side
-    wait_until(lambda: proxy.Status().startswith(f"Bliss 2: Sequence {key}: it missed points"),
-               what=proxy.Status)  # Redis answers again; the Bliss 2 side stays LOST
-    assert proxy.State() == tango.DevState.FAULT
-    assert list(proxy.read_attribute("sum").value) == [1.5]  # the 1.x side's point
-    desc = refused("SequenceManager_SequenceLost", proxy.End)
-    assert desc.startswith(f"1.x: sequence {db_name} ended DONE. Bliss 2: Sequence {key}: ")
-    assert desc.endswith("It is closed now (FAILURE).")
-    assert proxy.State() == tango.DevState.ON and end_events(modules_redis.url, db_name) == [
-        b"END_SCAN"]
-    closed = store.load_scan(key)
-    assert closed.state.name == "CLOSED" and closed.info["end_reason"] == "FAILURE"
-
-
 def test_end_after_redis_dropped_the_bliss2_side(store, session_name, modules_redis,
                                                  start_device):
     """Redis no longer holds the Bliss 2 sequence: End ends the 1.x one DONE and says that
@@ -226,3 +209,71 @@ def test_text_redis_cannot_store_takes_no_scan_number(store, session_name, modul
     assert {key: info[key] for key in stored} == stored
     assert {key: json.loads(proxy.ScanInfo)[key] for key in stored} == stored
     assert proxy.End() == "DONE"
+
+
+def npy(array: numpy.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    numpy.save(buffer, array)
+    return buffer.getvalue()
+
+
+NO_DIGITS = st.text(st.characters(min_codepoint=1, max_codepoint=255), max_size=40).filter(
+    lambda text: not any(c.isdigit() for c in text))  # what a Tango string carries
+OWN = ("<db_name>", "<key>", "<number>", "<key number>", "<scan>", "<scan key>", "<scan number>")
+BAD_REQUESTS = st.one_of(
+    st.tuples(st.just("AddScan"), NO_DIGITS | st.sampled_from(
+        ["-1", "9" * 30, "\u00b2", "1.5", "1e3", "0x1", "esrf:scan:" + "Z" * 26, *OWN])),
+    st.tuples(st.just("EmitChannel"), st.one_of(
+        st.tuples(st.lists(st.floats(), max_size=3), NO_DIGITS.filter(
+            lambda name: name not in ("sum", "spectrum")).map(lambda name: [name])),
+        st.tuples(st.lists(st.floats(), min_size=1, max_size=7).filter(
+            lambda values: len(values) % 4), st.just(["spectrum"])),
+        st.tuples(st.lists(st.floats(), max_size=3), st.sampled_from([[], ["sum", "sum"]])))),
+    st.tuples(st.just("EmitChannelEncoded"), st.tuples(st.sampled_from(["sum", "spectrum"]), (
+        st.binary(max_size=200) | st.sampled_from([npy(numpy.array([1j])),
+                                                   npy(numpy.zeros((2, 3))),
+                                                   npy(numpy.array(["text"]))])))),
+    st.tuples(st.just("CreateGroup"), NO_DIGITS | st.sampled_from(
+        ['{"scans": [123456]}', '{"scans": ["nope"]}', '{"scans": []}', "[" * 5000])),
+    st.tuples(st.just("Start"), NO_DIGITS))
+
+
+def test_fuzz_refusals_write_nothing_in_either_model(store, session_name, modules_redis,
+                                                     bliss1_session, start_device):
+    """Runs of requests drawn from what must be refused (names of nothing, numbers out of range,
+    the sequence itself in either model: a number the other side could take, a scan both sides
+    hold, points of the wrong shape or dtype, bytes that are no .npy, groups of nothing, a
+    second Start): each is refused with a ``SequenceManager_`` reason and neither model
+    changes; the sequence then ends DONE with what it took before, once in each."""
+    name, key, number = both_scans(bliss1_session, store)
+    loopscan(1, 0.0, bliss1_session.config.get("diode"), session=bliss1_session)  # 1.x only
+    proxy = start_device(DataFormat="both").proxy
+    db_name = proxy.Start(json.dumps({"channels": ["sum", "spectrum"]}))
+    # each side's own number is a scan the other side could take: refused by one side only
+    assert (proxy.SequenceNumber, int(store.load_scan(proxy.ScanKey).number)) == (
+        number + 2, number + 1)
+    assert proxy.AddScan(str(number)) == name and proxy.EmitChannel(([1.5], ["sum"])) == 1
+    own = dict(zip(OWN, (db_name, proxy.ScanKey, str(proxy.SequenceNumber),
+                         str(int(store.load_scan(proxy.ScanKey).number)), name, key,
+                         str(number))))
+
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(requests=st.lists(BAD_REQUESTS, min_size=1, max_size=5))
+    def refused_writing_nothing(requests: list[tuple[str, Any]]) -> None:
+        for command, argument in requests:
+            argument = own.get(argument, argument) if isinstance(argument, str) else argument
+            before = snapshots(modules_redis.url)
+            with pytest.raises(tango.DevFailed) as failure:
+                proxy.command_inout(command, argument)
+            error = failure.value.args[0]
+            assert error.reason.startswith("SequenceManager_"), (command, argument, error)
+            assert unchanged_since(modules_redis.url, before) == [], (command, argument)
+
+    refused_writing_nothing()
+    assert proxy.State() == tango.DevState.RUNNING and proxy.End() == "DONE"
+    assert snapshot(modules_redis.url, own["<key>"])["references"] == [
+        {"key": key, "scan_number": number}]
+    assert end_events(modules_redis.url, db_name) == [b"END_SCAN"]
+    with redis.Redis.from_url(modules_redis.url, db=1) as client:
+        assert redis_checker.references(client, db_name) == ([name], [number])
