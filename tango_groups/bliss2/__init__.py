@@ -1,8 +1,11 @@
-"""Sequences in the Bliss 2 data model, written through blissdata 2.x itself (``[bliss2]`` extra).
+"""Sequences in the Bliss 2 data model, in blissdata 2.x's own model (``[bliss2]`` extra).
 
-The Bliss 1.x side (``tango_groups.data``) writes data nodes byte for byte; this side does not
-re-implement anything: blissdata 2.4.5 (LGPL, the field's own library) is the writer, so the
-protocol follows its releases. Read in blissdata 2.4.5's source and checked by tests/bliss2:
+The Bliss 1.x side (``tango_groups.bliss1``) writes data nodes byte for byte; this side writes
+through blissdata 2.4.5 (LGPL, the field's own library, pinned): its models, encoders and state
+transitions, with one exception, the stream entries, which ``streams`` sends itself in the
+caller's request (blissdata's writers send them from a thread that batches for 10 ms and dies
+with its connection): the same entries, byte for byte (tests/bliss2/test_streams.py). Read in
+blissdata 2.4.5's source and checked by tests/bliss2:
 
 Store and scans (``blissdata.redis_engine``)
     ``DataStore(url)`` needs a Redis >= 7.1 (or Valkey) with RedisJSON and RediSearch and a db
@@ -24,7 +27,9 @@ Streams (``blissdata.streams``)
     a numeric stream (``info`` gets ``dtype`` and ``shape``), or JSON with ``dtype="json"``;
     ``stream.send(point or batch)`` queues to a sink thread (a greenlet when gevent patched the
     process), ``join()`` waits for Redis, ``seal()`` ends the stream. Entries are ``esrf:stream:
-    <ULID>`` Redis streams with position IDs; a reader's ``stream[:]`` or cursor gets numpy arrays.
+    <ULID>`` Redis streams: ``XADD <index>-1 payload <bytes> [len <n>]``, ``index`` the position
+    of the batch's first point, and a seal entry (id 2**64-1, field ``id``: the length); a
+    reader's ``stream[:]`` or cursor gets numpy arrays.
 Sequences
     A sequence is a scan with ``info["is_scan_sequence"] = True`` and a stream made with
     ``blissdata.streams.scan_sequence.ScanStream.make_definition(name)`` (JSON, ``info`` format
