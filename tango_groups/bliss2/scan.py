@@ -20,7 +20,7 @@ from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
 from ..data.channel import ChannelSpec
-from .streams import StreamWriter, create_scan
+from .streams import StreamWriter, create_scan, seal
 
 __all__ = ["END_REASONS", "ChannelStream", "ScanWriter", "close_scan", "end_scan", "json_ready",
            "now", "stream_definition"]
@@ -156,5 +156,4 @@ class ScanWriter:
         return state
 
     def _seal(self) -> None:
-        for writer in self.writers.values():
-            writer.seal()
+        seal(self.writers.values())

@@ -32,7 +32,7 @@ from ..data.channel import ChannelSpec
 from .h5maps import Entry, saved_entry, sequence_h5maps
 from .scan import close_scan, now, stream_definition
 from .store import WRITER, WRITTEN_BY
-from .streams import StreamWriter, create_scan, open_scan
+from .streams import StreamWriter, create_scan, open_scan, seal
 
 __all__ = ["CUSTOM", "SUBSCANS", "SequenceScan", "custom_stream_name"]
 
@@ -179,5 +179,4 @@ class SequenceScan:
                 **self._h5maps(self.scan.info, self.channels, self.keys, end_time)}
 
     def _seal(self) -> None:
-        for writer in self.writers.values():
-            writer.seal()
+        seal(self.writers.values())

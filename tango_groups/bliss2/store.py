@@ -21,7 +21,7 @@ from blissdata.redis_engine.store import DataStore
 from ..data.connection import Redis, never_retry
 from ..data.counters import last_number as counted
 from ..data.counters import next_number as count
-from .streams import open_scan
+from .streams import open_scan, seal
 
 __all__ = ["WRITER", "WRITTEN_BY", "SessionCounter", "close_left_open", "data_store",
            "ensure_set_up", "find_scans", "last_number", "next_number", "scan_of_number",
@@ -167,8 +167,7 @@ def close_left_open(store: DataStore, key: str, reason: str = "FAILURE") -> bool
     scan, writers = open_scan(store, key)
     if scan.state is ScanState.CLOSED:
         return False
-    for writer in writers.values():
-        writer.seal()
+    seal(writers.values())
     scan.info = {**scan.info, "end_reason": reason}
     scan.close()
     return True

@@ -7,7 +7,7 @@ know that a command's data is in Redis when it answers, and has to go on once a 
 is back. ``StreamWriter`` sends the very entries blissdata's writer sends, in the caller's
 request: blissdata's encoder of the stream's definition, ``XADD <key> <index>-1`` with the field
 ``payload`` (and ``len`` for a batch of more than one point), ``index`` the position of the
-batch's first point; it seals with the ``seal_stream`` Redis function blissdata installs. A
+batch's first point; ``seal`` seals with the ``seal_stream`` Redis function blissdata installs. A
 reader cannot tell the difference. A write that failed without an answer may have landed:
 ``resync`` reads the stream's end again (a retry must not write a batch twice).
 
@@ -35,7 +35,7 @@ from blissdata.streams.encoding.numeric import NumericStreamEncoder
 
 from ..data.connection import Redis, ResponseError
 
-__all__ = ["HISTORY_LENGTH", "StreamWriter", "create_scan", "open_scan"]
+__all__ = ["HISTORY_LENGTH", "StreamWriter", "create_scan", "open_scan", "seal"]
 
 HISTORY_LENGTH = 2048  # the length blissdata caps _SCAN_HISTORY_ at (MAXLEN ~)
 SEAL_ID = b"18446744073709551615-18446744073709551615"  # the id of blissdata's seal entry
@@ -89,16 +89,24 @@ class StreamWriter:
                 if entry_id != SEAL_ID
                 for point in self.encoder.decode([EncodedBatch(fields[b"payload"])])]
 
-    def seal(self) -> None:
-        """Seal the stream (blissdata's ``seal_stream``): readers learn it is complete."""
-        if self.sealed:
-            return
-        try:
-            self.client.fcall("seal_stream", 1, self.key)
-        except ResponseError as error:
-            if "is already sealed" not in str(error):
-                raise
-        self.sealed = True
+
+def seal(writers: Iterable[StreamWriter]) -> None:
+    """Seal the streams not sealed yet (blissdata's ``seal_stream``), in one round trip:
+    readers learn they are complete. One sealed meanwhile by someone else counts as sealed."""
+    unsealed = [writer for writer in writers if not writer.sealed]
+    if not unsealed:
+        return
+    pipe = unsealed[0].client.pipeline(transaction=False)
+    for writer in unsealed:
+        pipe.fcall("seal_stream", 1, writer.key)
+    failed = None
+    for writer, result in zip(unsealed, pipe.execute(raise_on_error=False), strict=True):
+        if isinstance(result, ResponseError) and "is already sealed" not in str(result):
+            failed = failed or result
+        else:
+            writer.sealed = True
+    if failed is not None:
+        raise failed
 
 
 def create_scan(store: DataStore, identity: Mapping[str, Any], info: Mapping[str, Any],

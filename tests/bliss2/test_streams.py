@@ -22,7 +22,7 @@ from blissdata.streams.default import Stream
 from blissdata.streams.scan_sequence import ScanStream
 
 from tango_groups.bliss2 import store_client
-from tango_groups.bliss2.streams import StreamWriter, create_scan, open_scan
+from tango_groups.bliss2.streams import StreamWriter, create_scan, open_scan, seal
 
 CASES = {
     "float64 points one by one": (Stream.make_definition("a", "float64"), [1.5, 2.5, 3.5]),
@@ -64,7 +64,7 @@ def by_us(store: Any, definition: Any, points: list[Any]) -> Any:
     scan.start()
     for point in points:
         writers[definition.name].send(point)
-    writers[definition.name].seal()
+    seal(writers.values())
     scan.stop()
     scan.close()
     return store.load_scan(scan.key)
@@ -121,9 +121,24 @@ def test_a_scan_taken_over_goes_on_after_its_last_point(store) -> None:
     again, taken = open_scan(store, scan.key)
     assert taken["a"].written == 4 and not taken["a"].sealed
     taken["a"].send(numpy.array([9.0]))
-    taken["a"].seal()
+    seal(taken.values())
     again.stop()  # the info it was loaded with is written back unchanged
     again.close()
     read = store.load_scan(scan.key)
     assert read.streams["a"][:].tolist() == [0.0, 1.0, 2.0, 3.0, 9.0]
     assert open_scan(store, scan.key)[1]["a"].sealed
+
+
+def test_seal_seals_each_stream_once_even_sealed_meanwhile(store) -> None:
+    subscans, _ = CASES["sub-scan references (JSON)"]
+    floats, _ = CASES["float64 batches"]
+    scan, writers = create_scan(store, IDENTITY, {}, [subscans, floats])
+    scan.prepare()
+    writers["a"].send(numpy.arange(2.0))
+    other = open_scan(store, scan.key)[1]  # another writer seals one stream first
+    seal([other["a"]])
+    seal(writers.values())
+    assert all(writer.sealed for writer in writers.values())
+    seals = [raw(store, writer.key)[-1] for writer in writers.values()]
+    assert [fields[b"id"] for _, fields in seals] == [b"0", b"2"]  # one seal each, its length
+    assert [len(raw(store, writer.key)) for writer in writers.values()] == [1, 2]
