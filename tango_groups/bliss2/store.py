@@ -85,8 +85,8 @@ def scan_of_number(store: DataStore, session: str, number: int) -> tuple[str | N
     marked ``info[WRITTEN_BY]``), else the newest."""
     since, keys = store.search_existing_scans(session=session, number=number)
     keys = sorted(keys, reverse=True)  # ULIDs sort by creation time: newest first
-    if len(keys) > 1:
-        keys.sort(key=lambda key: _written_here(store, key))
+    if len(keys) > 1:  # loaded newest first, until one is not ours
+        return next((key for key in keys if not _written_here(store, key)), keys[0]), since
     return (keys[0] if keys else None), since
 
 

@@ -9,7 +9,7 @@ request: blissdata's encoder of the stream's definition, ``XADD <key> <index>-1`
 ``payload`` (and ``len`` for a batch of more than one point), ``index`` the position of the
 batch's first point; ``seal`` seals with the ``seal_stream`` Redis function blissdata installs. A
 reader cannot tell the difference. A write that failed without an answer may have landed:
-``resync`` reads the stream's end again (a retry must not write a batch twice).
+``resync`` reads the streams' ends again (a retry must not write a batch twice).
 
 ``create_scan`` writes the scan's first JSON document with its stream models in it (blissdata's
 ``create_scan`` writes none and adds them at ``prepare``): a reader loading the scan while it
@@ -35,7 +35,7 @@ from blissdata.streams.encoding.numeric import NumericStreamEncoder
 
 from ..data.connection import Redis, ResponseError
 
-__all__ = ["HISTORY_LENGTH", "StreamWriter", "create_scan", "open_scan", "seal"]
+__all__ = ["HISTORY_LENGTH", "StreamWriter", "create_scan", "open_scan", "resync", "seal"]
 
 HISTORY_LENGTH = 2048  # the length blissdata caps _SCAN_HISTORY_ at (MAXLEN ~)
 SEAL_ID = b"18446744073709551615-18446744073709551615"  # the id of blissdata's seal entry
@@ -52,14 +52,6 @@ class StreamWriter:
         self.key: str = model.key()
         self.written, self.sealed = written, sealed
 
-    @classmethod
-    def reopen(cls, client: Redis, name: str, model: Any) -> StreamWriter:
-        """The writer of a stream that holds points already: it goes on after the last."""
-        writer = cls(client, name, model, ENCODERS[model.encoding["type"]].from_info(
-            model.encoding))
-        writer.resync()
-        return writer
-
     def send(self, data: Any) -> int:
         """Append one point, or a batch along the first axis (what the encoder takes), as one
         entry; returns the number of points. Nothing is counted when the request fails."""
@@ -68,11 +60,8 @@ class StreamWriter:
         self.written += batch.len
         return batch.len
 
-    def resync(self) -> int:
-        """Read the end of the stream again and go on from there; returns the points Redis
-        holds beyond ``written`` (a write whose answer was lost landed after all), negative
-        when it holds fewer (a restart from older data lost the difference)."""
-        last = self.client.xrevrange(self.key, count=1)
+    def _go_on_after(self, last: list[Any]) -> None:
+        """Write on after ``last`` (the stream's last entry, as XREVRANGE COUNT 1 gives it)."""
         end = 0
         if last:
             entry_id, fields = last[0]
@@ -80,8 +69,7 @@ class StreamWriter:
                 self.sealed, end = True, int(fields[b"id"])
             else:
                 end = int(entry_id.split(b"-")[0]) + int(fields.get(b"len", 1))
-        landed, self.written = end - self.written, end
-        return landed
+        self.written = end
 
     def json_points(self) -> list[Any]:
         """Every point of a JSON stream (a sequence's sub-scans), read back from Redis."""
@@ -107,6 +95,24 @@ def seal(writers: Iterable[StreamWriter]) -> None:
             writer.sealed = True
     if failed is not None:
         raise failed
+
+
+def resync(writers: Iterable[StreamWriter]) -> dict[str, int]:
+    """Read the end of each stream again (in one round trip) and go on from there; returns, by
+    stream name, the points Redis holds beyond ``written`` (a write whose answer was lost landed
+    after all), negative when it holds fewer (a restart from older data lost the difference)."""
+    writers = list(writers)
+    if not writers:
+        return {}
+    pipe = writers[0].client.pipeline(transaction=False)
+    for writer in writers:
+        pipe.xrevrange(writer.key, count=1)
+    landed = {}
+    for writer, last in zip(writers, pipe.execute(), strict=True):
+        before = writer.written
+        writer._go_on_after(last)
+        landed[writer.name] = writer.written - before
+    return landed
 
 
 def create_scan(store: DataStore, identity: Mapping[str, Any], info: Mapping[str, Any],
@@ -141,6 +147,8 @@ def open_scan(store: DataStore, key: str) -> tuple[Scan, dict[str, StreamWriter]
     last point (blissdata's ``ScanNotFoundError`` when it is gone)."""
     scan = Scan._load_rw(store, key)
     scan.json_info = json.dumps(scan.info)  # blissdata's mark of the info written: kept as is
-    client = store._redis
-    return scan, {name: StreamWriter.reopen(client, name, model)
-                  for name, model in scan._model.data_streams.items()}
+    writers = {name: StreamWriter(store._redis, name, model,
+                                  ENCODERS[model.encoding["type"]].from_info(model.encoding))
+               for name, model in scan._model.data_streams.items()}
+    resync(writers.values())
+    return scan, writers

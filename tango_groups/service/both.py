@@ -179,10 +179,10 @@ class BothService:
         """A db_name goes to the first, a key to the second; a number is planned on both (a side
         that holds it already is left out): a refusal of either writes nothing. The write
         writes the first side, then the second (``_follow``)."""
-        key, half = RetryKey(RetryKind.ADD, reference), self._half
-        self._catch_up()
-        if half is not None and half.key == key:  # repeated: the first side holds it
-            return lambda: half.answer
+        key = RetryKey(RetryKind.ADD, reference)
+        repeated = self._caught_up(key)
+        if repeated is not None:  # the first side holds it
+            return lambda: repeated.answer
         if isinstance(reference, str):
             side = self.second if reference.startswith(SCAN_KEY_PREFIX) else self.first
             return side.plan_add(reference)
@@ -214,10 +214,9 @@ class BothService:
     def emit(self, channel: str, data: Any, flat: bool = False) -> int:
         """The points to the first side, then to the second (``_follow``)."""
         key = RetryKey(RetryKind.EMIT, (channel, flat), Points(numpy.asarray(data)))
-        half = self._half
-        self._catch_up()
-        if half is not None and half.key == key:  # repeated: the first side holds them
-            return half.answer
+        repeated = self._caught_up(key)
+        if repeated is not None:  # the first side holds them
+            return repeated.answer
         written = self.first.emit(channel, data, flat)
         if self.second.phase is Phase.RUNNING:
             self._follow(_HalfDone(key, lambda: self.second.emit(channel, data, flat), written,
@@ -228,6 +227,13 @@ class BothService:
         """The second side writes what the first wrote: half-done until it did."""
         self._half = half
         self._catch_up()
+
+    def _caught_up(self, key: RetryKey) -> _HalfDone | None:
+        """``_catch_up``; the half-done request when ``key`` repeats it (its answer is the
+        command's, with no second write on the first side)."""
+        half = self._half
+        self._catch_up()
+        return half if half is not None and half.key == key else None
 
     def _catch_up(self) -> None:
         """The second side writes the half-done request, if any (refused while Redis fails it:

@@ -22,7 +22,7 @@ from blissdata.streams.default import Stream
 from blissdata.streams.scan_sequence import ScanStream
 
 from tango_groups.bliss2 import store_client
-from tango_groups.bliss2.streams import StreamWriter, create_scan, open_scan, seal
+from tango_groups.bliss2.streams import create_scan, open_scan, resync, seal
 
 CASES = {
     "float64 points one by one": (Stream.make_definition("a", "float64"), [1.5, 2.5, 3.5]),
@@ -104,12 +104,12 @@ def test_resync_finds_what_landed_and_what_redis_lost(store) -> None:
     scan.prepare()
     writer = writers["a"]
     writer.send(numpy.arange(3.0))
-    assert writer.resync() == 0 and writer.written == 3
-    other = StreamWriter.reopen(store_client(store), "a", writer.model)  # another request
+    assert resync([writer]) == {"a": 0} and writer.written == 3
+    other = open_scan(store, scan.key)[1]["a"]  # another request
     other.send(numpy.arange(2.0))  # lands while the first writer never heard of it
-    assert writer.resync() == 2 and writer.written == 5
+    assert resync([writer]) == {"a": 2} and writer.written == 5
     store_client(store).xdel(writer.key, "3-1")  # Redis lost the end (an older snapshot)
-    assert writer.resync() == -2 and writer.written == 3
+    assert resync([writer]) == {"a": -2} and writer.written == 3
 
 
 def test_a_scan_taken_over_goes_on_after_its_last_point(store) -> None:
