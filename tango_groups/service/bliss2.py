@@ -55,7 +55,7 @@ from .notifications import (
 )
 from .protocol import Write
 from .reasons import ManagerError, Reason
-from .requests import StartRequest, parse_channel
+from .requests import StartRequest, channel_json, parse_channel
 from .retries import Points, RetryKey, RetryKind
 from .states import Command, Phase, Transition, transition
 
@@ -180,8 +180,7 @@ class Bliss2Service(ServiceCore):
             number = self._redis(self._next_number)
             title = request.title if request.title is not None else "sequence_of_scans"
             channels = tuple(request.channels)
-            self._specs = {spec.name: spec for spec in channels}
-            record = tuple(self._channel_json())
+            record = tuple(channel_json(spec) for spec in channels)
             try:
                 sequence = self._redis(lambda: SequenceScan(
                     self.store, session=self.session.name, number=number, title=title,
